@@ -1,0 +1,289 @@
+//! The actor cell: the part of an actor shared between its task and everyone holding a ref to it:
+//! the mailbox, identity, watchers, statistics and the kill switch.
+//!
+//! Invariant: an actor terminates exactly once. `CellCore::terminate` records the reason under the
+//! watcher lock; a watcher added after that is notified at once, so `Terminated` is delivered to
+//! every watcher exactly once whatever the interleaving.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use crate::dead_letters::DeadLetterReason;
+use crate::failure::{Directive, Failure, Terminated, TerminationReason};
+use crate::mailbox::{Mailbox, MailboxConfig, Refused};
+use crate::path::{ActorId, ActorPath};
+use crate::system::SystemShared;
+
+/// Messages on the system lane. Never dropped while the actor lives; always handled before user
+/// messages.
+pub(crate) enum SystemMsg {
+    /// Stop gracefully.
+    Stop,
+    /// The parent restarts this (not necessarily failed) child.
+    Restart(Failure),
+    /// The parent's decision after this actor failed.
+    Supervise(Directive),
+    /// A child failed and is suspended, waiting for a directive.
+    ChildFailed { child: ActorId, failure: Failure },
+    /// A child ended.
+    ChildTerminated { child: ActorId },
+    /// A watched actor ended.
+    Terminated(Terminated),
+    /// A timer fired.
+    Timer { id: u64 },
+    /// A delayed restart is due.
+    RestartNow,
+}
+
+/// Type-erased access to an actor's system lane and life (its message type is not known here).
+pub(crate) trait SysTarget: Send + Sync + 'static {
+    fn send_sys(&self, msg: SystemMsg) -> bool;
+    fn core(&self) -> &CellCore;
+}
+
+/// Someone to tell when a watched actor ends: an actor (its system lane), or a callback
+/// (transports, `wait_for_stop`).
+#[derive(Clone)]
+pub struct Watcher {
+    pub(crate) id: ActorId,
+    kind: WatcherKind,
+}
+
+#[derive(Clone)]
+enum WatcherKind {
+    Actor(Arc<dyn SysTarget>),
+    Callback(Arc<dyn Fn(Terminated) + Send + Sync>),
+}
+
+impl Watcher {
+    pub(crate) fn actor(target: Arc<dyn SysTarget>) -> Self {
+        Self {
+            id: target.core().id,
+            kind: WatcherKind::Actor(target),
+        }
+    }
+
+    /// A watcher that runs `callback` (once) when the watched actor ends. `id` identifies it for
+    /// `unwatch`. For transports that relay `Terminated` to other nodes.
+    pub fn from_fn(id: ActorId, callback: impl Fn(Terminated) + Send + Sync + 'static) -> Self {
+        Self {
+            id,
+            kind: WatcherKind::Callback(Arc::new(callback)),
+        }
+    }
+
+    /// The watcher's identity.
+    pub fn id(&self) -> ActorId {
+        self.id
+    }
+
+    /// Delivers `Terminated` to this watcher.
+    pub fn notify(&self, terminated: Terminated) {
+        match &self.kind {
+            WatcherKind::Actor(target) => {
+                target.send_sys(SystemMsg::Terminated(terminated));
+            }
+            WatcherKind::Callback(f) => f(terminated),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Life {
+    ended: Option<TerminationReason>,
+    watchers: Vec<Watcher>,
+    waiters: Vec<oneshot::Sender<TerminationReason>>,
+}
+
+/// The non-generic half of a cell.
+pub(crate) struct CellCore {
+    pub(crate) id: ActorId,
+    pub(crate) path: ActorPath,
+    pub(crate) system: Arc<SystemShared>,
+    pub(crate) message_type: &'static str,
+    pub(crate) registered: bool,
+    life: Mutex<Life>,
+    pub(crate) processed: AtomicU64,
+    pub(crate) failures: AtomicU32,
+    pub(crate) restarts: AtomicU32,
+    abort: OnceLock<AbortHandle>,
+    killed: AtomicBool,
+}
+
+impl CellCore {
+    pub(crate) fn dead_letter(&self, reason: DeadLetterReason) {
+        self.system
+            .dead_letters
+            .record(&self.path, self.message_type, reason);
+    }
+
+    /// Adds a watcher, or notifies it at once if the actor already ended.
+    pub(crate) fn add_watcher(&self, watcher: Watcher) {
+        let mut life = self.life.lock();
+        match &life.ended {
+            Some(reason) => {
+                let t = self.terminated(reason.clone());
+                drop(life);
+                watcher.notify(t);
+            }
+            None => life.watchers.push(watcher),
+        }
+    }
+
+    pub(crate) fn remove_watcher(&self, id: ActorId) {
+        self.life.lock().watchers.retain(|w| w.id != id);
+    }
+
+    /// A receiver that resolves when the actor ends.
+    pub(crate) fn wait_for_end(&self) -> oneshot::Receiver<TerminationReason> {
+        let (tx, rx) = oneshot::channel();
+        let mut life = self.life.lock();
+        match &life.ended {
+            Some(reason) => {
+                let _ = tx.send(reason.clone());
+            }
+            None => life.waiters.push(tx),
+        }
+        rx
+    }
+
+    pub(crate) fn ended(&self) -> Option<TerminationReason> {
+        self.life.lock().ended.clone()
+    }
+
+    fn terminated(&self, reason: TerminationReason) -> Terminated {
+        Terminated {
+            id: self.id,
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// Records the end and tells everyone waiting for it. Idempotent.
+    pub(crate) fn terminate(&self, reason: TerminationReason) {
+        let (watchers, waiters) = {
+            let mut life = self.life.lock();
+            if life.ended.is_some() {
+                return;
+            }
+            life.ended = Some(reason.clone());
+            (
+                std::mem::take(&mut life.watchers),
+                std::mem::take(&mut life.waiters),
+            )
+        };
+        match &reason {
+            TerminationReason::Stopped => tracing::debug!(actor = %self.path, "actor stopped"),
+            other => tracing::info!(actor = %self.path, reason = %other, "actor terminated"),
+        }
+        for w in watchers {
+            w.notify(self.terminated(reason.clone()));
+        }
+        for tx in waiters {
+            let _ = tx.send(reason.clone());
+        }
+        self.system.actor_ended(self, &reason);
+    }
+
+    pub(crate) fn set_abort(&self, handle: AbortHandle) {
+        let _ = self.abort.set(handle);
+        if self.killed.load(Ordering::SeqCst)
+            && let Some(h) = self.abort.get()
+        {
+            h.abort();
+        }
+    }
+
+    /// Aborts the actor's task: its state is dropped at its next await point without running the
+    /// stopped hook; teardown (children, watchers, dead letters) still happens.
+    pub(crate) fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        if let Some(h) = self.abort.get() {
+            h.abort();
+        }
+    }
+}
+
+/// One actor's shared state, typed by its message.
+pub(crate) struct Cell<M> {
+    pub(crate) core: CellCore,
+    pub(crate) mailbox: Mailbox<M, SystemMsg>,
+}
+
+impl<M: Send + 'static> Cell<M> {
+    pub(crate) fn new(
+        id: ActorId,
+        path: ActorPath,
+        system: Arc<SystemShared>,
+        mailbox: MailboxConfig<M>,
+        registered: bool,
+    ) -> Self {
+        Self {
+            core: CellCore {
+                id,
+                path,
+                system,
+                message_type: std::any::type_name::<M>(),
+                registered,
+                life: Mutex::new(Life::default()),
+                processed: AtomicU64::new(0),
+                failures: AtomicU32::new(0),
+                restarts: AtomicU32::new(0),
+                abort: OnceLock::new(),
+                killed: AtomicBool::new(false),
+            },
+            mailbox: Mailbox::new(mailbox),
+        }
+    }
+
+    /// Fire-and-forget: anything that cannot be queued is a dead letter.
+    #[inline]
+    pub(crate) fn tell(&self, msg: M) {
+        match self.mailbox.push_user(msg, false) {
+            Ok(acc) => {
+                if acc.shed.is_some() {
+                    self.core.dead_letter(DeadLetterReason::Shed);
+                }
+                if acc.closed {
+                    self.drain_dead();
+                }
+            }
+            Err(Refused::Full(_)) => self.core.dead_letter(DeadLetterReason::MailboxFull),
+            Err(Refused::Closed(_)) => self.core.dead_letter(DeadLetterReason::Stopped),
+        }
+    }
+
+    /// Queues `msg` or hands it back (`force_fail`: refuse on a full bounded lane whatever its
+    /// policy).
+    #[inline]
+    pub(crate) fn try_tell(&self, msg: M, force_fail: bool) -> Result<(), Refused<M>> {
+        let acc = self.mailbox.push_user(msg, force_fail)?;
+        if acc.shed.is_some() {
+            self.core.dead_letter(DeadLetterReason::Shed);
+        }
+        if acc.closed {
+            self.drain_dead();
+        }
+        Ok(())
+    }
+
+    /// Drains a closed mailbox, counting every message as a dead letter.
+    pub(crate) fn drain_dead(&self) {
+        self.mailbox
+            .drain_user(|_msg| self.core.dead_letter(DeadLetterReason::Stopped));
+    }
+}
+
+impl<M: Send + 'static> SysTarget for Cell<M> {
+    fn send_sys(&self, msg: SystemMsg) -> bool {
+        self.mailbox.push_sys(msg).is_ok()
+    }
+
+    fn core(&self) -> &CellCore {
+        &self.core
+    }
+}

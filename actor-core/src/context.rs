@@ -1,0 +1,304 @@
+//! [`Context`]: what an actor can do besides handling its message: know itself, spawn and
+//! supervise children, watch other actors, set timers and a receive timeout, stash messages, and
+//! pipe futures back into its mailbox.
+//!
+//! The context lives in the actor's task next to the actor's state; nothing in it is shared, so
+//! none of it needs a lock.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::actor::Actor;
+use crate::actor_ref::ActorRef;
+use crate::cell::{Cell, SysTarget, SystemMsg, Watcher};
+use crate::failure::{
+    ChildFailure, Directive, Failure, FailureKind, FailurePhase, SupervisionPolicy,
+};
+use crate::path::{ActorId, ActorPath};
+use crate::props::Props;
+use crate::runner::{Parent, spawn_actor};
+use crate::system::{ActorSystem, SpawnError};
+use crate::timer::{TimerKey, Timers};
+
+/// The stash is full; the message is handed back.
+pub struct StashError<M>(pub M);
+
+impl<M> fmt::Debug for StashError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StashError(..)")
+    }
+}
+
+impl<M> fmt::Display for StashError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the stash is full")
+    }
+}
+
+impl<M> std::error::Error for StashError<M> {}
+
+/// A child as its parent sees it.
+#[derive(Clone, Debug)]
+pub struct ChildInfo {
+    /// The child's id.
+    pub id: ActorId,
+    /// The child's path.
+    pub path: ActorPath,
+    /// Restarts so far.
+    pub restart_count: u32,
+}
+
+pub(crate) struct ChildEntry {
+    pub(crate) target: Arc<dyn SysTarget>,
+    pub(crate) restart_count: u32,
+    pub(crate) recent: VecDeque<Instant>,
+}
+
+/// The actor's view of itself and the system. Passed to every handler and hook.
+pub struct Context<A: Actor> {
+    pub(crate) cell: Arc<Cell<A::Msg>>,
+    myself: ActorRef<A::Msg>,
+    system: ActorSystem,
+    pub(crate) children: BTreeMap<ActorId, ChildEntry>,
+    pub(crate) timers: Timers<A::Msg>,
+    pub(crate) stash: VecDeque<A::Msg>,
+    pub(crate) stash_capacity: usize,
+    /// Unstashed messages, handled before the mailbox.
+    pub(crate) pending: VecDeque<A::Msg>,
+    pub(crate) receive_timeout: Option<Duration>,
+    pub(crate) watching: HashMap<ActorId, Box<dyn Fn(ActorId) + Send>>,
+    pub(crate) pipes: Vec<AbortHandle>,
+    /// The child failure being decided, for `restart_child` called from `on_child_failure`.
+    pub(crate) deciding: Option<Failure>,
+}
+
+impl<A: Actor> Context<A> {
+    pub(crate) fn new(cell: Arc<Cell<A::Msg>>, stash_capacity: usize) -> Self {
+        let system = ActorSystem::from_shared(cell.core.system.clone());
+        Self {
+            myself: ActorRef::local(cell.clone()),
+            cell,
+            system,
+            children: BTreeMap::new(),
+            timers: Timers::new(),
+            stash: VecDeque::new(),
+            stash_capacity,
+            pending: VecDeque::new(),
+            receive_timeout: None,
+            watching: HashMap::new(),
+            pipes: Vec::new(),
+            deciding: None,
+        }
+    }
+
+    fn sys_self(&self) -> Arc<dyn SysTarget> {
+        self.cell.clone()
+    }
+
+    /// A ref to this actor.
+    pub fn myself(&self) -> &ActorRef<A::Msg> {
+        &self.myself
+    }
+
+    /// This actor's id.
+    pub fn id(&self) -> ActorId {
+        self.cell.core.id
+    }
+
+    /// This actor's path.
+    pub fn path(&self) -> &ActorPath {
+        &self.cell.core.path
+    }
+
+    /// The system this actor runs in.
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    /// Spawns a child (path `<my path>/<name>`). Children are stopped before their parent, and on
+    /// the parent's restart.
+    pub fn spawn<B: Actor>(&mut self, props: Props<B>) -> Result<ActorRef<B::Msg>, SpawnError> {
+        let (actor_ref, target) = spawn_actor(
+            self.system.shared(),
+            Parent::Actor(self.sys_self()),
+            &self.cell.core.path,
+            props,
+        )?;
+        self.children.insert(
+            actor_ref.id(),
+            ChildEntry {
+                target,
+                restart_count: 0,
+                recent: VecDeque::new(),
+            },
+        );
+        Ok(actor_ref)
+    }
+
+    /// The live children, in start order.
+    pub fn children(&self) -> Vec<ChildInfo> {
+        self.children
+            .iter()
+            .map(|(id, c)| ChildInfo {
+                id: *id,
+                path: c.target.core().path.clone(),
+                restart_count: c.restart_count,
+            })
+            .collect()
+    }
+
+    /// Asks a child to stop gracefully. False if it is not (or no longer) a child.
+    pub fn stop_child(&mut self, child: ActorId) -> bool {
+        match self.children.get(&child) {
+            Some(c) => c.target.send_sys(SystemMsg::Stop),
+            None => false,
+        }
+    }
+
+    /// Restarts a child (fresh state, same ref), whether or not it failed: for strategies such as
+    /// one-for-all. False if it is not a child.
+    pub fn restart_child(&mut self, child: ActorId) -> bool {
+        let cause = self.deciding.clone().unwrap_or_else(|| Failure {
+            actor: self.cell.core.path.clone(),
+            kind: FailureKind::Error,
+            phase: FailurePhase::Message,
+            message: Arc::from("restart requested by the parent"),
+            source: None,
+        });
+        let now = Instant::now();
+        match self.children.get_mut(&child) {
+            Some(c) => {
+                crate::system::record_restart(&mut c.recent, &mut c.restart_count, now);
+                c.target.send_sys(SystemMsg::Restart(cause))
+            }
+            None => false,
+        }
+    }
+
+    /// Stops this actor gracefully after the current message (queued user messages become dead
+    /// letters).
+    pub fn stop(&mut self) {
+        self.cell.send_sys(SystemMsg::Stop);
+    }
+
+    /// The directive of the system's default policy for `failure` (what the default
+    /// `on_child_failure` returns).
+    pub fn default_directive(&self, failure: &ChildFailure) -> Directive {
+        let mut policy = self.system.config().default_supervision;
+        policy.decide(failure, Instant::now())
+    }
+
+    /// Watches another actor: when it ends, for any reason, this actor receives
+    /// `Signal::Terminated` once. Watching an actor that already ended signals at once.
+    pub fn watch<M: Send + 'static>(&mut self, other: &ActorRef<M>) {
+        let id = other.id();
+        if self.watching.contains_key(&id) {
+            return;
+        }
+        let target = other.clone();
+        self.watching
+            .insert(id, Box::new(move |me| target.remove_watcher(me)));
+        other.add_watcher(Watcher::actor(self.sys_self()));
+    }
+
+    /// Stops watching; no `Terminated` for `other` is delivered after this, even one already
+    /// queued.
+    pub fn unwatch(&mut self, other: ActorId) {
+        if let Some(remove) = self.watching.remove(&other) {
+            remove(self.cell.core.id);
+        }
+    }
+
+    /// Sends `msg` to this actor after `delay`. Replaces any timer with the same key.
+    pub fn send_after(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
+        let target = self.sys_self();
+        self.timers
+            .start_once(&self.system.shared().handle, target, key.into(), delay, msg);
+    }
+
+    /// Sends a clone of `msg` to this actor every `period`, at a fixed rate from now (ticks at
+    /// `now + k * period`); ticks missed while the actor was busy are skipped, not burst. Replaces
+    /// any timer with the same key.
+    pub fn send_interval(&mut self, key: impl Into<TimerKey>, period: Duration, msg: A::Msg)
+    where
+        A::Msg: Clone,
+    {
+        let target = self.sys_self();
+        self.timers.start_interval(
+            &self.system.shared().handle,
+            target,
+            key.into(),
+            period,
+            msg,
+            <A::Msg as Clone>::clone,
+        );
+    }
+
+    /// Cancels a timer; a tick of it that is already queued is discarded. False if no such timer.
+    pub fn cancel_timer(&mut self, key: impl Into<TimerKey>) -> bool {
+        self.timers.cancel(&key.into())
+    }
+
+    /// Is a timer with this key active?
+    pub fn has_timer(&self, key: impl Into<TimerKey>) -> bool {
+        self.timers.contains(&key.into())
+    }
+
+    /// After `timeout` without a user message, the actor receives `Signal::ReceiveTimeout` (again
+    /// after each further idle period). `None` turns it off. Reset on restart.
+    pub fn set_receive_timeout(&mut self, timeout: Option<Duration>) {
+        self.receive_timeout = timeout;
+    }
+
+    /// Puts a message aside until [`Context::unstash_all`]. Fails, handing it back, when the stash
+    /// holds its capacity already.
+    pub fn stash(&mut self, msg: A::Msg) -> Result<(), StashError<A::Msg>> {
+        if self.stash.len() >= self.stash_capacity {
+            return Err(StashError(msg));
+        }
+        self.stash.push_back(msg);
+        Ok(())
+    }
+
+    /// Puts every stashed message back in front of the mailbox, in stash order.
+    pub fn unstash_all(&mut self) {
+        while let Some(msg) = self.stash.pop_back() {
+            self.pending.push_front(msg);
+        }
+    }
+
+    /// Messages in the stash.
+    pub fn stash_len(&self) -> usize {
+        self.stash.len()
+    }
+
+    /// Runs `future` on the runtime and sends `map(output)` to this actor when it completes,
+    /// without blocking the mailbox meanwhile. The future is aborted if the actor stops.
+    pub fn pipe<F, T>(&mut self, future: F, map: impl FnOnce(T) -> A::Msg + Send + 'static)
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let me = self.myself.clone();
+        let task = self.system.shared().handle.spawn(async move {
+            let out = future.await;
+            me.tell(map(out));
+        });
+        self.pipes.retain(|h| !h.is_finished());
+        self.pipes.push(task.abort_handle());
+    }
+
+    /// A ref that maps `S` into this actor's messages (see [`ActorRef::adapt`]).
+    pub fn message_adapter<S: Send + 'static>(
+        &self,
+        map: impl Fn(S) -> A::Msg + Send + Sync + 'static,
+    ) -> ActorRef<S> {
+        self.myself.adapt(map)
+    }
+}

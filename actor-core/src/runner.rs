@@ -1,0 +1,583 @@
+//! The actor loop: one tokio task per actor that takes messages one at a time, contains failures,
+//! and applies its parent's directives. This is the failure-containment mechanism the
+//! `supervision` crate's policies drive.
+//!
+//! # The loop
+//!
+//! 1. Take a system message if there is one (stop, directives, child failures, timers, ...).
+//! 2. Otherwise, unless suspended, take one user message: unstashed ones first, then the mailbox.
+//!    After `throughput` messages in a row, yield the worker.
+//! 3. Otherwise park until the mailbox wakes the task (or the receive timeout fires).
+//!
+//! # Failure containment
+//!
+//! Every handler and hook runs under `catch_unwind`. An `Err` or a panic *suspends* the actor (it
+//! takes only system messages from then on) and sends `ChildFailed` to its parent's system lane.
+//! The parent's `on_child_failure` returns a directive, which comes back on this actor's system
+//! lane: resume, restart now or after a delay, stop, or (handled by the parent itself) escalate.
+//!
+//! # Teardown
+//!
+//! All teardown happens in `Drop for ActorLoop`: after a graceful stop, and equally when the task
+//! is aborted (kill, shutdown deadline). Children are killed if still alive, timers and pipes
+//! cancelled, the mailbox closed and drained into dead letters, watchers and the parent told.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::FutureExt;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::actor::{Actor, Signal};
+use crate::actor_ref::ActorRef;
+use crate::cell::{Cell, SysTarget, SystemMsg};
+use crate::context::Context;
+use crate::dead_letters::DeadLetterReason;
+use crate::failure::{
+    ActorResult, ChildFailure, Directive, Failure, FailurePhase, TerminationReason,
+};
+use crate::mailbox::Cursor;
+use crate::path::{ActorId, ActorPath, validate_name};
+use crate::props::Props;
+use crate::system::{SpawnError, SystemShared, record_restart};
+
+/// Who supervises an actor: the user guardian (the system) or another actor.
+pub(crate) enum Parent {
+    Guardian(Arc<SystemShared>),
+    Actor(Arc<dyn SysTarget>),
+}
+
+impl Parent {
+    fn send(&self, msg: SystemMsg) -> bool {
+        match self {
+            Parent::Guardian(system) => {
+                system.guardian_receive(msg);
+                true
+            }
+            Parent::Actor(target) => target.send_sys(msg),
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+type Caught<T> = Result<T, Box<dyn std::any::Any + Send>>;
+
+struct ActorLoop<A: Actor> {
+    actor: Option<A>,
+    ctx: Context<A>,
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    parent: Parent,
+    /// Set by a graceful stop; `None` at drop means the task was aborted (killed).
+    reason: Option<TerminationReason>,
+    /// The failure this actor is suspended on, waiting for its parent's directive.
+    suspended: Option<Failure>,
+    /// A child whose failure this actor escalated (resumed if this actor is resumed).
+    escalated_child: Option<ActorId>,
+    /// System messages put aside while suspended or while waiting for children to stop.
+    deferred: VecDeque<SystemMsg>,
+    delayed_restart: Option<AbortHandle>,
+    cursor: Cursor,
+    throughput: usize,
+    processed: u64,
+    idle_since: Instant,
+}
+
+/// Spawns an actor's task; returns its ref and its type-erased system target.
+pub(crate) fn spawn_actor<A: Actor>(
+    shared: &Arc<SystemShared>,
+    parent: Parent,
+    parent_path: &ActorPath,
+    props: Props<A>,
+) -> Result<(ActorRef<A::Msg>, Arc<dyn SysTarget>), SpawnError> {
+    if shared.is_shutting_down() {
+        return Err(SpawnError::ShuttingDown);
+    }
+    let id = shared.next_id();
+    let path = match &props.name {
+        Some(name) => {
+            validate_name(name).map_err(|reason| SpawnError::InvalidName {
+                name: name.clone(),
+                reason,
+            })?;
+            parent_path.child(name)
+        }
+        None => parent_path.child(&format!("${}", id.0)),
+    };
+    let named = props.name.is_some();
+    let cell = Arc::new(Cell::new(
+        id,
+        path.clone(),
+        shared.clone(),
+        props.mailbox.clone(),
+        named,
+    ));
+    let actor_ref = ActorRef::local(cell.clone());
+    if named {
+        shared.register(&path, &actor_ref)?;
+    }
+    shared.actor_started();
+    let target: Arc<dyn SysTarget> = cell.clone();
+    if matches!(parent, Parent::Guardian(_)) {
+        shared.add_top_level(target.clone());
+    }
+    let stash_capacity = props.stash_capacity.unwrap_or(shared.config.stash_capacity);
+    let lp = ActorLoop {
+        actor: None,
+        ctx: Context::new(cell.clone(), stash_capacity),
+        factory: props.factory.clone(),
+        parent,
+        reason: None,
+        suspended: None,
+        escalated_child: None,
+        deferred: VecDeque::new(),
+        delayed_restart: None,
+        cursor: Cursor::default(),
+        throughput: props.throughput.unwrap_or(shared.config.throughput).max(1),
+        processed: 0,
+        idle_since: Instant::now(),
+    };
+    let span = tracing::debug_span!("actor", path = %path);
+    let fut = async move {
+        let mut lp = lp;
+        lp.run().await;
+    }
+    .instrument(span);
+    if props.dedicated_thread {
+        let core_cell = cell.clone();
+        let name: String = path.name().chars().take(15).collect();
+        std::thread::Builder::new().name(name).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(async move {
+                    let handle = tokio::spawn(fut);
+                    core_cell.core.set_abort(handle.abort_handle());
+                    let _ = handle.await;
+                }),
+                // Dropping the unpolled future tears the actor down (watchers see Killed).
+                Err(e) => {
+                    tracing::error!(error = %e, "runtime for a dedicated actor thread failed")
+                }
+            }
+        })?;
+    } else {
+        let handle = shared.handle.spawn(fut);
+        cell.core.set_abort(handle.abort_handle());
+    }
+    tracing::debug!(actor = %path, "actor spawned");
+    Ok((actor_ref, target))
+}
+
+fn outcome(path: &ActorPath, phase: FailurePhase, result: Caught<ActorResult>) -> Option<Failure> {
+    match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(Failure::error(path.clone(), phase, e)),
+        Err(payload) => Some(Failure::panic(path.clone(), phase, &*payload)),
+    }
+}
+
+impl<A: Actor> ActorLoop<A> {
+    /// Parks on the mailbox. Borrows only the mailbox (which is `Sync` for any `Send` message), so
+    /// the loop itself need not be `Sync`.
+    fn mailbox_park(&self, sys_only: bool) -> impl std::future::Future<Output = ()> + Send + '_ {
+        let mailbox = &self.ctx.cell.mailbox;
+        poll_fn(move |cx| mailbox.poll_park(cx, sys_only))
+    }
+
+    fn path(&self) -> ActorPath {
+        self.ctx.cell.core.path.clone()
+    }
+
+    async fn run(&mut self) {
+        self.build_and_start(None).await;
+        let mut budget = self.throughput;
+        loop {
+            if let Some(sys) = self.ctx.cell.mailbox.pop_sys() {
+                if let Flow::Stop = self.on_system(sys).await {
+                    return;
+                }
+                continue;
+            }
+            if self.suspended.is_some() || self.actor.is_none() {
+                self.flush_stats();
+                self.mailbox_park(true).await;
+                continue;
+            }
+            let next = match self.ctx.pending.pop_front() {
+                Some(msg) => Some(msg),
+                None => self.ctx.cell.mailbox.pop_user(&mut self.cursor),
+            };
+            if let Some(msg) = next {
+                self.handle_user(msg).await;
+                budget -= 1;
+                if budget == 0 {
+                    budget = self.throughput;
+                    self.flush_stats();
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
+            budget = self.throughput;
+            self.flush_stats();
+            match self.ctx.receive_timeout {
+                None => self.mailbox_park(false).await,
+                Some(timeout) => {
+                    let deadline = self.idle_since + timeout;
+                    if tokio::time::timeout_at(deadline, self.mailbox_park(false))
+                        .await
+                        .is_err()
+                    {
+                        self.idle_since = Instant::now();
+                        self.deliver_signal(Signal::ReceiveTimeout).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush_stats(&self) {
+        self.ctx
+            .cell
+            .core
+            .processed
+            .store(self.processed, Ordering::Relaxed);
+    }
+
+    /// Builds fresh state from the factory and runs `started` (or `post_restart`).
+    async fn build_and_start(&mut self, restart_cause: Option<&Failure>) {
+        let factory = self.factory.clone();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| factory())) {
+            Ok(actor) => self.actor = Some(actor),
+            Err(payload) => {
+                let f = Failure::panic(self.path(), FailurePhase::Start, &*payload);
+                self.fail(f);
+                return;
+            }
+        }
+        let Some(actor) = self.actor.as_mut() else {
+            return;
+        };
+        let result = match restart_cause {
+            None => {
+                AssertUnwindSafe(actor.started(&mut self.ctx))
+                    .catch_unwind()
+                    .await
+            }
+            Some(cause) => {
+                AssertUnwindSafe(actor.post_restart(cause, &mut self.ctx))
+                    .catch_unwind()
+                    .await
+            }
+        };
+        self.idle_since = Instant::now();
+        if let Some(f) = outcome(&self.path(), FailurePhase::Start, result) {
+            self.fail(f);
+        }
+    }
+
+    async fn handle_user(&mut self, msg: A::Msg) {
+        let Some(actor) = self.actor.as_mut() else {
+            self.ctx.cell.core.dead_letter(DeadLetterReason::Stopped);
+            return;
+        };
+        let result = AssertUnwindSafe(actor.handle(msg, &mut self.ctx))
+            .catch_unwind()
+            .await;
+        self.processed += 1;
+        if self.ctx.receive_timeout.is_some() {
+            self.idle_since = Instant::now();
+        }
+        if let Some(f) = outcome(&self.ctx.cell.core.path, FailurePhase::Message, result) {
+            self.fail(f);
+        }
+    }
+
+    async fn deliver_signal(&mut self, signal: Signal) {
+        let Some(actor) = self.actor.as_mut() else {
+            return;
+        };
+        let result = AssertUnwindSafe(actor.on_signal(signal, &mut self.ctx))
+            .catch_unwind()
+            .await;
+        if let Some(f) = outcome(&self.ctx.cell.core.path, FailurePhase::Message, result) {
+            self.fail(f);
+        }
+    }
+
+    /// Suspends this actor and reports the failure to its parent.
+    fn fail(&mut self, failure: Failure) {
+        let core = &self.ctx.cell.core;
+        core.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            actor = %core.path,
+            kind = ?failure.kind,
+            phase = ?failure.phase,
+            error = %failure.message,
+            "actor failed"
+        );
+        self.suspended = Some(failure.clone());
+        if !self.parent.send(SystemMsg::ChildFailed {
+            child: core.id,
+            failure,
+        }) {
+            // Nobody left to decide: stop.
+            self.ctx
+                .cell
+                .send_sys(SystemMsg::Supervise(Directive::Stop));
+        }
+    }
+
+    async fn on_system(&mut self, msg: SystemMsg) -> Flow {
+        match msg {
+            SystemMsg::Stop => {
+                self.stop_gracefully(TerminationReason::Stopped).await;
+                return Flow::Stop;
+            }
+            SystemMsg::Restart(cause) => self.restart(cause).await,
+            SystemMsg::Supervise(directive) => {
+                // A directive for a failure we are no longer suspended on is stale.
+                let Some(failure) = self.suspended.clone() else {
+                    return Flow::Continue;
+                };
+                match directive {
+                    Directive::Resume if self.actor.is_some() => self.resume(),
+                    Directive::Resume | Directive::Restart => self.restart(failure).await,
+                    Directive::RestartAfter(delay) => self.schedule_restart(delay),
+                    Directive::Stop | Directive::Escalate => {
+                        self.stop_gracefully(TerminationReason::Failed(failure))
+                            .await;
+                        return Flow::Stop;
+                    }
+                }
+            }
+            SystemMsg::RestartNow => {
+                self.delayed_restart = None;
+                if let Some(failure) = self.suspended.clone() {
+                    self.restart(failure).await;
+                }
+            }
+            SystemMsg::ChildFailed { child, failure } => {
+                if self.suspended.is_some() || self.actor.is_none() {
+                    // Decided once this actor is running again.
+                    self.deferred
+                        .push_back(SystemMsg::ChildFailed { child, failure });
+                } else {
+                    self.on_child_failed(child, failure);
+                }
+            }
+            SystemMsg::ChildTerminated { child } => {
+                self.ctx.children.remove(&child);
+            }
+            SystemMsg::Terminated(t) => {
+                if self.suspended.is_some() || self.actor.is_none() {
+                    self.deferred.push_back(SystemMsg::Terminated(t));
+                } else if self.ctx.watching.remove(&t.id).is_some() {
+                    self.deliver_signal(Signal::Terminated(t)).await;
+                }
+            }
+            SystemMsg::Timer { id } => {
+                if self.suspended.is_some() || self.actor.is_none() {
+                    self.ctx.timers.skip(id);
+                } else if let Some(msg) = self.ctx.timers.fire(id) {
+                    self.handle_user(msg).await;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    fn on_child_failed(&mut self, child: ActorId, failure: Failure) {
+        let Some(entry) = self.ctx.children.get(&child) else {
+            return;
+        };
+        let cf = ChildFailure {
+            child,
+            failure: failure.clone(),
+            restart_count: entry.restart_count,
+            recent_restarts: entry.recent.iter().copied().collect(),
+        };
+        let Some(actor) = self.actor.as_mut() else {
+            return;
+        };
+        self.ctx.deciding = Some(failure.clone());
+        let ctx = &mut self.ctx;
+        let decided =
+            std::panic::catch_unwind(AssertUnwindSafe(|| actor.on_child_failure(&cf, ctx)));
+        self.ctx.deciding = None;
+        let directive = decided.unwrap_or_else(|_| {
+            tracing::error!(actor = %self.ctx.cell.core.path, "on_child_failure panicked; escalating");
+            Directive::Escalate
+        });
+        let Some(entry) = self.ctx.children.get_mut(&child) else {
+            return;
+        };
+        tracing::info!(
+            actor = %self.ctx.cell.core.path,
+            child = %failure.actor,
+            error = %failure.message,
+            restarts = entry.restart_count,
+            ?directive,
+            "supervision decision"
+        );
+        match directive {
+            Directive::Escalate => {
+                self.escalated_child = Some(child);
+                let escalated = Failure::escalated(self.ctx.cell.core.path.clone(), &failure);
+                self.fail(escalated);
+            }
+            d => {
+                if matches!(d, Directive::Restart | Directive::RestartAfter(_)) {
+                    record_restart(&mut entry.recent, &mut entry.restart_count, Instant::now());
+                }
+                entry.target.send_sys(SystemMsg::Supervise(d));
+            }
+        }
+    }
+
+    fn resume(&mut self) {
+        self.suspended = None;
+        if let Some(child) = self.escalated_child.take()
+            && let Some(entry) = self.ctx.children.get(&child)
+        {
+            entry
+                .target
+                .send_sys(SystemMsg::Supervise(Directive::Resume));
+        }
+        self.requeue_deferred();
+    }
+
+    fn requeue_deferred(&mut self) {
+        for msg in self.deferred.drain(..) {
+            self.ctx.cell.send_sys(msg);
+        }
+    }
+
+    fn schedule_restart(&mut self, delay: std::time::Duration) {
+        if let Some(h) = self.delayed_restart.take() {
+            h.abort();
+        }
+        let me: Arc<dyn SysTarget> = self.ctx.cell.clone();
+        tracing::info!(actor = %self.ctx.cell.core.path, ?delay, "restart scheduled");
+        let task = self.ctx.cell.core.system.handle.spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.send_sys(SystemMsg::RestartNow);
+        });
+        self.delayed_restart = Some(task.abort_handle());
+    }
+
+    async fn restart(&mut self, cause: Failure) {
+        if let Some(h) = self.delayed_restart.take() {
+            h.abort();
+        }
+        if let Some(actor) = self.actor.as_mut()
+            && AssertUnwindSafe(actor.pre_restart(&cause, &mut self.ctx))
+                .catch_unwind()
+                .await
+                .is_err()
+        {
+            tracing::warn!(actor = %self.ctx.cell.core.path, "pre_restart panicked");
+        }
+        self.stop_children().await;
+        self.ctx.timers.cancel_all();
+        self.ctx.receive_timeout = None;
+        self.ctx.unstash_all();
+        self.actor = None;
+        self.escalated_child = None;
+        self.suspended = None;
+        let restarts = self.ctx.cell.core.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(
+            actor = %self.ctx.cell.core.path,
+            restarts,
+            cause = %cause.message,
+            "actor restarted"
+        );
+        self.requeue_deferred();
+        self.build_and_start(Some(&cause)).await;
+    }
+
+    /// Stops every child and waits until all have ended, putting other system messages aside.
+    async fn stop_children(&mut self) {
+        if self.ctx.children.is_empty() {
+            return;
+        }
+        for child in self.ctx.children.values() {
+            child.target.send_sys(SystemMsg::Stop);
+        }
+        while !self.ctx.children.is_empty() {
+            match self.ctx.cell.mailbox.pop_sys() {
+                Some(SystemMsg::ChildTerminated { child }) => {
+                    self.ctx.children.remove(&child);
+                }
+                Some(msg @ (SystemMsg::Terminated(_) | SystemMsg::Stop)) => {
+                    self.deferred.push_back(msg)
+                }
+                Some(SystemMsg::Timer { id }) => self.ctx.timers.skip(id),
+                // Children being stopped need no decision; other requests are moot mid-teardown.
+                Some(_) => {}
+                None => self.mailbox_park(true).await,
+            }
+        }
+    }
+
+    async fn stop_gracefully(&mut self, reason: TerminationReason) {
+        if let Some(h) = self.delayed_restart.take() {
+            h.abort();
+        }
+        self.stop_children().await;
+        self.ctx.timers.cancel_all();
+        if let Some(actor) = self.actor.as_mut()
+            && AssertUnwindSafe(actor.stopped(&mut self.ctx))
+                .catch_unwind()
+                .await
+                .is_err()
+        {
+            tracing::warn!(actor = %self.ctx.cell.core.path, "stopped hook panicked");
+        }
+        self.reason = Some(reason);
+    }
+}
+
+impl<A: Actor> Drop for ActorLoop<A> {
+    fn drop(&mut self) {
+        let reason = self.reason.take().unwrap_or(TerminationReason::Killed);
+        let cell = self.ctx.cell.clone();
+        let core = &cell.core;
+        for child in std::mem::take(&mut self.ctx.children).into_values() {
+            child.target.core().kill();
+        }
+        self.ctx.timers.cancel_all();
+        for pipe in self.ctx.pipes.drain(..) {
+            pipe.abort();
+        }
+        if let Some(h) = self.delayed_restart.take() {
+            h.abort();
+        }
+        for (_, unwatch) in self.ctx.watching.drain() {
+            unwatch(core.id);
+        }
+        cell.mailbox.close();
+        cell.drain_dead();
+        for _ in self.ctx.pending.drain(..) {
+            core.dead_letter(DeadLetterReason::Stopped);
+        }
+        for _ in self.ctx.stash.drain(..) {
+            core.dead_letter(DeadLetterReason::Stashed);
+        }
+        drop(cell.mailbox.drain_sys());
+        self.flush_stats();
+        self.actor = None;
+        core.terminate(reason);
+        self.parent
+            .send(SystemMsg::ChildTerminated { child: core.id });
+    }
+}

@@ -1,0 +1,523 @@
+//! [`ActorSystem`]: owns everything it runs (no globals): the user guardian and its top-level
+//! actors, the registry of named actors, the dead-letter office, and graceful shutdown.
+//!
+//! The user guardian is not a task: it is the system itself acting as parent of the top-level
+//! actors. It applies [`SystemConfig::default_supervision`] to their failures, under a mutex that
+//! is taken only on spawn, failure and termination of a top-level actor.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::actor::Actor;
+use crate::actor_ref::ActorRef;
+use crate::cell::{CellCore, SysTarget, SystemMsg};
+use crate::dead_letters::{DeadLetterOffice, DeadLetterSubscription};
+use crate::failure::{ChildFailure, Directive, RestartLimit, SupervisionPolicy, TerminationReason};
+use crate::path::{ActorId, ActorPath};
+use crate::props::Props;
+use crate::runner::{Parent, spawn_actor};
+
+/// Settings of one actor system. Build with struct update syntax:
+///
+/// ```
+/// use actor_core::SystemConfig;
+/// use std::time::Duration;
+/// let config = SystemConfig { ask_timeout: Duration::from_secs(2), ..Default::default() };
+/// ```
+#[derive(Clone, Debug)]
+pub struct SystemConfig {
+    /// The system's name (logs).
+    pub name: String,
+    /// Default timeout of `ActorRef::ask` (5 s).
+    pub ask_timeout: Duration,
+    /// User messages an actor handles per activation before yielding its worker (64).
+    pub throughput: usize,
+    /// The policy of every actor's default `on_child_failure` and of the user guardian: restart,
+    /// at most 10 times within 10 s, then stop the child.
+    pub default_supervision: RestartLimit,
+    /// How many dead-letter events a subscriber may lag behind (1024).
+    pub dead_letter_buffer: usize,
+    /// Default stash capacity per actor (1000).
+    pub stash_capacity: usize,
+    /// Worker threads of a runtime created by [`ActorSystem::with_runtime`] (`None`: one per
+    /// core).
+    pub worker_threads: Option<usize>,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        Self {
+            name: "actors".to_owned(),
+            ask_timeout: crate::actor_ref::DEFAULT_ASK_TIMEOUT,
+            throughput: 64,
+            default_supervision: RestartLimit::default(),
+            dead_letter_buffer: 1024,
+            stash_capacity: 1000,
+            worker_threads: None,
+        }
+    }
+}
+
+/// Errors creating a system.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SystemError {
+    /// `ActorSystem::new` was called outside a tokio runtime.
+    #[error(
+        "no tokio runtime: call ActorSystem::new inside a runtime, or use ActorSystem::with_runtime"
+    )]
+    NoRuntime,
+    /// Building the runtime failed.
+    #[error("building the tokio runtime failed: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// Errors spawning an actor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// Another live actor has this path.
+    #[error("an actor named {0} already exists")]
+    NameTaken(ActorPath),
+    /// The name is not allowed.
+    #[error("invalid actor name {name:?}: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The system (or the parent) is shutting down.
+    #[error("the actor system is shutting down")]
+    ShuttingDown,
+    /// The dedicated thread could not be started.
+    #[error("starting the actor's dedicated thread failed: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Errors looking an actor up by path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LookupError {
+    /// No live named actor has this path.
+    #[error("no actor at {0}")]
+    NotFound(String),
+    /// The actor exists but accepts another message type.
+    #[error("actor {path} accepts {actual}, not {expected}")]
+    TypeMismatch {
+        /// The path.
+        path: String,
+        /// The message type asked for.
+        expected: &'static str,
+        /// The message type the actor accepts.
+        actual: &'static str,
+    },
+}
+
+/// What [`ActorSystem::shutdown`] did.
+#[derive(Clone, Debug, Default)]
+pub struct ShutdownReport {
+    /// Every actor (at any depth) that was killed because the deadline passed.
+    pub killed: Vec<ActorPath>,
+    /// Top-level actors still not ended after being killed (blocked in synchronous code on a
+    /// dedicated thread).
+    pub unresponsive: Vec<ActorPath>,
+}
+
+impl ShutdownReport {
+    /// True when every actor stopped gracefully within the deadline.
+    pub fn is_graceful(&self) -> bool {
+        self.killed.is_empty() && self.unresponsive.is_empty()
+    }
+}
+
+struct RegistryEntry {
+    id: ActorId,
+    actor_ref: Box<dyn Any + Send + Sync>,
+    message_type: &'static str,
+}
+
+pub(crate) struct TopLevel {
+    target: Arc<dyn SysTarget>,
+    restart_count: u32,
+    recent: VecDeque<Instant>,
+}
+
+pub(crate) struct SystemShared {
+    pub(crate) config: SystemConfig,
+    pub(crate) handle: tokio::runtime::Handle,
+    pub(crate) dead_letters: DeadLetterOffice,
+    next_id: AtomicU64,
+    registry: RwLock<HashMap<Arc<str>, RegistryEntry>>,
+    guardian: Mutex<BTreeMap<ActorId, TopLevel>>,
+    guardian_empty: Notify,
+    live: AtomicUsize,
+    shutting_down: AtomicBool,
+    killed_log: Mutex<Vec<ActorPath>>,
+}
+
+/// Restart history kept per child: the most recent restarts, oldest first.
+pub(crate) const RESTART_HISTORY: usize = 32;
+
+pub(crate) fn record_restart(recent: &mut VecDeque<Instant>, count: &mut u32, now: Instant) {
+    if recent.len() == RESTART_HISTORY {
+        recent.pop_front();
+    }
+    recent.push_back(now);
+    *count += 1;
+}
+
+impl SystemShared {
+    pub(crate) fn next_id(&self) -> ActorId {
+        ActorId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn register<M: Send + 'static>(
+        &self,
+        path: &ActorPath,
+        actor_ref: &ActorRef<M>,
+    ) -> Result<(), crate::system::SpawnError> {
+        let mut reg = self.registry.write();
+        let key: Arc<str> = Arc::from(path.as_str());
+        if reg.contains_key(&key) {
+            return Err(SpawnError::NameTaken(path.clone()));
+        }
+        reg.insert(
+            key,
+            RegistryEntry {
+                id: actor_ref.id(),
+                actor_ref: Box::new(actor_ref.clone()),
+                message_type: std::any::type_name::<M>(),
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) fn actor_started(&self) {
+        self.live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bookkeeping when any actor ends.
+    pub(crate) fn actor_ended(&self, core: &CellCore, reason: &TerminationReason) {
+        if core.registered {
+            let mut reg = self.registry.write();
+            if reg.get(core.path.as_str()).is_some_and(|e| e.id == core.id) {
+                reg.remove(core.path.as_str());
+            }
+        }
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        if matches!(reason, TerminationReason::Killed) && self.is_shutting_down() {
+            self.killed_log.lock().push(core.path.clone());
+        }
+    }
+
+    pub(crate) fn add_top_level(&self, target: Arc<dyn SysTarget>) {
+        let id = target.core().id;
+        self.guardian.lock().insert(
+            id,
+            TopLevel {
+                target,
+                restart_count: 0,
+                recent: VecDeque::new(),
+            },
+        );
+    }
+
+    /// The user guardian's system lane: it supervises the top-level actors.
+    pub(crate) fn guardian_receive(&self, msg: SystemMsg) {
+        match msg {
+            SystemMsg::ChildFailed { child, failure } => {
+                let mut guardian = self.guardian.lock();
+                let Some(entry) = guardian.get_mut(&child) else {
+                    return;
+                };
+                let now = Instant::now();
+                let cf = ChildFailure {
+                    child,
+                    failure,
+                    restart_count: entry.restart_count,
+                    recent_restarts: entry.recent.iter().copied().collect(),
+                };
+                let mut policy = self.config.default_supervision;
+                let directive = match policy.decide(&cf, now) {
+                    // The guardian has no parent to escalate to.
+                    Directive::Escalate => Directive::Stop,
+                    d => d,
+                };
+                if matches!(directive, Directive::Restart | Directive::RestartAfter(_)) {
+                    record_restart(&mut entry.recent, &mut entry.restart_count, now);
+                }
+                tracing::info!(
+                    actor = %cf.failure.actor,
+                    error = %cf.failure.message,
+                    restarts = entry.restart_count,
+                    ?directive,
+                    "user guardian decided on a failed top-level actor"
+                );
+                entry.target.send_sys(SystemMsg::Supervise(directive));
+            }
+            SystemMsg::ChildTerminated { child } => {
+                let mut guardian = self.guardian.lock();
+                guardian.remove(&child);
+                if guardian.is_empty() {
+                    self.guardian_empty.notify_waiters();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An actor system: a handle (cheap to clone) to everything it runs. Any number of systems can
+/// live side by side in one process.
+#[derive(Clone)]
+pub struct ActorSystem {
+    shared: Arc<SystemShared>,
+}
+
+impl ActorSystem {
+    /// A system on the current tokio runtime. Fails outside a runtime.
+    pub fn new(config: SystemConfig) -> Result<Self, SystemError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| SystemError::NoRuntime)?;
+        Ok(Self::with_handle(config, handle))
+    }
+
+    /// A system whose actors run on the runtime behind `handle`.
+    pub fn with_handle(config: SystemConfig, handle: tokio::runtime::Handle) -> Self {
+        let dead_letters = DeadLetterOffice::new(config.dead_letter_buffer);
+        tracing::debug!(system = %config.name, "actor system created");
+        Self {
+            shared: Arc::new(SystemShared {
+                config,
+                handle,
+                dead_letters,
+                next_id: AtomicU64::new(1),
+                registry: RwLock::new(HashMap::new()),
+                guardian: Mutex::new(BTreeMap::new()),
+                guardian_empty: Notify::new(),
+                live: AtomicUsize::new(0),
+                shutting_down: AtomicBool::new(false),
+                killed_log: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// A system that owns its own multi-threaded runtime.
+    ///
+    /// ```
+    /// use actor_core::{ActorSystem, SystemConfig};
+    /// let rt = ActorSystem::with_runtime(SystemConfig { worker_threads: Some(2), ..Default::default() }).unwrap();
+    /// let count = rt.block_on(async { rt.system().actor_count() });
+    /// assert_eq!(count, 0);
+    /// ```
+    pub fn with_runtime(config: SystemConfig) -> Result<SystemRuntime, SystemError> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder
+            .enable_all()
+            .thread_name(format!("{}-worker", config.name));
+        if let Some(n) = config.worker_threads {
+            builder.worker_threads(n.max(1));
+        }
+        let runtime = builder.build()?;
+        let system = Self::with_handle(config, runtime.handle().clone());
+        Ok(SystemRuntime {
+            runtime: Some(runtime),
+            system,
+        })
+    }
+
+    pub(crate) fn from_shared(shared: Arc<SystemShared>) -> Self {
+        Self { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<SystemShared> {
+        &self.shared
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SystemConfig {
+        &self.shared.config
+    }
+
+    /// Spawns a top-level actor under the user guardian (path `/user/<name>`).
+    pub fn spawn<A: Actor>(&self, props: Props<A>) -> Result<ActorRef<A::Msg>, SpawnError> {
+        let (actor_ref, _) = spawn_actor(
+            &self.shared,
+            Parent::Guardian(self.shared.clone()),
+            &ActorPath::user_root(),
+            props,
+        )?;
+        Ok(actor_ref)
+    }
+
+    /// Finds a live named actor by path (`/user/lobby/room-7`, or `lobby` for `/user/lobby`),
+    /// checking that it accepts `M`.
+    pub fn lookup<M: Send + 'static>(&self, path: &str) -> Result<ActorRef<M>, LookupError> {
+        let full = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/user/{path}")
+        };
+        let reg = self.shared.registry.read();
+        let entry = reg
+            .get(full.as_str())
+            .ok_or_else(|| LookupError::NotFound(full.clone()))?;
+        entry
+            .actor_ref
+            .downcast_ref::<ActorRef<M>>()
+            .cloned()
+            .ok_or_else(|| LookupError::TypeMismatch {
+                path: full.clone(),
+                expected: std::any::type_name::<M>(),
+                actual: entry.message_type,
+            })
+    }
+
+    /// Dead letters so far (exact).
+    pub fn dead_letter_count(&self) -> u64 {
+        self.shared.dead_letters.count()
+    }
+
+    /// Subscribes to dead-letter events from now on.
+    pub fn subscribe_dead_letters(&self) -> DeadLetterSubscription {
+        self.shared.dead_letters.subscribe()
+    }
+
+    /// Live actors (all depths).
+    pub fn actor_count(&self) -> usize {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
+    /// A fresh id, unique in this system (for `RefTarget` implementations such as remote proxies).
+    pub fn allocate_id(&self) -> ActorId {
+        self.shared.next_id()
+    }
+
+    /// The runtime the actors run on.
+    pub fn runtime_handle(&self) -> &tokio::runtime::Handle {
+        &self.shared.handle
+    }
+
+    /// Stops every actor gracefully (children before parents, stopped hooks run) and waits up to
+    /// `deadline`; actors still running then are killed. No new actors can be spawned afterwards.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        let shared = &self.shared;
+        shared.shutting_down.store(true, Ordering::Release);
+        tracing::info!(system = %shared.config.name, ?deadline, "actor system shutting down");
+        let top: Vec<Arc<dyn SysTarget>> = shared
+            .guardian
+            .lock()
+            .values()
+            .map(|t| t.target.clone())
+            .collect();
+        for t in &top {
+            t.send_sys(SystemMsg::Stop);
+        }
+        let until = Instant::now() + deadline;
+        let mut report = ShutdownReport::default();
+        if !self.wait_top_level_empty(until).await {
+            let remaining: Vec<Arc<dyn SysTarget>> = shared
+                .guardian
+                .lock()
+                .values()
+                .map(|t| t.target.clone())
+                .collect();
+            tracing::warn!(
+                remaining = remaining.len(),
+                "shutdown deadline passed; killing the rest"
+            );
+            for t in &remaining {
+                t.core().kill();
+            }
+            // Aborted tasks are dropped promptly unless blocked in synchronous code.
+            if !self
+                .wait_top_level_empty(Instant::now() + Duration::from_secs(1))
+                .await
+            {
+                report.unresponsive = shared
+                    .guardian
+                    .lock()
+                    .values()
+                    .map(|t| t.target.core().path.clone())
+                    .collect();
+            }
+        }
+        report.killed = std::mem::take(&mut *shared.killed_log.lock());
+        report
+    }
+
+    async fn wait_top_level_empty(&self, until: Instant) -> bool {
+        loop {
+            let notified = self.shared.guardian_empty.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.shared.guardian.lock().is_empty() {
+                return true;
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return self.shared.guardian.lock().is_empty();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ActorSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorSystem")
+            .field("name", &self.shared.config.name)
+            .field("actors", &self.actor_count())
+            .finish()
+    }
+}
+
+/// An [`ActorSystem`] together with the tokio runtime it owns (see
+/// [`ActorSystem::with_runtime`]). Dropping it shuts the runtime down without waiting; call
+/// [`SystemRuntime::shutdown`] for a graceful stop.
+pub struct SystemRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+    system: ActorSystem,
+}
+
+impl SystemRuntime {
+    /// The system.
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    /// Runs a future to completion on the system's runtime (from outside any runtime).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        match &self.runtime {
+            Some(rt) => rt.block_on(future),
+            None => unreachable!("the runtime is only taken by shutdown, which consumes self"),
+        }
+    }
+
+    /// Shuts the system down gracefully (see [`ActorSystem::shutdown`]), then the runtime.
+    pub fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
+        let report = self.block_on(self.system.shutdown(deadline));
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+        report
+    }
+}
+
+impl Drop for SystemRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
