@@ -222,21 +222,41 @@ impl<A: Actor> Context<A> {
             .start_once(&self.system.shared().handle, target, key.into(), delay, msg);
     }
 
-    /// Sends a clone of `msg` to this actor every `period`, at a fixed rate from now (ticks at
+    /// Sends `make()` to this actor every `period`, at a fixed rate from now (ticks at
     /// `now + k * period`); ticks missed while the actor was busy are skipped, not burst. Replaces
-    /// any timer with the same key.
-    pub fn send_interval(&mut self, key: impl Into<TimerKey>, period: Duration, msg: A::Msg)
-    where
-        A::Msg: Clone,
-    {
+    /// any timer with the same key. A factory rather than a message, so message types that carry
+    /// reply ports (and are not `Clone`) can have intervals too.
+    ///
+    /// ```
+    /// # use actor_core::prelude::*;
+    /// # use std::time::Duration;
+    /// struct Room { tick: u64 }
+    /// enum RoomMsg { Tick }
+    /// impl Actor for Room {
+    ///     type Msg = RoomMsg;
+    ///     async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+    ///         ctx.send_interval("tick", Duration::from_millis(50), || RoomMsg::Tick); // 20 Hz
+    ///         Ok(())
+    ///     }
+    ///     async fn handle(&mut self, msg: RoomMsg, _ctx: &mut Context<Self>) -> ActorResult {
+    ///         match msg { RoomMsg::Tick => self.tick += 1 }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn send_interval(
+        &mut self,
+        key: impl Into<TimerKey>,
+        period: Duration,
+        make: impl Fn() -> A::Msg + Send + 'static,
+    ) {
         let target = self.sys_self();
         self.timers.start_interval(
             &self.system.shared().handle,
             target,
             key.into(),
             period,
-            msg,
-            <A::Msg as Clone>::clone,
+            Box::new(make),
         );
     }
 

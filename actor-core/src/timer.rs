@@ -49,8 +49,7 @@ impl fmt::Debug for TimerKey {
 enum Payload<M> {
     Once(Option<M>),
     Repeat {
-        msg: M,
-        clone: fn(&M) -> M,
+        make: Box<dyn Fn() -> M + Send>,
         queued: Arc<AtomicBool>,
     },
 }
@@ -100,8 +99,7 @@ impl<M: Send + 'static> Timers<M> {
         target: Arc<dyn SysTarget>,
         key: TimerKey,
         period: Duration,
-        msg: M,
-        clone: fn(&M) -> M,
+        make: Box<dyn Fn() -> M + Send>,
     ) {
         self.cancel(&key);
         let id = self.next_id();
@@ -123,7 +121,7 @@ impl<M: Send + 'static> Timers<M> {
         self.insert(
             id,
             key,
-            Payload::Repeat { msg, clone, queued },
+            Payload::Repeat { make, queued },
             task.abort_handle(),
         );
     }
@@ -142,9 +140,9 @@ impl<M: Send + 'static> Timers<M> {
     pub(crate) fn fire(&mut self, id: u64) -> Option<M> {
         let entry = self.entries.get_mut(&id)?;
         match &mut entry.payload {
-            Payload::Repeat { msg, clone, queued } => {
+            Payload::Repeat { make, queued } => {
                 queued.store(false, Ordering::Release);
-                Some(clone(msg))
+                Some(make())
             }
             Payload::Once(msg) => {
                 let msg = msg.take();
