@@ -91,13 +91,16 @@ struct ActorLoop<A: Actor> {
     idle_since: Instant,
 }
 
+/// A spawned actor: its ref and its type-erased system target (for its parent).
+pub(crate) type Spawned<M> = (ActorRef<M>, Arc<dyn SysTarget>);
+
 /// Spawns an actor's task; returns its ref and its type-erased system target.
 pub(crate) fn spawn_actor<A: Actor>(
     shared: &Arc<SystemShared>,
     parent: Parent,
     parent_path: &ActorPath,
     props: Props<A>,
-) -> Result<(ActorRef<A::Msg>, Arc<dyn SysTarget>), SpawnError> {
+) -> Result<Spawned<A::Msg>, SpawnError> {
     if shared.is_shutting_down() {
         return Err(SpawnError::ShuttingDown);
     }

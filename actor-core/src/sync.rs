@@ -1,20 +1,20 @@
 //! Synchronisation primitives behind one seam, so the mailbox can be model-checked with loom.
 //!
-//! Under `--cfg loom` the atomics, the mutex and the queue are loom's (the queue becomes a
+//! Under `--cfg actor_loom` the atomics, the mutex and the queue are loom's (the queue becomes a
 //! loom-mutex-protected `VecDeque`), so the loom tests check the mailbox's send / receive / wake
 //! protocol exhaustively; in normal builds they are `std` atomics, `parking_lot` and crossbeam's
 //! lock-free block-linked `SegQueue`.
 
-#[cfg(loom)]
+#[cfg(actor_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
-#[cfg(not(loom))]
+#[cfg(not(actor_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
 
 /// A mutex whose `lock` cannot fail (poisoning is not used anywhere in this crate).
-#[cfg(not(loom))]
+#[cfg(not(actor_loom))]
 pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
 
-#[cfg(not(loom))]
+#[cfg(not(actor_loom))]
 impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Self {
         Self(parking_lot::Mutex::new(value))
@@ -24,10 +24,10 @@ impl<T> Mutex<T> {
     }
 }
 
-#[cfg(loom)]
+#[cfg(actor_loom)]
 pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
 
-#[cfg(loom)]
+#[cfg(actor_loom)]
 impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Self {
         Self(loom::sync::Mutex::new(value))
@@ -42,10 +42,10 @@ impl<T> Mutex<T> {
 }
 
 /// Multi-producer queue used by the user lanes.
-#[cfg(not(loom))]
+#[cfg(not(actor_loom))]
 pub(crate) struct Queue<T>(crossbeam_queue::SegQueue<T>);
 
-#[cfg(not(loom))]
+#[cfg(not(actor_loom))]
 impl<T> Queue<T> {
     pub(crate) const fn new() -> Self {
         Self(crossbeam_queue::SegQueue::new())
@@ -67,10 +67,10 @@ impl<T> Queue<T> {
     }
 }
 
-#[cfg(loom)]
+#[cfg(actor_loom)]
 pub(crate) struct Queue<T>(loom::sync::Mutex<std::collections::VecDeque<T>>);
 
-#[cfg(loom)]
+#[cfg(actor_loom)]
 impl<T> Queue<T> {
     pub(crate) fn new() -> Self {
         Self(loom::sync::Mutex::new(std::collections::VecDeque::new()))
@@ -97,10 +97,10 @@ impl<T> Queue<T> {
 
 /// The consumer's waker, written by the consumer before it parks and taken by the producer that
 /// performs the idle-to-running transition.
-#[cfg(not(loom))]
+#[cfg(not(actor_loom))]
 pub(crate) struct WakerSlot(futures_util::task::AtomicWaker);
 
-#[cfg(not(loom))]
+#[cfg(not(actor_loom))]
 impl WakerSlot {
     pub(crate) fn new() -> Self {
         Self(futures_util::task::AtomicWaker::new())
@@ -113,10 +113,10 @@ impl WakerSlot {
     }
 }
 
-#[cfg(loom)]
+#[cfg(actor_loom)]
 pub(crate) struct WakerSlot(loom::sync::Mutex<Option<std::task::Waker>>);
 
-#[cfg(loom)]
+#[cfg(actor_loom)]
 impl WakerSlot {
     pub(crate) fn new() -> Self {
         Self(loom::sync::Mutex::new(None))

@@ -19,20 +19,11 @@ struct Worker {
     events: ActorRef<String>,
 }
 
-#[derive(Clone)]
 enum WorkerMsg {
     Work,
     Fail,
     Panic,
-    Get(Arc<parking_lot::Mutex<Option<Reply<(u32, u32)>>>>),
-}
-
-impl WorkerMsg {
-    fn get() -> (Self, impl FnOnce(Reply<(u32, u32)>) -> Self) {
-        (WorkerMsg::Work, |r| {
-            WorkerMsg::Get(Arc::new(parking_lot::Mutex::new(Some(r))))
-        })
-    }
+    Get(Reply<(u32, u32)>),
 }
 
 impl Actor for Worker {
@@ -46,11 +37,7 @@ impl Actor for Worker {
             WorkerMsg::Work => self.seen += 1,
             WorkerMsg::Fail => return Err("worker refused".into()),
             WorkerMsg::Panic => panic!("worker exploded"),
-            WorkerMsg::Get(r) => {
-                if let Some(r) = r.lock().take() {
-                    r.send((self.seen, self.instance));
-                }
-            }
+            WorkerMsg::Get(r) => r.send((self.seen, self.instance)),
         }
         Ok(())
     }
@@ -136,7 +123,7 @@ async fn setup(
 }
 
 async fn state(w: &ActorRef<WorkerMsg>) -> (u32, u32) {
-    w.ask(WorkerMsg::get().1).await.expect("answer")
+    w.ask(WorkerMsg::Get).await.expect("answer")
 }
 
 #[tokio::test]
@@ -343,7 +330,6 @@ async fn start_failures_are_reported_with_their_phase() {
 struct Holder {
     events: ActorRef<String>,
 }
-#[derive(Clone)]
 enum HolderMsg {
     Tick,
     Fail,

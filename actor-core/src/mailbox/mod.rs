@@ -223,7 +223,7 @@ impl<M, S> Mailbox<M, S> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(actor_loom)))]
 mod tests {
     use super::*;
     use std::task::Waker;
@@ -348,9 +348,9 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, actor_loom))]
 mod loom_tests {
-    //! Run with `RUSTFLAGS="--cfg loom" cargo test -p actor-core --release --lib loom_tests`.
+    //! Run with `RUSTFLAGS="--cfg actor_loom" cargo test -p actor-core --release --lib loom_tests`.
     use super::*;
     use loom::sync::Arc;
     use loom::sync::atomic::AtomicUsize as LoomUsize;

@@ -1,0 +1,136 @@
+//! Tracing: spawn, failure (with path and error), restart, stop and dead letters are events;
+//! the per-message hot path emits nothing above `trace`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_core::prelude::*;
+use parking_lot::Mutex;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+use tracing_subscriber::{Layer, Registry};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+
+struct Fields(String);
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={:?} ", field.name(), value));
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Captured {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: LayerContext<'_, S>) {
+        let mut f = Fields(String::new());
+        event.record(&mut f);
+        self.0.lock().push((*event.metadata().level(), f.0));
+    }
+}
+
+impl Captured {
+    fn take(&self) -> Vec<(tracing::Level, String)> {
+        std::mem::take(&mut *self.0.lock())
+    }
+}
+
+struct Echo;
+enum EchoMsg {
+    Hit,
+    Fail,
+    Ping(Reply<()>),
+}
+impl Actor for Echo {
+    type Msg = EchoMsg;
+    async fn handle(&mut self, msg: EchoMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            EchoMsg::Hit => Ok(()),
+            EchoMsg::Fail => Err("bad input from client".into()),
+            EchoMsg::Ping(r) => {
+                r.send(());
+                Ok(())
+            }
+        }
+    }
+}
+
+#[test]
+fn lifecycle_is_traced_and_the_hot_path_is_quiet() {
+    let captured = Captured::default();
+    let subscriber = Registry::default().with(
+        captured
+            .clone()
+            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+        let echo = sys.spawn(Props::new(|| Echo).name("echo")).expect("spawn");
+        echo.ask(EchoMsg::Ping).await.expect("pong");
+        let spawn_events = captured.take();
+        assert!(
+            spawn_events
+                .iter()
+                .any(|(_, f)| f.contains("actor spawned") && f.contains("/user/echo")),
+            "{spawn_events:?}"
+        );
+
+        // 10,000 messages: no event at debug or above.
+        for _ in 0..10_000 {
+            echo.tell(EchoMsg::Hit);
+        }
+        echo.ask(EchoMsg::Ping).await.expect("pong");
+        let hot = captured.take();
+        assert!(
+            hot.is_empty(),
+            "hot path emitted {} events: {:?}",
+            hot.len(),
+            hot.first()
+        );
+
+        echo.tell(EchoMsg::Fail);
+        echo.ask(EchoMsg::Ping)
+            .await
+            .expect("restarted and answering");
+        let failure = captured.take();
+        let has = |level: tracing::Level, needles: &[&str]| {
+            failure
+                .iter()
+                .any(|(l, f)| *l == level && needles.iter().all(|n| f.contains(n)))
+        };
+        assert!(
+            has(
+                tracing::Level::ERROR,
+                &["actor failed", "/user/echo", "bad input from client"]
+            ),
+            "{failure:?}"
+        );
+        assert!(
+            has(
+                tracing::Level::INFO,
+                &["actor restarted", "/user/echo", "restarts=1"]
+            ),
+            "{failure:?}"
+        );
+
+        echo.stop();
+        echo.wait_for_stop().await;
+        echo.tell(EchoMsg::Hit);
+        let end = captured.take();
+        assert!(
+            end.iter()
+                .any(|(_, f)| f.contains("actor stopped") && f.contains("/user/echo")),
+            "{end:?}"
+        );
+        assert!(
+            end.iter()
+                .any(|(_, f)| f.contains("dead letter") && f.contains("recipient stopped")),
+            "{end:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    });
+}
