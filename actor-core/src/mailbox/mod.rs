@@ -356,6 +356,16 @@ mod loom_tests {
     use loom::sync::atomic::AtomicUsize as LoomUsize;
     use std::future::poll_fn;
 
+    /// Exhaustive up to 3 preemptions per execution (tokio's loom tests use 2-3), unless
+    /// `LOOM_MAX_PREEMPTIONS` says otherwise.
+    fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
     fn recv(mb: &Mailbox<u32, u32>) -> (Option<u32>, Option<u32>) {
         loom::future::block_on(poll_fn(|cx| {
             loop {
@@ -376,7 +386,7 @@ mod loom_tests {
     /// otherwise), and receives the message exactly once.
     #[test]
     fn no_lost_wakeup_user_lane() {
-        loom::model(|| {
+        model(|| {
             let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
             let p = mb.clone();
             let producer = loom::thread::spawn(move || {
@@ -390,7 +400,7 @@ mod loom_tests {
     /// Two producers on different lanes: both messages arrive, each once.
     #[test]
     fn no_lost_wakeup_two_lanes() {
-        loom::model(|| {
+        model(|| {
             let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
             let (a, b) = (mb.clone(), mb.clone());
             let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
@@ -408,7 +418,7 @@ mod loom_tests {
     /// A consumer parked for system messages only is woken by a system message.
     #[test]
     fn sys_only_park_is_woken_by_system_message() {
-        loom::model(|| {
+        model(|| {
             let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
             let p = mb.clone();
             let t = loom::thread::spawn(move || p.push_sys(9).expect("open"));
@@ -431,7 +441,7 @@ mod loom_tests {
     /// side. Never lost, never counted twice.
     #[test]
     fn close_racing_push_loses_nothing() {
-        loom::model(|| {
+        model(|| {
             let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
             let seen = Arc::new(LoomUsize::new(0));
             let (p, ps) = (mb.clone(), seen.clone());
