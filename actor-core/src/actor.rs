@@ -71,6 +71,14 @@ pub trait Actor: Sized + Send + 'static {
         async { Ok(()) }
     }
 
+    /// Runs first when a graceful stop begins, while the children are still running. The default
+    /// does nothing; a supervisor uses it to stop its children in a chosen order
+    /// ([`Context::shutdown_child`]). Not run when the actor is killed.
+    fn pre_stop(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
+    }
+
     /// Runs when the actor stops gracefully, after its children have stopped. Not run when the
     /// actor is killed.
     fn stopped(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = ()> + Send {

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -19,6 +20,7 @@ use crate::actor_ref::ActorRef;
 use crate::cell::{Cell, SysTarget, SystemMsg, Watcher};
 use crate::failure::{
     ChildFailure, Directive, Failure, FailureKind, FailurePhase, SupervisionPolicy,
+    TerminationReason,
 };
 use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
@@ -42,6 +44,21 @@ impl<M> fmt::Display for StashError<M> {
 }
 
 impl<M> std::error::Error for StashError<M> {}
+
+/// Why [`Context::spawn_and_wait_started`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The child could not be spawned.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// The child's `started` hook failed.
+    #[error("child failed to start: {0}")]
+    Failed(Failure),
+    /// The child ended before it finished starting.
+    #[error("child {0} ended before it finished starting")]
+    Ended(ActorPath),
+}
 
 /// A child as its parent sees it.
 #[derive(Clone, Debug)]
@@ -129,6 +146,7 @@ impl<A: Actor> Context<A> {
             Parent::Actor(self.sys_self()),
             &self.cell.core.path,
             props,
+            None,
         )?;
         self.children.insert(
             actor_ref.id(),
@@ -139,6 +157,81 @@ impl<A: Actor> Context<A> {
             },
         );
         Ok(actor_ref)
+    }
+
+    /// Spawns a child and waits until its `started` hook has finished. A child that fails to
+    /// start is reported as [`StartError::Failed`] (it is also reported to this actor's
+    /// `on_child_failure` like any failure, unless it has ended by then, e.g. via
+    /// [`Context::shutdown_child`]). Use it where start order matters, as in an OTP supervisor.
+    pub async fn spawn_and_wait_started<B: Actor>(
+        &mut self,
+        props: Props<B>,
+    ) -> Result<ActorRef<B::Msg>, StartError> {
+        let (tx, rx) = oneshot::channel();
+        let (actor_ref, target) = spawn_actor(
+            self.system.shared(),
+            Parent::Actor(self.sys_self()),
+            &self.cell.core.path,
+            props,
+            Some(tx),
+        )?;
+        self.children.insert(
+            actor_ref.id(),
+            ChildEntry {
+                target,
+                restart_count: 0,
+                recent: VecDeque::new(),
+            },
+        );
+        match rx.await {
+            Ok(Ok(())) => Ok(actor_ref),
+            Ok(Err(failure)) => Err(StartError::Failed(failure)),
+            // The child ended (killed) before finishing its start.
+            Err(_) => Err(StartError::Ended(actor_ref.path())),
+        }
+    }
+
+    /// Stops a child and waits until it has ended: gracefully within `timeout`, then killed; with
+    /// `timeout = None` it is killed at once. Returns how it ended, or `None` if it is not a child.
+    pub async fn shutdown_child(
+        &mut self,
+        child: ActorId,
+        timeout: Option<Duration>,
+    ) -> Option<TerminationReason> {
+        let target = self.children.get(&child)?.target.clone();
+        let core = target.core();
+        let ended = core.wait_for_end();
+        let reason = match timeout {
+            Some(t) => {
+                target.send_sys(SystemMsg::Stop);
+                tokio::pin!(ended);
+                match tokio::time::timeout(t, &mut ended).await {
+                    Ok(r) => r.ok(),
+                    Err(_) => {
+                        tracing::warn!(child = %core.path, ?t, "child did not stop in time; killing it");
+                        core.kill();
+                        ended.await.ok()
+                    }
+                }
+            }
+            None => {
+                core.kill();
+                ended.await.ok()
+            }
+        };
+        self.children.remove(&child);
+        Some(reason.unwrap_or(TerminationReason::Killed))
+    }
+
+    /// Kills a child at once (see [`ActorRef::kill`]). False if it is not a child.
+    pub fn kill_child(&mut self, child: ActorId) -> bool {
+        match self.children.get(&child) {
+            Some(c) => {
+                c.target.core().kill();
+                true
+            }
+            None => false,
+        }
     }
 
     /// The live children, in start order.

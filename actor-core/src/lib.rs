@@ -61,7 +61,7 @@ pub use actor_ref::{
 };
 pub use ask::{AskError, Reply};
 pub use cell::Watcher;
-pub use context::{ChildInfo, Context, StashError};
+pub use context::{ChildInfo, Context, StartError, StashError};
 pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetterSubscription};
 pub use failure::{
     ActorError, ActorResult, ChildFailure, Directive, Failure, FailureKind, FailurePhase,

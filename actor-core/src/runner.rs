@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::FutureExt;
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -85,6 +86,8 @@ struct ActorLoop<A: Actor> {
     /// System messages put aside while suspended or while waiting for children to stop.
     deferred: VecDeque<SystemMsg>,
     delayed_restart: Option<AbortHandle>,
+    /// Told the outcome of the first start, for `Context::spawn_and_wait_started`.
+    start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     cursor: Cursor,
     throughput: usize,
     processed: u64,
@@ -100,6 +103,7 @@ pub(crate) fn spawn_actor<A: Actor>(
     parent: Parent,
     parent_path: &ActorPath,
     props: Props<A>,
+    start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
 ) -> Result<Spawned<A::Msg>, SpawnError> {
     if shared.is_shutting_down() {
         return Err(SpawnError::ShuttingDown);
@@ -143,6 +147,7 @@ pub(crate) fn spawn_actor<A: Actor>(
         escalated_child: None,
         deferred: VecDeque::new(),
         delayed_restart: None,
+        start_signal,
         cursor: Cursor::default(),
         throughput: props.throughput.unwrap_or(shared.config.throughput).max(1),
         processed: 0,
@@ -263,6 +268,7 @@ impl<A: Actor> ActorLoop<A> {
             Ok(actor) => self.actor = Some(actor),
             Err(payload) => {
                 let f = Failure::panic(self.path(), FailurePhase::Start, &*payload);
+                self.signal_start(Err(f.clone()));
                 self.fail(f);
                 return;
             }
@@ -283,8 +289,18 @@ impl<A: Actor> ActorLoop<A> {
             }
         };
         self.idle_since = Instant::now();
-        if let Some(f) = outcome(&self.path(), FailurePhase::Start, result) {
-            self.fail(f);
+        match outcome(&self.path(), FailurePhase::Start, result) {
+            Some(f) => {
+                self.signal_start(Err(f.clone()));
+                self.fail(f);
+            }
+            None => self.signal_start(Ok(())),
+        }
+    }
+
+    fn signal_start(&mut self, outcome: Result<(), Failure>) {
+        if let Some(tx) = self.start_signal.take() {
+            let _ = tx.send(outcome);
         }
     }
 
@@ -403,6 +419,9 @@ impl<A: Actor> ActorLoop<A> {
         let Some(entry) = self.ctx.children.get(&child) else {
             return;
         };
+        if entry.target.core().ended().is_some() {
+            return;
+        }
         let cf = ChildFailure {
             child,
             failure: failure.clone(),
@@ -535,6 +554,14 @@ impl<A: Actor> ActorLoop<A> {
     async fn stop_gracefully(&mut self, reason: TerminationReason) {
         if let Some(h) = self.delayed_restart.take() {
             h.abort();
+        }
+        if let Some(actor) = self.actor.as_mut()
+            && AssertUnwindSafe(actor.pre_stop(&mut self.ctx))
+                .catch_unwind()
+                .await
+                .is_err()
+        {
+            tracing::warn!(actor = %self.ctx.cell.core.path, "pre_stop panicked");
         }
         self.stop_children().await;
         self.ctx.timers.cancel_all();

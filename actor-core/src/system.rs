@@ -358,6 +358,7 @@ impl ActorSystem {
             Parent::Guardian(self.shared.clone()),
             &ActorPath::user_root(),
             props,
+            None,
         )?;
         Ok(actor_ref)
     }
