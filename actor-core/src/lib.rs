@@ -82,8 +82,3 @@ pub mod prelude {
         SystemConfig,
     };
 }
-
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::actor::Actor;
 use crate::actor_ref::ActorRef;
 use crate::cell::{CellCore, SysTarget, SystemMsg};
+use crate::context::StartError;
 use crate::dead_letters::{DeadLetterOffice, DeadLetterSubscription};
 use crate::failure::{ChildFailure, Directive, RestartLimit, SupervisionPolicy, TerminationReason};
 use crate::path::{ActorId, ActorPath};
@@ -361,6 +362,28 @@ impl ActorSystem {
             None,
         )?;
         Ok(actor_ref)
+    }
+
+    /// Spawns a top-level actor and waits until its `started` hook has finished, e.g. so that a
+    /// supervisor's children exist when this returns. A start failure is returned as
+    /// [`StartError::Failed`] (and handled by the guardian's policy like any failure).
+    pub async fn spawn_and_wait_started<A: Actor>(
+        &self,
+        props: Props<A>,
+    ) -> Result<ActorRef<A::Msg>, StartError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (actor_ref, _) = spawn_actor(
+            &self.shared,
+            Parent::Guardian(self.shared.clone()),
+            &ActorPath::user_root(),
+            props,
+            Some(tx),
+        )?;
+        match rx.await {
+            Ok(Ok(())) => Ok(actor_ref),
+            Ok(Err(failure)) => Err(StartError::Failed(failure)),
+            Err(_) => Err(StartError::Ended(actor_ref.path())),
+        }
     }
 
     /// Finds a live named actor by path (`/user/lobby/room-7`, or `lobby` for `/user/lobby`),

@@ -194,3 +194,47 @@ async fn pre_stop_runs_while_children_live_and_can_order_their_shutdown() {
     assert_eq!(probe.expect_msg(T).await, "stopped second");
     assert_eq!(probe.expect_msg(T).await, "stopped first");
 }
+
+#[tokio::test(start_paused = true)]
+async fn system_spawn_and_wait_started_waits_for_started() {
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let mut probe = TestProbe::<String>::new(&sys);
+    let out = probe.actor_ref();
+    let t0 = tokio::time::Instant::now();
+    let ok = sys
+        .spawn_and_wait_started(
+            Props::new(move || Child {
+                fail_start: false,
+                hang_on_stop: false,
+                out: out.clone(),
+            })
+            .name("slow"),
+        )
+        .await
+        .expect("started");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_millis(100),
+        "returned after started finished"
+    );
+    assert_eq!(probe.expect_msg(T).await, "started slow");
+    assert_eq!(ok.path().as_str(), "/user/slow");
+    let out = probe.actor_ref();
+    match sys
+        .spawn_and_wait_started(
+            Props::new(move || Child {
+                fail_start: true,
+                hang_on_stop: false,
+                out: out.clone(),
+            })
+            .name("bad"),
+        )
+        .await
+    {
+        Err(StartError::Failed(f)) => assert!(f.message.contains("bad cannot start")),
+        other => panic!(
+            "expected a start failure, got {:?}",
+            other.map(|r| r.path())
+        ),
+    }
+}

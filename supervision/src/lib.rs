@@ -19,6 +19,7 @@
 
 mod backoff;
 mod decider;
+mod dynamic;
 
 mod strategy;
 mod supervisor;
@@ -29,8 +30,14 @@ pub use decider::{
     Strategy,
 };
 
+pub use dynamic::{DynamicMsg, DynamicSupervisor, DynamicSupervisorApi, DynamicSupervisorBuilder};
 pub use strategy::SupervisionStrategy;
 pub use supervisor::{
     ChildReport, ChildSpec, ChildStatus, Shutdown, Supervisor, SupervisorApi, SupervisorBuilder,
     SupervisorError, SupervisorMsg,
 };
+
+/// The README's examples (they use actor-core and this crate), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -237,14 +237,16 @@ struct Slot {
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let system = ActorSystem::new(SystemConfig::default()).unwrap();
+/// // Waits for the supervisor's `started`, so its children exist when this returns.
 /// let sup = system
-///     .spawn(
+///     .spawn_and_wait_started(
 ///         Supervisor::builder(Strategy::OneForOne)
 ///             .intensity(3, Duration::from_secs(5))
 ///             .child(ChildSpec::new("chat", Props::new(Chat::default)))
 ///             .props()
 ///             .name("game"),
 ///     )
+///     .await
 ///     .unwrap();
 /// let chat: ActorRef<String> = system.lookup("/user/game/chat").unwrap();
 /// chat.tell("hello".into());
