@@ -141,12 +141,20 @@ impl<A: Actor> Context<A> {
     /// Spawns a child (path `<my path>/<name>`). Children are stopped before their parent, and on
     /// the parent's restart.
     pub fn spawn<B: Actor>(&mut self, props: Props<B>) -> Result<ActorRef<B::Msg>, SpawnError> {
+        self.spawn_child(props, None)
+    }
+
+    fn spawn_child<B: Actor>(
+        &mut self,
+        props: Props<B>,
+        start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
+    ) -> Result<ActorRef<B::Msg>, SpawnError> {
         let (actor_ref, target) = spawn_actor(
             self.system.shared(),
             Parent::Actor(self.sys_self()),
             &self.cell.core.path,
             props,
-            None,
+            start_signal,
         )?;
         self.children.insert(
             actor_ref.id(),
@@ -168,21 +176,7 @@ impl<A: Actor> Context<A> {
         props: Props<B>,
     ) -> Result<ActorRef<B::Msg>, StartError> {
         let (tx, rx) = oneshot::channel();
-        let (actor_ref, target) = spawn_actor(
-            self.system.shared(),
-            Parent::Actor(self.sys_self()),
-            &self.cell.core.path,
-            props,
-            Some(tx),
-        )?;
-        self.children.insert(
-            actor_ref.id(),
-            ChildEntry {
-                target,
-                restart_count: 0,
-                recent: VecDeque::new(),
-            },
-        );
+        let actor_ref = self.spawn_child(props, Some(tx))?;
         match rx.await {
             Ok(Ok(())) => Ok(actor_ref),
             Ok(Err(failure)) => Err(StartError::Failed(failure)),

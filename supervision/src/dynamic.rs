@@ -23,7 +23,7 @@ use crate::decider::{
     ChildExit, ChildHistory, Decider, Decision, Exit, Intensity, RestartHistory, RestartType,
     Strategy,
 };
-use crate::supervisor::{Shutdown, SupervisorError};
+use crate::supervisor::{Shutdown, SupervisorError, discard_failed_start};
 
 /// Messages of a [`DynamicSupervisor`]; use them through [`DynamicSupervisorApi`].
 #[non_exhaustive]
@@ -240,11 +240,7 @@ impl<A: Actor, Args: Send + 'static> Actor for DynamicSupervisor<A, Args> {
                             StartError::Ended(p) => p.to_string(),
                             other => other.to_string(),
                         };
-                        if let StartError::Failed(f) = &e
-                            && let Some(c) = ctx.children().into_iter().find(|c| c.path == f.actor)
-                        {
-                            ctx.shutdown_child(c.id, None).await;
-                        }
+                        discard_failed_start(ctx, &e).await;
                         reply.send(Err(SupervisorError::StartFailed {
                             id,
                             reason: e.to_string(),
@@ -256,14 +252,7 @@ impl<A: Actor, Args: Send + 'static> Actor for DynamicSupervisor<A, Args> {
                 let known = self.children.remove(&id).is_some();
                 if known {
                     ctx.unwatch(id);
-                    ctx.shutdown_child(
-                        id,
-                        match self.shutdown {
-                            Shutdown::Timeout(d) => Some(d),
-                            Shutdown::Kill => None,
-                        },
-                    )
-                    .await;
+                    ctx.shutdown_child(id, self.shutdown.timeout()).await;
                 }
                 reply.send(known);
             }
@@ -377,10 +366,7 @@ impl<A: Actor, Args: Send + 'static> Actor for DynamicSupervisor<A, Args> {
     }
 
     async fn pre_stop(&mut self, ctx: &mut Context<Self>) {
-        let timeout = match self.shutdown {
-            Shutdown::Timeout(d) => Some(d),
-            Shutdown::Kill => None,
-        };
+        let timeout = self.shutdown.timeout();
         let ids: Vec<ActorId> = self.children.keys().rev().copied().collect();
         for id in ids {
             ctx.shutdown_child(id, timeout).await;

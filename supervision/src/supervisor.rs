@@ -46,7 +46,8 @@ impl Default for Shutdown {
 }
 
 impl Shutdown {
-    fn timeout(self) -> Option<Duration> {
+    /// The graceful period, `None` to kill at once.
+    pub(crate) fn timeout(self) -> Option<Duration> {
         match self {
             Shutdown::Timeout(d) => Some(d),
             Shutdown::Kill => None,
@@ -354,13 +355,7 @@ impl Supervisor {
                 Ok(path)
             }
             Err(e) => {
-                if let StartError::Failed(failure) = &e {
-                    // The failed child is suspended; end it so its pending report is moot.
-                    let failed = ctx.children().into_iter().find(|c| c.path == failure.actor);
-                    if let Some(c) = failed {
-                        ctx.shutdown_child(c.id, None).await;
-                    }
-                }
+                discard_failed_start(ctx, &e).await;
                 tracing::error!(supervisor = %ctx.path(), child = %spec.id, error = %e, "child failed to start");
                 Err(SupervisorError::StartFailed {
                     id: spec.id,
@@ -614,6 +609,17 @@ impl Actor for Supervisor {
 
     async fn pre_restart(&mut self, _failure: &actor_core::Failure, ctx: &mut Context<Self>) {
         self.shutdown_all(ctx).await;
+    }
+}
+
+/// Ends a child whose start failed: it is suspended waiting for a directive, and its pending
+/// failure report becomes moot once it has ended.
+pub(crate) async fn discard_failed_start<A: Actor>(ctx: &mut Context<A>, error: &StartError) {
+    if let StartError::Failed(failure) = error {
+        let failed = ctx.children().into_iter().find(|c| c.path == failure.actor);
+        if let Some(c) = failed {
+            ctx.shutdown_child(c.id, None).await;
+        }
     }
 }
 
