@@ -180,13 +180,15 @@ impl CellCore {
             TerminationReason::Stopped => tracing::debug!(actor = %self.path, "actor stopped"),
             other => tracing::info!(actor = %self.path, reason = %other, "actor terminated"),
         }
+        // Bookkeeping first: whoever learns of the end may at once spawn an actor with the same
+        // name (a supervisor restarting a child) or count the live actors.
+        self.system.actor_ended(self, &reason);
         for w in watchers {
             w.notify(self.terminated(reason.clone()));
         }
         for tx in waiters {
             let _ = tx.send(reason.clone());
         }
-        self.system.actor_ended(self, &reason);
     }
 
     pub(crate) fn set_abort(&self, handle: AbortHandle) {

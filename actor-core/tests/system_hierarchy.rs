@@ -314,3 +314,18 @@ fn new_outside_a_runtime_is_a_clear_error_and_with_runtime_owns_one() {
     assert_eq!(*seen.lock(), vec!["/user/n/c".to_owned()]);
     drop(rx);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookkeeping_is_done_before_anyone_learns_of_the_end() {
+    // Found by the benchmark harness: wait_for_stop returned while the actor still counted as
+    // live and its name was still registered.
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let probe = TestProbe::<String>::new(&sys);
+    for round in 0..200 {
+        let a = sys.spawn(node(&probe.actor_ref(), false).name("reused")).expect("name free again");
+        a.stop();
+        a.wait_for_stop().await;
+        assert_eq!(sys.actor_count(), 0, "round {round}");
+        assert!(sys.lookup::<NodeMsg>("reused").is_err(), "round {round}");
+    }
+}

@@ -1,0 +1,238 @@
+//! The benchmark harness.
+//!
+//! ```text
+//! cargo run --release -p benches --bin harness -- [--suite local|remote|all] [--quick]
+//!     [--only NAME[,NAME]] [--frameworks LIST] [--runs N] [--summary PATH]
+//! ```
+//!
+//! Prints one JSON object per line per measurement (the median over `--runs`, every run listed),
+//! and writes a Markdown summary (default `target/bench-summary.md`). The spawn workload runs in a
+//! fresh child process per framework, so resident memory is not skewed by earlier workloads.
+
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use benches::frameworks::{self, Framework};
+use benches::{Measurement, Sizes, median, report};
+
+struct Args {
+    suite: String,
+    quick: bool,
+    only: Option<Vec<String>>,
+    frameworks: Option<Vec<String>>,
+    runs: Option<usize>,
+    summary: String,
+    child_spawn: Option<(String, usize)>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        suite: "local".into(),
+        quick: false,
+        only: None,
+        frameworks: None,
+        runs: None,
+        summary: "target/bench-summary.md".into(),
+        child_spawn: None,
+    };
+    let mut it = std::env::args().skip(1);
+    let list = |s: String| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--suite" => a.suite = value("--suite")?,
+            "--quick" => a.quick = true,
+            "--only" => a.only = Some(list(value("--only")?)),
+            "--frameworks" => a.frameworks = Some(list(value("--frameworks")?)),
+            "--runs" => a.runs = Some(value("--runs")?.parse().map_err(|_| "--runs takes a number")?),
+            "--summary" => a.summary = value("--summary")?,
+            "--child-spawn" => {
+                let fw = value("--child-spawn")?;
+                let n = value("--child-spawn")?.parse().map_err(|_| "--child-spawn FRAMEWORK N")?;
+                a.child_spawn = Some((fw, n));
+            }
+            "-h" | "--help" => {
+                return Err("usage: harness [--suite local|remote|all] [--quick] [--only NAME[,NAME]] \
+                            [--frameworks LIST] [--runs N] [--summary PATH]"
+                    .into());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if !["local", "remote", "all"].contains(&a.suite.as_str()) {
+        return Err(format!("--suite must be local, remote or all, not {:?}", a.suite));
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some((fw, n)) = &args.child_spawn {
+        return child_spawn(fw, *n);
+    }
+    if args.suite == "remote" || args.suite == "all" {
+        eprintln!(
+            "note: the remote suite needs the actor-remote crate, which does not exist yet; \
+             only the local suite runs"
+        );
+        if args.suite == "remote" {
+            return ExitCode::from(2);
+        }
+    }
+    let sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let selected: Vec<Framework> = frameworks::all()
+        .into_iter()
+        .filter(|f| args.frameworks.as_ref().is_none_or(|l| l.iter().any(|x| x == f.name)))
+        .collect();
+    let wants = |bench: &str| args.only.as_ref().is_none_or(|l| l.iter().any(|x| x == bench));
+    let mut all = Vec::new();
+    let mut failures = 0;
+    let mut emit = |ms: Vec<Measurement>| {
+        for m in ms {
+            println!("{}", m.to_json());
+            all.push(m);
+        }
+    };
+    for fw in &selected {
+        let mut run = |bench: &'static str, f: &dyn Fn() -> Result<Vec<(&'static str, f64, &'static str)>, String>| {
+            if !wants(bench) {
+                return;
+            }
+            let mut per_metric: Vec<(&'static str, &'static str, Vec<f64>)> = Vec::new();
+            for _ in 0..runs {
+                match f() {
+                    Ok(values) => {
+                        for (metric, v, unit) in values {
+                            match per_metric.iter_mut().find(|(m, _, _)| *m == metric) {
+                                Some((_, _, vs)) => vs.push(v),
+                                None => per_metric.push((metric, unit, vec![v])),
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("{} {bench}: FAILED: {e}", fw.name);
+                        failures += 1;
+                        return;
+                    }
+                }
+            }
+            emit(
+                per_metric
+                    .into_iter()
+                    .map(|(metric, unit, runs)| Measurement {
+                        framework: fw.name,
+                        bench,
+                        metric,
+                        value: median(&runs),
+                        unit,
+                        runs,
+                    })
+                    .collect(),
+            );
+        };
+        if let Some(f) = fw.pingpong {
+            run("pingpong", &|| Ok(vec![("round_trips_per_s", f(sizes.pingpong)?, "1/s")]));
+        }
+        if let Some(f) = fw.counting {
+            run("counting", &|| Ok(vec![("msgs_per_s", f(sizes.counting)?, "1/s")]));
+        }
+        if let Some(f) = fw.fanout {
+            run("fanout", &|| Ok(vec![("msgs_per_s", f(sizes.fanout, sizes.fanout_receivers)?, "1/s")]));
+        }
+        if let Some(f) = fw.ring {
+            run("ring", &|| Ok(vec![("hops_per_s", f(sizes.ring_actors, sizes.ring_hops)?, "1/s")]));
+        }
+        if let Some(f) = fw.ask_latency {
+            run("ask_latency", &|| {
+                let p = f(sizes.asks)?;
+                Ok(vec![("p50_ns", p.p50, "ns"), ("p99_ns", p.p99, "ns"), ("p999_ns", p.p999, "ns")])
+            });
+        }
+        if fw.spawn.is_some() {
+            let name = fw.name;
+            run("spawn", &|| spawn_in_child(name, sizes.spawn));
+        }
+        if let Some(f) = fw.big {
+            run("big", &|| Ok(vec![("msgs_per_s", f(sizes.big_actors, sizes.big_pings)?, "1/s")]));
+        }
+        if fw.name == "actor-core" {
+            let probes = if args.quick { 500 } else { 2_000 };
+            run("priority_latency", &|| {
+                let p = frameworks::ours::priority_latency(probes)?;
+                Ok(vec![("p50_ns", p.p50, "ns"), ("p99_ns", p.p99, "ns")])
+            });
+            let secs = if args.quick { 2 } else { 5 };
+            run("timer_jitter", &|| {
+                let (p, cpu) =
+                    frameworks::ours::timer_jitter(10_000, Duration::from_millis(20), Duration::from_secs(secs))?;
+                Ok(vec![("p50_us", p.p50, "us"), ("p99_us", p.p99, "us"), ("cpu_percent", cpu, "%")])
+            });
+        }
+    }
+    let columns: Vec<(&'static str, bool)> = selected.iter().map(|f| (f.name, f.is_peer)).collect();
+    let header = format!(
+        "Benchmark summary ({} sizes, median of {runs} run(s) each; cells: value (ratio to the best \
+         peer among ractor, kameo, actix; above 1.00x is better than every peer))",
+        if args.quick { "quick" } else { "full" }
+    );
+    let md = report::markdown(&all, &columns, &header);
+    if let Err(e) = std::fs::write(&args.summary, &md) {
+        eprintln!("could not write {}: {e}", args.summary);
+    }
+    eprintln!("{md}");
+    if failures > 0 {
+        eprintln!("{failures} workload(s) failed verification");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs the spawn workload of one framework in a fresh process.
+fn spawn_in_child(framework: &str, n: usize) -> Result<Vec<(&'static str, f64, &'static str)>, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["--child-spawn", framework, &n.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("child failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).ok_or(format!("child output lacks {k}"));
+    Ok(vec![
+        ("spawns_per_s", get("spawns_per_s")?, "1/s"),
+        ("stops_per_s", get("stops_per_s")?, "1/s"),
+        ("rss_bytes_per_actor", get("rss_bytes_per_actor")?, "B"),
+    ])
+}
+
+fn child_spawn(framework: &str, n: usize) -> ExitCode {
+    let Some(f) = frameworks::all().into_iter().find(|f| f.name == framework).and_then(|f| f.spawn) else {
+        eprintln!("no spawn workload for {framework}");
+        return ExitCode::from(2);
+    };
+    match f(n) {
+        Ok(s) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "spawns_per_s": s.spawns_per_s,
+                    "stops_per_s": s.stops_per_s,
+                    "rss_bytes_per_actor": s.rss_bytes_per_actor,
+                })
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}

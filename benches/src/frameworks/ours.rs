@@ -1,0 +1,495 @@
+//! actor-core, through its public API: `tell`, `ask`, default (unbounded) mailboxes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actor_core::prelude::*;
+use actor_core::{MailboxConfig, Props as P};
+use tokio::sync::mpsc;
+
+use super::Framework;
+use crate::{BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, runtime, rss_bytes, verify};
+
+pub(crate) fn framework() -> Framework {
+    Framework {
+        name: "actor-core",
+        is_peer: false,
+        pingpong: Some(pingpong),
+        counting: Some(counting),
+        fanout: Some(fanout),
+        ring: Some(ring),
+        ask_latency: Some(ask_latency),
+        spawn: Some(spawn),
+        big: Some(big),
+    }
+}
+
+fn system() -> ActorSystem {
+    ActorSystem::new(SystemConfig::default()).expect("inside the runtime")
+}
+
+// ---------- ping-pong ----------
+
+struct Player {
+    peer: Option<ActorRef<Ball>>,
+    limit: u64,
+    done: Option<mpsc::UnboundedSender<u64>>,
+}
+
+enum Ball {
+    Peer(ActorRef<Ball>),
+    Hit(u64),
+}
+
+impl Actor for Player {
+    type Msg = Ball;
+    async fn handle(&mut self, msg: Ball, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            Ball::Peer(p) => self.peer = Some(p),
+            Ball::Hit(n) => match (&self.done, &self.peer) {
+                // The pinger counts round trips.
+                (Some(_), Some(peer)) => {
+                    if n == self.limit {
+                        if let Some(done) = &self.done {
+                            let _ = done.send(n);
+                        }
+                    } else {
+                        peer.tell(Ball::Hit(n + 1));
+                    }
+                }
+                (None, Some(peer)) => peer.tell(Ball::Hit(n)),
+                _ => return Err("no peer".into()),
+            },
+        }
+        Ok(())
+    }
+}
+
+fn pingpong(n: u64) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let sys = system();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let ping = sys
+            .spawn(P::new(move || Player { peer: None, limit: n, done: Some(tx.clone()) }))
+            .map_err(|e| e.to_string())?;
+        let pong = sys.spawn(P::new(|| Player { peer: None, limit: 0, done: None })).map_err(|e| e.to_string())?;
+        ping.tell(Ball::Peer(pong.clone()));
+        pong.tell(Ball::Peer(ping.clone()));
+        let start = Instant::now();
+        ping.tell(Ball::Hit(0));
+        let got = rx.recv().await.ok_or("pinger dropped")?;
+        let elapsed = start.elapsed();
+        verify("round trips", got, n)?;
+        sys.shutdown(Duration::from_secs(5)).await;
+        Ok(rate(n, elapsed))
+    })
+}
+
+// ---------- counting / fan-out ----------
+
+#[derive(Default)]
+struct Counter {
+    count: u64,
+}
+
+enum CounterMsg {
+    Inc,
+    Get(Reply<u64>),
+}
+
+impl Actor for Counter {
+    type Msg = CounterMsg;
+    async fn handle(&mut self, msg: CounterMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            CounterMsg::Inc => self.count += 1,
+            CounterMsg::Get(r) => r.send(self.count),
+        }
+        Ok(())
+    }
+}
+
+fn counting(n: u64) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let sys = system();
+        let c = sys.spawn(P::new(Counter::default)).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        for _ in 0..n {
+            c.tell(CounterMsg::Inc);
+        }
+        let total = c.ask_timeout(CounterMsg::Get, Duration::from_secs(600)).await.map_err(|e| e.to_string())?;
+        let elapsed = start.elapsed();
+        verify("count", total, n)?;
+        Ok(rate(n, elapsed))
+    })
+}
+
+fn fanout(n: u64, receivers: usize) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let sys = system();
+        let mut refs = Vec::new();
+        for _ in 0..receivers {
+            refs.push(sys.spawn(P::new(Counter::default)).map_err(|e| e.to_string())?);
+        }
+        let start = Instant::now();
+        for i in 0..n {
+            refs[(i % receivers as u64) as usize].tell(CounterMsg::Inc);
+        }
+        let mut total = 0;
+        for r in &refs {
+            total += r.ask_timeout(CounterMsg::Get, Duration::from_secs(600)).await.map_err(|e| e.to_string())?;
+        }
+        let elapsed = start.elapsed();
+        verify("fan-out total", total, n)?;
+        Ok(rate(n, elapsed))
+    })
+}
+
+// ---------- ring ----------
+
+struct Node {
+    next: Option<ActorRef<RingMsg>>,
+    done: mpsc::UnboundedSender<()>,
+}
+
+enum RingMsg {
+    Next(ActorRef<RingMsg>),
+    Token(u64),
+}
+
+impl Actor for Node {
+    type Msg = RingMsg;
+    async fn handle(&mut self, msg: RingMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            RingMsg::Next(n) => self.next = Some(n),
+            RingMsg::Token(0) => {
+                let _ = self.done.send(());
+            }
+            RingMsg::Token(left) => match &self.next {
+                Some(next) => next.tell(RingMsg::Token(left - 1)),
+                None => return Err("ring not closed".into()),
+            },
+        }
+        Ok(())
+    }
+}
+
+fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let sys = system();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut nodes = Vec::with_capacity(actors);
+        for _ in 0..actors {
+            let tx = tx.clone();
+            nodes.push(sys.spawn(P::new(move || Node { next: None, done: tx.clone() })).map_err(|e| e.to_string())?);
+        }
+        for i in 0..actors {
+            nodes[i].tell(RingMsg::Next(nodes[(i + 1) % actors].clone()));
+        }
+        // Let the wiring settle before timing.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let start = Instant::now();
+        nodes[0].tell(RingMsg::Token(hops));
+        rx.recv().await.ok_or("ring dropped the token")?;
+        let elapsed = start.elapsed();
+        Ok(rate(hops, elapsed))
+    })
+}
+
+// ---------- ask latency ----------
+
+fn ask_latency(n: u64) -> BenchResult<Percentiles> {
+    runtime().block_on(async {
+        let sys = system();
+        let c = sys.spawn(P::new(Counter::default)).map_err(|e| e.to_string())?;
+        let mut h = histogram();
+        for i in 0..n {
+            c.tell(CounterMsg::Inc);
+            let start = Instant::now();
+            let got = c.ask(CounterMsg::Get).await.map_err(|e| e.to_string())?;
+            let _ = h.record(start.elapsed().as_nanos() as u64);
+            verify("ask answer", got, i + 1)?;
+        }
+        Ok(percentiles(&h))
+    })
+}
+
+// ---------- spawn ----------
+
+struct Idle {
+    _state: u64,
+}
+
+impl Actor for Idle {
+    type Msg = u64;
+    async fn handle(&mut self, msg: u64, _ctx: &mut Context<Self>) -> ActorResult {
+        self._state = msg;
+        Ok(())
+    }
+}
+
+fn spawn(n: usize) -> BenchResult<SpawnStats> {
+    runtime().block_on(async {
+        let sys = system();
+        let before = rss_bytes();
+        let start = Instant::now();
+        let mut refs = Vec::with_capacity(n);
+        for i in 0..n {
+            refs.push(sys.spawn(P::new(move || Idle { _state: i as u64 })).map_err(|e| e.to_string())?);
+        }
+        let spawned = start.elapsed();
+        // Let every actor start and go idle.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        verify("live actors", sys.actor_count() as u64, n as u64)?;
+        let after = rss_bytes();
+        let start = Instant::now();
+        for r in &refs {
+            r.stop();
+        }
+        for r in &refs {
+            r.wait_for_stop().await;
+        }
+        let stopped = start.elapsed();
+        verify("live actors after stop", sys.actor_count() as u64, 0)?;
+        Ok(SpawnStats {
+            spawns_per_s: rate(n as u64, spawned),
+            stops_per_s: rate(n as u64, stopped),
+            rss_bytes_per_actor: after.saturating_sub(before) as f64 / n as f64,
+        })
+    })
+}
+
+// ---------- big ----------
+
+struct Pinger {
+    index: usize,
+    peers: Arc<Vec<ActorRef<BigMsg>>>,
+    pings_left: u64,
+    rng: Rng,
+    done: mpsc::UnboundedSender<u64>,
+    pongs: u64,
+}
+
+enum BigMsg {
+    Peers(Arc<Vec<ActorRef<BigMsg>>>),
+    Start,
+    Ping(usize),
+    Pong,
+}
+
+impl Pinger {
+    fn ping_someone(&mut self) {
+        let to = self.rng.below(self.peers.len());
+        self.peers[to].tell(BigMsg::Ping(self.index));
+    }
+}
+
+impl Actor for Pinger {
+    type Msg = BigMsg;
+    async fn handle(&mut self, msg: BigMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            BigMsg::Peers(p) => self.peers = p,
+            BigMsg::Start => self.ping_someone(),
+            BigMsg::Ping(from) => self.peers[from].tell(BigMsg::Pong),
+            BigMsg::Pong => {
+                self.pongs += 1;
+                self.pings_left -= 1;
+                if self.pings_left == 0 {
+                    let _ = self.done.send(self.pongs);
+                } else {
+                    self.ping_someone();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn big(actors: usize, pings: u64) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let sys = system();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut refs = Vec::with_capacity(actors);
+        for index in 0..actors {
+            let tx = tx.clone();
+            refs.push(
+                sys.spawn(
+                    P::new(move || Pinger {
+                        index,
+                        peers: Arc::new(Vec::new()),
+                        pings_left: pings,
+                        rng: Rng(index as u64 * 7919 + 1),
+                        done: tx.clone(),
+                        pongs: 0,
+                    })
+                    .mailbox(MailboxConfig::unbounded()),
+                )
+                .map_err(|e| e.to_string())?,
+            );
+        }
+        let all = Arc::new(refs.clone());
+        for r in &refs {
+            r.tell(BigMsg::Peers(all.clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let start = Instant::now();
+        for r in &refs {
+            r.tell(BigMsg::Start);
+        }
+        let mut total = 0;
+        for _ in 0..actors {
+            total += rx.recv().await.ok_or("a pinger vanished")?;
+        }
+        let elapsed = start.elapsed();
+        verify("pongs", total, actors as u64 * pings)?;
+        // The Arc<Vec<ActorRef>> cycle is broken by shutdown.
+        sys.shutdown(Duration::from_secs(5)).await;
+        Ok(rate(total * 2, elapsed))
+    })
+}
+
+// ---------- priority latency (ours only) ----------
+
+enum Prio {
+    Urgent(Instant),
+    Bulk,
+    Report(Reply<(hdrhistogram::Histogram<u64>, u64)>),
+}
+
+struct Flooded {
+    latencies: hdrhistogram::Histogram<u64>,
+    bulk: u64,
+}
+
+impl Actor for Flooded {
+    type Msg = Prio;
+    async fn handle(&mut self, msg: Prio, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            Prio::Urgent(sent) => {
+                let _ = self.latencies.record(sent.elapsed().as_nanos() as u64);
+            }
+            Prio::Bulk => self.bulk += 1,
+            Prio::Report(r) => r.send((self.latencies.clone(), self.bulk)),
+        }
+        Ok(())
+    }
+}
+
+/// Latency of top-class messages to an actor flooded with low-class ones: `probes` urgent
+/// messages, one per millisecond, while another task keeps the bulk class full.
+pub fn priority_latency(probes: u64) -> BenchResult<Percentiles> {
+    runtime().block_on(async {
+        let sys = system();
+        // Urgent probes are class 0; bulk and the final report are class 1, so the report is
+        // handled after every bulk message sent before it.
+        let cfg = MailboxConfig::priority(|m: &Prio| usize::from(!matches!(m, Prio::Urgent(_))), &[1]);
+        let actor = sys
+            .spawn(P::new(|| Flooded { latencies: histogram(), bulk: 0 }).mailbox(cfg))
+            .map_err(|e| e.to_string())?;
+        let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flood = {
+            let (actor, flooding) = (actor.clone(), flooding.clone());
+            tokio::spawn(async move {
+                let mut sent = 0u64;
+                while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Keep about 10,000 bulk messages queued ahead of every probe.
+                    if actor.stats().map_or(0, |s| s.mailbox_depth) < 10_000 {
+                        for _ in 0..1_000 {
+                            actor.tell(Prio::Bulk);
+                        }
+                        sent += 1_000;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                sent
+            })
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        for _ in 0..probes {
+            tick.tick().await;
+            actor.tell(Prio::Urgent(Instant::now()));
+        }
+        flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+        let bulk_sent = flood.await.map_err(|e| e.to_string())?;
+        let (h, bulk) = actor.ask_timeout(Prio::Report, Duration::from_secs(600)).await.map_err(|e| e.to_string())?;
+        verify("urgent messages handled", h.len(), probes)?;
+        verify("bulk messages handled", bulk, bulk_sent)?;
+        Ok(percentiles(&h))
+    })
+}
+
+// ---------- timer jitter (ours only) ----------
+
+struct Ticking {
+    period: Duration,
+    origin: Option<Instant>,
+    lateness_us: Vec<u32>,
+}
+
+enum TickMsg {
+    Tick,
+    Samples(Reply<Vec<u32>>),
+}
+
+impl Actor for Ticking {
+    type Msg = TickMsg;
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        self.origin = Some(Instant::now());
+        ctx.send_interval("tick", self.period, || TickMsg::Tick);
+        Ok(())
+    }
+    async fn handle(&mut self, msg: TickMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            TickMsg::Tick => {
+                let origin = self.origin.ok_or("not started")?;
+                // Lateness against the fixed-rate grid origin + k * period.
+                let since = origin.elapsed().as_nanos();
+                let period = self.period.as_nanos();
+                let late_ns = since % period;
+                self.lateness_us.push((late_ns / 1_000) as u32);
+            }
+            TickMsg::Samples(r) => r.send(std::mem::take(&mut self.lateness_us)),
+        }
+        Ok(())
+    }
+}
+
+/// Timer jitter and CPU share: `actors` actors ticking every `period` for `run`.
+pub fn timer_jitter(actors: usize, period: Duration, run: Duration) -> BenchResult<(Percentiles, f64)> {
+    runtime().block_on(async {
+        let sys = system();
+        let mut refs = Vec::with_capacity(actors);
+        for _ in 0..actors {
+            refs.push(
+                sys.spawn(P::new(move || Ticking { period, origin: None, lateness_us: Vec::new() }))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        // Warm up one period, then measure.
+        tokio::time::sleep(period * 2).await;
+        for r in &refs {
+            r.ask(TickMsg::Samples).await.map_err(|e| e.to_string())?;
+        }
+        let cpu0 = crate::cpu_time();
+        let t0 = Instant::now();
+        tokio::time::sleep(run).await;
+        let wall = t0.elapsed();
+        let cpu = crate::cpu_time().saturating_sub(cpu0);
+        let mut h = histogram();
+        let mut ticks = 0u64;
+        for r in &refs {
+            for us in r.ask(TickMsg::Samples).await.map_err(|e| e.to_string())? {
+                let _ = h.record(u64::from(us).max(1));
+                ticks += 1;
+            }
+        }
+        let expected = (actors as f64 * wall.as_secs_f64() / period.as_secs_f64()) as u64;
+        // Ticks are skipped, never burst, when the machine falls behind: report that as an error
+        // only when most are missing.
+        if ticks < expected / 2 {
+            return Err(format!("only {ticks} of about {expected} ticks arrived"));
+        }
+        let cpu_percent = 100.0 * cpu.as_secs_f64() / (wall.as_secs_f64() * 2.0);
+        sys.shutdown(Duration::from_secs(5)).await;
+        Ok((percentiles(&h), cpu_percent))
+    })
+}

@@ -1,0 +1,220 @@
+//! Benchmark harness library: workload sizes, measurement records, JSON-lines output, the
+//! Markdown summary, and one module per framework implementing the same workloads.
+//!
+//! Every workload verifies its own result (a count, a total) and returns an error instead of a
+//! number when the result is wrong, so a broken implementation cannot report a speed.
+
+pub mod frameworks;
+pub mod report;
+
+use std::time::{Duration, Instant};
+
+/// What one workload run returns: a number or why it could not be measured.
+pub type BenchResult<T> = Result<T, String>;
+
+/// Workload sizes (full or `--quick`).
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Ping-pong round trips.
+    pub pingpong: u64,
+    /// Increments sent to the counter.
+    pub counting: u64,
+    /// Messages spread over the fan-out receivers.
+    pub fanout: u64,
+    /// Receivers in the fan-out.
+    pub fanout_receivers: usize,
+    /// Actors in the ring.
+    pub ring_actors: usize,
+    /// Token hops around the ring.
+    pub ring_hops: u64,
+    /// Sequential asks for the latency histogram.
+    pub asks: u64,
+    /// Actors spawned (and stopped) in the spawn workload.
+    pub spawn: usize,
+    /// Actors in "big".
+    pub big_actors: usize,
+    /// Pings each actor sends in "big".
+    pub big_pings: u64,
+}
+
+impl Sizes {
+    /// The full sizes (the numbers).
+    pub fn full() -> Self {
+        Self {
+            pingpong: 1_000_000,
+            counting: 10_000_000,
+            fanout: 10_000_000,
+            fanout_receivers: 64,
+            ring_actors: 1_000,
+            ring_hops: 1_000_000,
+            asks: 200_000,
+            spawn: 100_000,
+            big_actors: 500,
+            big_pings: 2_000,
+        }
+    }
+
+    /// Smaller sizes for `--quick` (the local suite, all frameworks, in well under 3 minutes).
+    pub fn quick() -> Self {
+        Self {
+            pingpong: 100_000,
+            counting: 1_000_000,
+            fanout: 1_000_000,
+            fanout_receivers: 64,
+            ring_actors: 1_000,
+            ring_hops: 200_000,
+            asks: 20_000,
+            spawn: 100_000,
+            big_actors: 500,
+            big_pings: 200,
+        }
+    }
+}
+
+/// One number in the JSON-lines output.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    /// `actor-core`, `ractor`, `kameo`, `actix`, `tokio-mpsc`, `crossbeam`.
+    pub framework: &'static str,
+    /// The workload.
+    pub bench: &'static str,
+    /// What was measured.
+    pub metric: &'static str,
+    /// The median over the runs.
+    pub value: f64,
+    /// Its unit.
+    pub unit: &'static str,
+    /// Every run's value.
+    pub runs: Vec<f64>,
+}
+
+impl Measurement {
+    /// The JSON object for one line.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "framework": self.framework,
+            "bench": self.bench,
+            "metric": self.metric,
+            "value": self.value,
+            "unit": self.unit,
+            "runs": self.runs,
+        })
+        .to_string()
+    }
+}
+
+/// True when a larger value of this metric is better.
+pub fn higher_is_better(metric: &str) -> bool {
+    metric.ends_with("_per_s")
+}
+
+/// The median of some values (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A tokio runtime with 2 workers, as every tokio-based framework gets.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built")
+}
+
+/// Rate of `count` events over `elapsed`.
+pub fn rate(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// Checks a workload's own result.
+pub fn verify(what: &str, got: u64, expected: u64) -> BenchResult<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(format!("{what}: expected {expected}, got {got}"))
+    }
+}
+
+/// Resident set size of this process, in bytes (Linux `/proc/self/statm`).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// CPU time (user + system) of this process so far.
+pub fn cpu_time() -> Duration {
+    // Fields 14 and 15 of /proc/self/stat are utime and stime in clock ticks; USER_HZ is 100 on
+    // Linux for every architecture this harness targets.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_comm = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Results of the spawn workload.
+#[derive(Clone, Copy, Debug)]
+pub struct SpawnStats {
+    /// Actors spawned per second.
+    pub spawns_per_s: f64,
+    /// Actors stopped (until their end is observed) per second.
+    pub stops_per_s: f64,
+    /// Resident memory per idle actor.
+    pub rss_bytes_per_actor: f64,
+}
+
+/// Latency percentiles in nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+}
+
+/// A histogram of nanoseconds, 1 ns to 60 s, 3 significant digits.
+pub fn histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+/// Percentiles of a histogram.
+pub fn percentiles(h: &hdrhistogram::Histogram<u64>) -> Percentiles {
+    Percentiles {
+        p50: h.value_at_quantile(0.5) as f64,
+        p99: h.value_at_quantile(0.99) as f64,
+        p999: h.value_at_quantile(0.999) as f64,
+    }
+}
+
+/// Times `f`.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed())
+}
+
+/// A tiny xorshift generator for picking random peers (deterministic per seed).
+#[derive(Clone, Copy, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next index below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x % n as u64) as usize
+    }
+}
