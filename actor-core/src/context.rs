@@ -77,22 +77,42 @@ pub(crate) struct ChildEntry {
     pub(crate) recent: VecDeque<Instant>,
 }
 
+/// The parts of a context most actors never use (children, timers, stash, watches, pipes),
+/// allocated on first use so an idle actor stays small.
+pub(crate) struct Extras<M> {
+    pub(crate) children: BTreeMap<ActorId, ChildEntry>,
+    pub(crate) timers: Timers<M>,
+    pub(crate) stash: VecDeque<M>,
+    /// Unstashed messages, handled before the mailbox.
+    pub(crate) pending: VecDeque<M>,
+    pub(crate) watching: HashMap<ActorId, Box<dyn Fn(ActorId) + Send>>,
+    pub(crate) pipes: Vec<AbortHandle>,
+    /// The child failure being decided, for `restart_child` called from `on_child_failure`.
+    pub(crate) deciding: Option<Failure>,
+}
+
+impl<M: Send + 'static> Default for Extras<M> {
+    fn default() -> Self {
+        Self {
+            children: BTreeMap::new(),
+            timers: Timers::new(),
+            stash: VecDeque::new(),
+            pending: VecDeque::new(),
+            watching: HashMap::new(),
+            pipes: Vec::new(),
+            deciding: None,
+        }
+    }
+}
+
 /// The actor's view of itself and the system. Passed to every handler and hook.
 pub struct Context<A: Actor> {
     pub(crate) cell: Arc<Cell<A::Msg>>,
     myself: ActorRef<A::Msg>,
     system: ActorSystem,
-    pub(crate) children: BTreeMap<ActorId, ChildEntry>,
-    pub(crate) timers: Timers<A::Msg>,
-    pub(crate) stash: VecDeque<A::Msg>,
     pub(crate) stash_capacity: usize,
-    /// Unstashed messages, handled before the mailbox.
-    pub(crate) pending: VecDeque<A::Msg>,
     pub(crate) receive_timeout: Option<Duration>,
-    pub(crate) watching: HashMap<ActorId, Box<dyn Fn(ActorId) + Send>>,
-    pub(crate) pipes: Vec<AbortHandle>,
-    /// The child failure being decided, for `restart_child` called from `on_child_failure`.
-    pub(crate) deciding: Option<Failure>,
+    pub(crate) extras: Option<Box<Extras<A::Msg>>>,
 }
 
 impl<A: Actor> Context<A> {
@@ -102,16 +122,26 @@ impl<A: Actor> Context<A> {
             myself: ActorRef::local(cell.clone()),
             cell,
             system,
-            children: BTreeMap::new(),
-            timers: Timers::new(),
-            stash: VecDeque::new(),
             stash_capacity,
-            pending: VecDeque::new(),
             receive_timeout: None,
-            watching: HashMap::new(),
-            pipes: Vec::new(),
-            deciding: None,
+            extras: None,
         }
+    }
+
+    /// The rarely used parts, allocated on first use.
+    pub(crate) fn x(&mut self) -> &mut Extras<A::Msg> {
+        self.extras.get_or_insert_with(Default::default)
+    }
+
+    /// The next unstashed message, if any (no allocation when there is none).
+    #[inline]
+    pub(crate) fn pop_pending(&mut self) -> Option<A::Msg> {
+        self.extras.as_mut()?.pending.pop_front()
+    }
+
+    /// Live children (no allocation when there are none).
+    pub(crate) fn has_children(&self) -> bool {
+        self.extras.as_ref().is_some_and(|x| !x.children.is_empty())
     }
 
     fn sys_self(&self) -> Arc<dyn SysTarget> {
@@ -156,7 +186,7 @@ impl<A: Actor> Context<A> {
             props,
             start_signal,
         )?;
-        self.children.insert(
+        self.x().children.insert(
             actor_ref.id(),
             ChildEntry {
                 target,
@@ -192,7 +222,7 @@ impl<A: Actor> Context<A> {
         child: ActorId,
         timeout: Option<Duration>,
     ) -> Option<TerminationReason> {
-        let target = self.children.get(&child)?.target.clone();
+        let target = self.x().children.get(&child)?.target.clone();
         let core = target.core();
         let ended = core.wait_for_end();
         let reason = match timeout {
@@ -213,13 +243,13 @@ impl<A: Actor> Context<A> {
                 ended.await.ok()
             }
         };
-        self.children.remove(&child);
+        self.x().children.remove(&child);
         Some(reason.unwrap_or(TerminationReason::Killed))
     }
 
     /// Kills a child at once (see [`ActorRef::kill`]). False if it is not a child.
     pub fn kill_child(&mut self, child: ActorId) -> bool {
-        match self.children.get(&child) {
+        match self.x().children.get(&child) {
             Some(c) => {
                 c.target.core().kill();
                 true
@@ -230,7 +260,10 @@ impl<A: Actor> Context<A> {
 
     /// The live children, in start order.
     pub fn children(&self) -> Vec<ChildInfo> {
-        self.children
+        let Some(x) = &self.extras else {
+            return Vec::new();
+        };
+        x.children
             .iter()
             .map(|(id, c)| ChildInfo {
                 id: *id,
@@ -242,7 +275,7 @@ impl<A: Actor> Context<A> {
 
     /// Asks a child to stop gracefully. False if it is not (or no longer) a child.
     pub fn stop_child(&mut self, child: ActorId) -> bool {
-        match self.children.get(&child) {
+        match self.x().children.get(&child) {
             Some(c) => c.target.send_sys(SystemMsg::Stop),
             None => false,
         }
@@ -251,7 +284,7 @@ impl<A: Actor> Context<A> {
     /// Restarts a child (fresh state, same ref), whether or not it failed: for strategies such as
     /// one-for-all. False if it is not a child.
     pub fn restart_child(&mut self, child: ActorId) -> bool {
-        let cause = self.deciding.clone().unwrap_or_else(|| Failure {
+        let cause = self.x().deciding.clone().unwrap_or_else(|| Failure {
             actor: self.cell.core.path.clone(),
             kind: FailureKind::Error,
             phase: FailurePhase::Message,
@@ -259,7 +292,7 @@ impl<A: Actor> Context<A> {
             source: None,
         });
         let now = Instant::now();
-        match self.children.get_mut(&child) {
+        match self.x().children.get_mut(&child) {
             Some(c) => {
                 crate::system::record_restart(&mut c.recent, &mut c.restart_count, now);
                 c.target.send_sys(SystemMsg::Restart(cause))
@@ -285,11 +318,12 @@ impl<A: Actor> Context<A> {
     /// `Signal::Terminated` once. Watching an actor that already ended signals at once.
     pub fn watch<M: Send + 'static>(&mut self, other: &ActorRef<M>) {
         let id = other.id();
-        if self.watching.contains_key(&id) {
+        if self.x().watching.contains_key(&id) {
             return;
         }
         let target = other.clone();
-        self.watching
+        self.x()
+            .watching
             .insert(id, Box::new(move |me| target.remove_watcher(me)));
         other.add_watcher(Watcher::actor(self.sys_self()));
     }
@@ -297,7 +331,7 @@ impl<A: Actor> Context<A> {
     /// Stops watching; no `Terminated` for `other` is delivered after this, even one already
     /// queued.
     pub fn unwatch(&mut self, other: ActorId) {
-        if let Some(remove) = self.watching.remove(&other) {
+        if let Some(remove) = self.x().watching.remove(&other) {
             remove(self.cell.core.id);
         }
     }
@@ -305,8 +339,10 @@ impl<A: Actor> Context<A> {
     /// Sends `msg` to this actor after `delay`. Replaces any timer with the same key.
     pub fn send_after(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
         let target = self.sys_self();
-        self.timers
-            .start_once(&self.system.shared().handle, target, key.into(), delay, msg);
+        let handle = self.system.shared().handle.clone();
+        self.x()
+            .timers
+            .start_once(&handle, target, key.into(), delay, msg);
     }
 
     /// Sends `make()` to this actor every `period`, at a fixed rate from now (ticks at
@@ -338,23 +374,24 @@ impl<A: Actor> Context<A> {
         make: impl Fn() -> A::Msg + Send + 'static,
     ) {
         let target = self.sys_self();
-        self.timers.start_interval(
-            &self.system.shared().handle,
-            target,
-            key.into(),
-            period,
-            Box::new(make),
-        );
+        let handle = self.system.shared().handle.clone();
+        self.x()
+            .timers
+            .start_interval(&handle, target, key.into(), period, Box::new(make));
     }
 
     /// Cancels a timer; a tick of it that is already queued is discarded. False if no such timer.
     pub fn cancel_timer(&mut self, key: impl Into<TimerKey>) -> bool {
-        self.timers.cancel(&key.into())
+        self.extras
+            .as_mut()
+            .is_some_and(|x| x.timers.cancel(&key.into()))
     }
 
     /// Is a timer with this key active?
     pub fn has_timer(&self, key: impl Into<TimerKey>) -> bool {
-        self.timers.contains(&key.into())
+        self.extras
+            .as_ref()
+            .is_some_and(|x| x.timers.contains(&key.into()))
     }
 
     /// After `timeout` without a user message, the actor receives `Signal::ReceiveTimeout` (again
@@ -366,23 +403,28 @@ impl<A: Actor> Context<A> {
     /// Puts a message aside until [`Context::unstash_all`]. Fails, handing it back, when the stash
     /// holds its capacity already.
     pub fn stash(&mut self, msg: A::Msg) -> Result<(), StashError<A::Msg>> {
-        if self.stash.len() >= self.stash_capacity {
+        let capacity = self.stash_capacity;
+        let x = self.x();
+        if x.stash.len() >= capacity {
             return Err(StashError(msg));
         }
-        self.stash.push_back(msg);
+        x.stash.push_back(msg);
         Ok(())
     }
 
     /// Puts every stashed message back in front of the mailbox, in stash order.
     pub fn unstash_all(&mut self) {
-        while let Some(msg) = self.stash.pop_back() {
-            self.pending.push_front(msg);
+        let Some(x) = self.extras.as_mut() else {
+            return;
+        };
+        while let Some(msg) = x.stash.pop_back() {
+            x.pending.push_front(msg);
         }
     }
 
     /// Messages in the stash.
     pub fn stash_len(&self) -> usize {
-        self.stash.len()
+        self.extras.as_ref().map_or(0, |x| x.stash.len())
     }
 
     /// Runs `future` on the runtime and sends `map(output)` to this actor when it completes,
@@ -397,8 +439,9 @@ impl<A: Actor> Context<A> {
             let out = future.await;
             me.tell(map(out));
         });
-        self.pipes.retain(|h| !h.is_finished());
-        self.pipes.push(task.abort_handle());
+        let pipes = &mut self.x().pipes;
+        pipes.retain(|h| !h.is_finished());
+        pipes.push(task.abort_handle());
     }
 
     /// A ref that maps `S` into this actor's messages (see [`ActorRef::adapt`]).

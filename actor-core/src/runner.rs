@@ -137,7 +137,7 @@ pub(crate) fn spawn_actor<A: Actor>(
         shared.add_top_level(target.clone());
     }
     let stash_capacity = props.stash_capacity.unwrap_or(shared.config.stash_capacity);
-    let lp = ActorLoop {
+    let lp: ActorLoop<A> = ActorLoop {
         actor: None,
         ctx: Context::new(cell.clone(), stash_capacity),
         factory: props.factory.clone(),
@@ -154,11 +154,12 @@ pub(crate) fn spawn_actor<A: Actor>(
         idle_since: Instant::now(),
     };
     let span = tracing::debug_span!("actor", path = %path);
-    let fut = async move {
-        let mut lp = lp;
-        lp.run().await;
-    }
-    .instrument(span);
+    // The async block captures the loop once, as a mutable upvar, and only borrows it (an
+    // `async fn` taking it by value, or a `let` rebinding inside the block, would store it twice:
+    // 656 extra bytes per actor). Dropping the future (completion or abort) runs the teardown in
+    // `Drop for ActorLoop`.
+    let mut lp = lp;
+    let fut = async move { lp.run().await }.instrument(span);
     if props.dedicated_thread {
         let core_cell = cell.clone();
         let name: String = path.name().chars().take(15).collect();
@@ -206,13 +207,21 @@ impl<A: Actor> ActorLoop<A> {
         self.ctx.cell.core.path.clone()
     }
 
+    /// The loop. Only the hot paths (user messages, timer ticks, parking) are inlined in the
+    /// task's future; the rare ones (system messages, start and restart, receive timeouts) are
+    /// boxed when they happen, so an idle actor's task stays small.
     async fn run(&mut self) {
-        self.build_and_start(None).await;
+        Box::pin(self.build_and_start(None)).await;
         let mut budget = self.throughput;
         loop {
             if let Some(sys) = self.ctx.cell.mailbox.pop_sys() {
-                if let Flow::Stop = self.on_system(sys).await {
-                    return;
+                match sys {
+                    SystemMsg::Timer { id } => self.on_timer(id).await,
+                    other => {
+                        if let Flow::Stop = Box::pin(self.on_system(other)).await {
+                            return;
+                        }
+                    }
                 }
                 continue;
             }
@@ -221,7 +230,7 @@ impl<A: Actor> ActorLoop<A> {
                 self.mailbox_park(true).await;
                 continue;
             }
-            let next = match self.ctx.pending.pop_front() {
+            let next = match self.ctx.pop_pending() {
                 Some(msg) => Some(msg),
                 None => self.ctx.cell.mailbox.pop_user(&mut self.cursor),
             };
@@ -241,15 +250,23 @@ impl<A: Actor> ActorLoop<A> {
                 None => self.mailbox_park(false).await,
                 Some(timeout) => {
                     let deadline = self.idle_since + timeout;
-                    if tokio::time::timeout_at(deadline, self.mailbox_park(false))
-                        .await
-                        .is_err()
-                    {
+                    let park =
+                        Box::pin(tokio::time::timeout_at(deadline, self.mailbox_park(false)));
+                    if park.await.is_err() {
                         self.idle_since = Instant::now();
-                        self.deliver_signal(Signal::ReceiveTimeout).await;
+                        Box::pin(self.deliver_signal(Signal::ReceiveTimeout)).await;
                     }
                 }
             }
+        }
+    }
+
+    /// A timer tick: hot for game loops, so handled inline.
+    async fn on_timer(&mut self, id: u64) {
+        if self.suspended.is_some() || self.actor.is_none() {
+            self.ctx.x().timers.skip(id);
+        } else if let Some(msg) = self.ctx.x().timers.fire(id) {
+            self.handle_user(msg).await;
         }
     }
 
@@ -395,28 +412,22 @@ impl<A: Actor> ActorLoop<A> {
                 }
             }
             SystemMsg::ChildTerminated { child } => {
-                self.ctx.children.remove(&child);
+                self.ctx.x().children.remove(&child);
             }
             SystemMsg::Terminated(t) => {
                 if self.suspended.is_some() || self.actor.is_none() {
                     self.deferred.push_back(SystemMsg::Terminated(t));
-                } else if self.ctx.watching.remove(&t.id).is_some() {
-                    self.deliver_signal(Signal::Terminated(t)).await;
+                } else if self.ctx.x().watching.remove(&t.id).is_some() {
+                    Box::pin(self.deliver_signal(Signal::Terminated(t))).await;
                 }
             }
-            SystemMsg::Timer { id } => {
-                if self.suspended.is_some() || self.actor.is_none() {
-                    self.ctx.timers.skip(id);
-                } else if let Some(msg) = self.ctx.timers.fire(id) {
-                    self.handle_user(msg).await;
-                }
-            }
+            SystemMsg::Timer { id } => self.on_timer(id).await,
         }
         Flow::Continue
     }
 
     fn on_child_failed(&mut self, child: ActorId, failure: Failure) {
-        let Some(entry) = self.ctx.children.get(&child) else {
+        let Some(entry) = self.ctx.x().children.get(&child) else {
             return;
         };
         if entry.target.core().ended().is_some() {
@@ -431,20 +442,21 @@ impl<A: Actor> ActorLoop<A> {
         let Some(actor) = self.actor.as_mut() else {
             return;
         };
-        self.ctx.deciding = Some(failure.clone());
+        self.ctx.x().deciding = Some(failure.clone());
         let ctx = &mut self.ctx;
         let decided =
             std::panic::catch_unwind(AssertUnwindSafe(|| actor.on_child_failure(&cf, ctx)));
-        self.ctx.deciding = None;
+        self.ctx.x().deciding = None;
         let directive = decided.unwrap_or_else(|_| {
             tracing::error!(actor = %self.ctx.cell.core.path, "on_child_failure panicked; escalating");
             Directive::Escalate
         });
-        let Some(entry) = self.ctx.children.get_mut(&child) else {
+        let path = self.ctx.cell.core.path.clone();
+        let Some(entry) = self.ctx.x().children.get_mut(&child) else {
             return;
         };
         tracing::info!(
-            actor = %self.ctx.cell.core.path,
+            actor = %path,
             child = %failure.actor,
             error = %failure.message,
             restarts = entry.restart_count,
@@ -454,7 +466,7 @@ impl<A: Actor> ActorLoop<A> {
         match directive {
             Directive::Escalate => {
                 self.escalated_child = Some(child);
-                let escalated = Failure::escalated(self.ctx.cell.core.path.clone(), &failure);
+                let escalated = Failure::escalated(path, &failure);
                 self.fail(escalated);
             }
             d => {
@@ -469,7 +481,7 @@ impl<A: Actor> ActorLoop<A> {
     fn resume(&mut self) {
         self.suspended = None;
         if let Some(child) = self.escalated_child.take()
-            && let Some(entry) = self.ctx.children.get(&child)
+            && let Some(entry) = self.ctx.x().children.get(&child)
         {
             entry
                 .target
@@ -510,7 +522,9 @@ impl<A: Actor> ActorLoop<A> {
             tracing::warn!(actor = %self.ctx.cell.core.path, "pre_restart panicked");
         }
         self.stop_children().await;
-        self.ctx.timers.cancel_all();
+        if let Some(x) = self.ctx.extras.as_mut() {
+            x.timers.cancel_all();
+        }
         self.ctx.receive_timeout = None;
         self.ctx.unstash_all();
         self.actor = None;
@@ -529,21 +543,21 @@ impl<A: Actor> ActorLoop<A> {
 
     /// Stops every child and waits until all have ended, putting other system messages aside.
     async fn stop_children(&mut self) {
-        if self.ctx.children.is_empty() {
+        if !self.ctx.has_children() {
             return;
         }
-        for child in self.ctx.children.values() {
+        for child in self.ctx.x().children.values() {
             child.target.send_sys(SystemMsg::Stop);
         }
-        while !self.ctx.children.is_empty() {
+        while self.ctx.has_children() {
             match self.ctx.cell.mailbox.pop_sys() {
                 Some(SystemMsg::ChildTerminated { child }) => {
-                    self.ctx.children.remove(&child);
+                    self.ctx.x().children.remove(&child);
                 }
                 Some(msg @ (SystemMsg::Terminated(_) | SystemMsg::Stop)) => {
                     self.deferred.push_back(msg)
                 }
-                Some(SystemMsg::Timer { id }) => self.ctx.timers.skip(id),
+                Some(SystemMsg::Timer { id }) => self.ctx.x().timers.skip(id),
                 // Children being stopped need no decision; other requests are moot mid-teardown.
                 Some(_) => {}
                 None => self.mailbox_park(true).await,
@@ -564,7 +578,9 @@ impl<A: Actor> ActorLoop<A> {
             tracing::warn!(actor = %self.ctx.cell.core.path, "pre_stop panicked");
         }
         self.stop_children().await;
-        self.ctx.timers.cancel_all();
+        if let Some(x) = self.ctx.extras.as_mut() {
+            x.timers.cancel_all();
+        }
         if let Some(actor) = self.actor.as_mut()
             && AssertUnwindSafe(actor.stopped(&mut self.ctx))
                 .catch_unwind()
@@ -582,26 +598,28 @@ impl<A: Actor> Drop for ActorLoop<A> {
         let reason = self.reason.take().unwrap_or(TerminationReason::Killed);
         let cell = self.ctx.cell.clone();
         let core = &cell.core;
-        for child in std::mem::take(&mut self.ctx.children).into_values() {
-            child.target.core().kill();
-        }
-        self.ctx.timers.cancel_all();
-        for pipe in self.ctx.pipes.drain(..) {
-            pipe.abort();
-        }
         if let Some(h) = self.delayed_restart.take() {
             h.abort();
         }
-        for (_, unwatch) in self.ctx.watching.drain() {
-            unwatch(core.id);
-        }
         cell.mailbox.close();
         cell.drain_dead();
-        for _ in self.ctx.pending.drain(..) {
-            core.dead_letter(DeadLetterReason::Stopped);
-        }
-        for _ in self.ctx.stash.drain(..) {
-            core.dead_letter(DeadLetterReason::Stashed);
+        if let Some(mut x) = self.ctx.extras.take() {
+            for child in std::mem::take(&mut x.children).into_values() {
+                child.target.core().kill();
+            }
+            x.timers.cancel_all();
+            for pipe in x.pipes.drain(..) {
+                pipe.abort();
+            }
+            for (_, unwatch) in x.watching.drain() {
+                unwatch(core.id);
+            }
+            for _ in x.pending.drain(..) {
+                core.dead_letter(DeadLetterReason::Stopped);
+            }
+            for _ in x.stash.drain(..) {
+                core.dead_letter(DeadLetterReason::Stashed);
+            }
         }
         drop(cell.mailbox.drain_sys());
         self.flush_stats();

@@ -322,7 +322,9 @@ async fn bookkeeping_is_done_before_anyone_learns_of_the_end() {
     let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
     let probe = TestProbe::<String>::new(&sys);
     for round in 0..200 {
-        let a = sys.spawn(node(&probe.actor_ref(), false).name("reused")).expect("name free again");
+        let a = sys
+            .spawn(node(&probe.actor_ref(), false).name("reused"))
+            .expect("name free again");
         a.stop();
         a.wait_for_stop().await;
         assert_eq!(sys.actor_count(), 0, "round {round}");

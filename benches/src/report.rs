@@ -6,12 +6,25 @@ use std::collections::BTreeMap;
 use crate::{Measurement, higher_is_better};
 
 /// Renders the summary table.
-pub fn markdown(measurements: &[Measurement], frameworks: &[(&'static str, bool)], header: &str) -> String {
-    let mut rows: BTreeMap<(usize, &'static str, &'static str), BTreeMap<&'static str, &Measurement>> =
-        BTreeMap::new();
+pub fn markdown(
+    measurements: &[Measurement],
+    frameworks: &[(&'static str, bool)],
+    header: &str,
+) -> String {
+    let mut rows: BTreeMap<
+        (usize, &'static str, &'static str),
+        BTreeMap<&'static str, &Measurement>,
+    > = BTreeMap::new();
     let order = |bench: &str| {
         [
-            "pingpong", "counting", "fanout", "ring", "ask_latency", "spawn", "big", "priority_latency",
+            "pingpong",
+            "counting",
+            "fanout",
+            "ring",
+            "ask_latency",
+            "spawn",
+            "big",
+            "priority_latency",
             "timer_jitter",
         ]
         .iter()
@@ -19,7 +32,9 @@ pub fn markdown(measurements: &[Measurement], frameworks: &[(&'static str, bool)
         .unwrap_or(99)
     };
     for m in measurements {
-        rows.entry((order(m.bench), m.bench, m.metric)).or_default().insert(m.framework, m);
+        rows.entry((order(m.bench), m.bench, m.metric))
+            .or_default()
+            .insert(m.framework, m);
     }
     let mut out = String::new();
     out.push_str(header);
@@ -39,14 +54,25 @@ pub fn markdown(measurements: &[Measurement], frameworks: &[(&'static str, bool)
             .filter(|(_, peer)| *peer)
             .filter_map(|(name, _)| cells.get(name).map(|m| m.value))
             .filter(|v| v.is_finite() && *v > 0.0)
-            .reduce(|a, b| if (higher && b > a) || (!higher && b < a) { b } else { a });
-        out.push_str(&format!("| {bench} | {metric} ({}) |", cells.values().next().map_or("", |m| m.unit)));
+            .reduce(|a, b| {
+                if (higher && b > a) || (!higher && b < a) {
+                    b
+                } else {
+                    a
+                }
+            });
+        out.push_str(&format!(
+            "| {bench} | {metric} ({}) |",
+            cells.values().next().map_or("", |m| m.unit)
+        ));
         for (name, _) in frameworks {
             match cells.get(name) {
                 Some(m) => {
                     let ratio = best_peer.map(|b| if higher { m.value / b } else { b / m.value });
                     match ratio {
-                        Some(r) if r.is_finite() => out.push_str(&format!(" {} ({r:.2}x) |", human(m.value))),
+                        Some(r) if r.is_finite() => {
+                            out.push_str(&format!(" {} ({r:.2}x) |", human(m.value)))
+                        }
                         _ => out.push_str(&format!(" {} |", human(m.value))),
                     }
                 }

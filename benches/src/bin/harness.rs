@@ -36,7 +36,12 @@ fn parse() -> Result<Args, String> {
         child_spawn: None,
     };
     let mut it = std::env::args().skip(1);
-    let list = |s: String| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
+    let list = |s: String| {
+        s.split(',')
+            .map(|x| x.trim().to_owned())
+            .filter(|x| !x.is_empty())
+            .collect()
+    };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -44,23 +49,36 @@ fn parse() -> Result<Args, String> {
             "--quick" => a.quick = true,
             "--only" => a.only = Some(list(value("--only")?)),
             "--frameworks" => a.frameworks = Some(list(value("--frameworks")?)),
-            "--runs" => a.runs = Some(value("--runs")?.parse().map_err(|_| "--runs takes a number")?),
+            "--runs" => {
+                a.runs = Some(
+                    value("--runs")?
+                        .parse()
+                        .map_err(|_| "--runs takes a number")?,
+                )
+            }
             "--summary" => a.summary = value("--summary")?,
             "--child-spawn" => {
                 let fw = value("--child-spawn")?;
-                let n = value("--child-spawn")?.parse().map_err(|_| "--child-spawn FRAMEWORK N")?;
+                let n = value("--child-spawn")?
+                    .parse()
+                    .map_err(|_| "--child-spawn FRAMEWORK N")?;
                 a.child_spawn = Some((fw, n));
             }
             "-h" | "--help" => {
-                return Err("usage: harness [--suite local|remote|all] [--quick] [--only NAME[,NAME]] \
+                return Err(
+                    "usage: harness [--suite local|remote|all] [--quick] [--only NAME[,NAME]] \
                             [--frameworks LIST] [--runs N] [--summary PATH]"
-                    .into());
+                        .into(),
+                );
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
     if !["local", "remote", "all"].contains(&a.suite.as_str()) {
-        return Err(format!("--suite must be local, remote or all, not {:?}", a.suite));
+        return Err(format!(
+            "--suite must be local, remote or all, not {:?}",
+            a.suite
+        ));
     }
     Ok(a)
 }
@@ -85,13 +103,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
+    let sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let selected: Vec<Framework> = frameworks::all()
         .into_iter()
-        .filter(|f| args.frameworks.as_ref().is_none_or(|l| l.iter().any(|x| x == f.name)))
+        .filter(|f| {
+            args.frameworks
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|x| x == f.name))
+        })
         .collect();
-    let wants = |bench: &str| args.only.as_ref().is_none_or(|l| l.iter().any(|x| x == bench));
+    let wants = |bench: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|x| x == bench))
+    };
     let mut all = Vec::new();
     let mut failures = 0;
     let mut emit = |ms: Vec<Measurement>| {
@@ -101,58 +131,80 @@ fn main() -> ExitCode {
         }
     };
     for fw in &selected {
-        let mut run = |bench: &'static str, f: &dyn Fn() -> Result<Vec<(&'static str, f64, &'static str)>, String>| {
-            if !wants(bench) {
-                return;
-            }
-            let mut per_metric: Vec<(&'static str, &'static str, Vec<f64>)> = Vec::new();
-            for _ in 0..runs {
-                match f() {
-                    Ok(values) => {
-                        for (metric, v, unit) in values {
-                            match per_metric.iter_mut().find(|(m, _, _)| *m == metric) {
-                                Some((_, _, vs)) => vs.push(v),
-                                None => per_metric.push((metric, unit, vec![v])),
+        let mut run =
+            |bench: &'static str,
+             f: &dyn Fn() -> Result<Vec<(&'static str, f64, &'static str)>, String>| {
+                if !wants(bench) {
+                    return;
+                }
+                let mut per_metric: Vec<(&'static str, &'static str, Vec<f64>)> = Vec::new();
+                for _ in 0..runs {
+                    match f() {
+                        Ok(values) => {
+                            for (metric, v, unit) in values {
+                                match per_metric.iter_mut().find(|(m, _, _)| *m == metric) {
+                                    Some((_, _, vs)) => vs.push(v),
+                                    None => per_metric.push((metric, unit, vec![v])),
+                                }
                             }
                         }
-                    }
-                    Err(e) => {
-                        eprintln!("{} {bench}: FAILED: {e}", fw.name);
-                        failures += 1;
-                        return;
+                        Err(e) => {
+                            eprintln!("{} {bench}: FAILED: {e}", fw.name);
+                            failures += 1;
+                            return;
+                        }
                     }
                 }
-            }
-            emit(
-                per_metric
-                    .into_iter()
-                    .map(|(metric, unit, runs)| Measurement {
-                        framework: fw.name,
-                        bench,
-                        metric,
-                        value: median(&runs),
-                        unit,
-                        runs,
-                    })
-                    .collect(),
-            );
-        };
+                emit(
+                    per_metric
+                        .into_iter()
+                        .map(|(metric, unit, runs)| Measurement {
+                            framework: fw.name,
+                            bench,
+                            metric,
+                            value: median(&runs),
+                            unit,
+                            runs,
+                        })
+                        .collect(),
+                );
+            };
         if let Some(f) = fw.pingpong {
-            run("pingpong", &|| Ok(vec![("round_trips_per_s", f(sizes.pingpong)?, "1/s")]));
+            run("pingpong", &|| {
+                Ok(vec![("round_trips_per_s", f(sizes.pingpong)?, "1/s")])
+            });
         }
         if let Some(f) = fw.counting {
-            run("counting", &|| Ok(vec![("msgs_per_s", f(sizes.counting)?, "1/s")]));
+            run("counting", &|| {
+                Ok(vec![("msgs_per_s", f(sizes.counting)?, "1/s")])
+            });
         }
         if let Some(f) = fw.fanout {
-            run("fanout", &|| Ok(vec![("msgs_per_s", f(sizes.fanout, sizes.fanout_receivers)?, "1/s")]));
+            run("fanout", &|| {
+                Ok(vec![(
+                    "msgs_per_s",
+                    f(sizes.fanout, sizes.fanout_receivers)?,
+                    "1/s",
+                )])
+            });
         }
         if let Some(f) = fw.ring {
-            run("ring", &|| Ok(vec![("hops_per_s", f(sizes.ring_actors, sizes.ring_hops)?, "1/s")]));
+            run("ring", &|| {
+                Ok(vec![(
+                    "hops_per_s",
+                    f(sizes.ring_actors, sizes.ring_hops)?,
+                    "1/s",
+                )])
+            });
         }
         if let Some(f) = fw.ask_latency {
             run("ask_latency", &|| {
                 let p = f(sizes.asks)?;
-                Ok(vec![("p50_ns", p.p50, "ns"), ("p99_ns", p.p99, "ns"), ("p999_ns", p.p999, "ns")])
+                Ok(vec![
+                    ("p50_ns", p.p50, "ns"),
+                    ("p99_ns", p.p99, "ns"),
+                    ("p999_ns", p.p999, "ns"),
+                ])
             });
         }
         if fw.spawn.is_some() {
@@ -160,7 +212,13 @@ fn main() -> ExitCode {
             run("spawn", &|| spawn_in_child(name, sizes.spawn));
         }
         if let Some(f) = fw.big {
-            run("big", &|| Ok(vec![("msgs_per_s", f(sizes.big_actors, sizes.big_pings)?, "1/s")]));
+            run("big", &|| {
+                Ok(vec![(
+                    "msgs_per_s",
+                    f(sizes.big_actors, sizes.big_pings)?,
+                    "1/s",
+                )])
+            });
         }
         if fw.name == "actor-core" {
             let probes = if args.quick { 500 } else { 2_000 };
@@ -170,9 +228,16 @@ fn main() -> ExitCode {
             });
             let secs = if args.quick { 2 } else { 5 };
             run("timer_jitter", &|| {
-                let (p, cpu) =
-                    frameworks::ours::timer_jitter(10_000, Duration::from_millis(20), Duration::from_secs(secs))?;
-                Ok(vec![("p50_us", p.p50, "us"), ("p99_us", p.p99, "us"), ("cpu_percent", cpu, "%")])
+                let (p, cpu) = frameworks::ours::timer_jitter(
+                    10_000,
+                    Duration::from_millis(20),
+                    Duration::from_secs(secs),
+                )?;
+                Ok(vec![
+                    ("p50_us", p.p50, "us"),
+                    ("p99_us", p.p99, "us"),
+                    ("cpu_percent", cpu, "%"),
+                ])
             });
         }
     }
@@ -195,17 +260,27 @@ fn main() -> ExitCode {
 }
 
 /// Runs the spawn workload of one framework in a fresh process.
-fn spawn_in_child(framework: &str, n: usize) -> Result<Vec<(&'static str, f64, &'static str)>, String> {
+fn spawn_in_child(
+    framework: &str,
+    n: usize,
+) -> Result<Vec<(&'static str, f64, &'static str)>, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
         .args(["--child-spawn", framework, &n.to_string()])
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!("child failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).ok_or(format!("child output lacks {k}"));
+    let get = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_f64())
+            .ok_or(format!("child output lacks {k}"))
+    };
     Ok(vec![
         ("spawns_per_s", get("spawns_per_s")?, "1/s"),
         ("stops_per_s", get("stops_per_s")?, "1/s"),
@@ -214,7 +289,11 @@ fn spawn_in_child(framework: &str, n: usize) -> Result<Vec<(&'static str, f64, &
 }
 
 fn child_spawn(framework: &str, n: usize) -> ExitCode {
-    let Some(f) = frameworks::all().into_iter().find(|f| f.name == framework).and_then(|f| f.spawn) else {
+    let Some(f) = frameworks::all()
+        .into_iter()
+        .find(|f| f.name == framework)
+        .and_then(|f| f.spawn)
+    else {
         eprintln!("no spawn workload for {framework}");
         return ExitCode::from(2);
     };

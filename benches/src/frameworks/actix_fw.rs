@@ -8,7 +8,9 @@ use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Framework;
-use crate::{BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, verify};
+use crate::{
+    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, verify,
+};
 
 pub(crate) fn framework() -> Framework {
     Framework {
@@ -80,8 +82,20 @@ impl Handler<Hit> for Player {
 fn pingpong(n: u64) -> BenchResult<f64> {
     run(async move {
         let (tx, rx) = oneshot::channel();
-        let ping = Player { peer: None, limit: n, done: Some(tx), pinger: true }.start();
-        let pong = Player { peer: None, limit: 0, done: None, pinger: false }.start();
+        let ping = Player {
+            peer: None,
+            limit: n,
+            done: Some(tx),
+            pinger: true,
+        }
+        .start();
+        let pong = Player {
+            peer: None,
+            limit: 0,
+            done: None,
+            pinger: false,
+        }
+        .start();
         ping.do_send(Peer(pong.clone()));
         pong.do_send(Peer(ping.clone()));
         let t0 = Instant::now();
@@ -212,7 +226,15 @@ impl Handler<Token> for Node {
 fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
     run(async move {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let nodes: Vec<_> = (0..actors).map(|_| Node { next: None, done: tx.clone() }.start()).collect();
+        let nodes: Vec<_> = (0..actors)
+            .map(|_| {
+                Node {
+                    next: None,
+                    done: tx.clone(),
+                }
+                .start()
+            })
+            .collect();
         for i in 0..actors {
             nodes[i].do_send(Next(nodes[(i + 1) % actors].clone()));
         }
@@ -265,7 +287,15 @@ fn spawn(n: usize) -> BenchResult<SpawnStats> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let before = rss_bytes();
         let t0 = Instant::now();
-        let refs: Vec<_> = (0..n).map(|i| Idle { state: i as u64, ended: tx.clone() }.start()).collect();
+        let refs: Vec<_> = (0..n)
+            .map(|i| {
+                Idle {
+                    state: i as u64,
+                    ended: tx.clone(),
+                }
+                .start()
+            })
+            .collect();
         let spawned = t0.elapsed();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let after = rss_bytes();

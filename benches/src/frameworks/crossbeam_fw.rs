@@ -96,7 +96,10 @@ fn fanout(n: u64, receivers: usize) -> BenchResult<f64> {
     let counters: Vec<_> = (0..receivers).map(|_| counter()).collect();
     let t0 = Instant::now();
     for i in 0..n {
-        counters[(i % receivers as u64) as usize].0.send(CounterMsg::Inc).map_err(|e| e.to_string())?;
+        counters[(i % receivers as u64) as usize]
+            .0
+            .send(CounterMsg::Inc)
+            .map_err(|e| e.to_string())?;
     }
     let mut total = 0;
     for (c, _) in &counters {

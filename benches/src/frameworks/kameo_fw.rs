@@ -11,7 +11,10 @@ use kameo::message::{Context, Message};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Framework;
-use crate::{BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, runtime, rss_bytes, verify};
+use crate::{
+    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, runtime,
+    verify,
+};
 
 pub(crate) fn framework() -> Framework {
     Framework {
@@ -86,8 +89,18 @@ impl Message<Hit> for Player {
 fn pingpong(n: u64) -> BenchResult<f64> {
     runtime().block_on(async {
         let (tx, rx) = oneshot::channel();
-        let ping = start(Player { peer: None, limit: n, done: Some(tx), pinger: true });
-        let pong = start(Player { peer: None, limit: 0, done: None, pinger: false });
+        let ping = start(Player {
+            peer: None,
+            limit: n,
+            done: Some(tx),
+            pinger: true,
+        });
+        let pong = start(Player {
+            peer: None,
+            limit: 0,
+            done: None,
+            pinger: false,
+        });
         ping.tell(Peer(pong.clone())).await.map_err(err)?;
         pong.tell(Peer(ping.clone())).await.map_err(err)?;
         let t0 = Instant::now();
@@ -146,7 +159,10 @@ fn fanout(n: u64, receivers: usize) -> BenchResult<f64> {
         let refs: Vec<_> = (0..receivers).map(|_| start(Counter::default())).collect();
         let t0 = Instant::now();
         for i in 0..n {
-            refs[(i % receivers as u64) as usize].tell(Inc).try_send().map_err(err)?;
+            refs[(i % receivers as u64) as usize]
+                .tell(Inc)
+                .try_send()
+                .map_err(err)?;
         }
         let mut total = 0;
         for r in &refs {
@@ -209,9 +225,19 @@ impl Message<Token> for Node {
 fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
     runtime().block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let nodes: Vec<_> = (0..actors).map(|_| start(Node { next: None, done: tx.clone() })).collect();
+        let nodes: Vec<_> = (0..actors)
+            .map(|_| {
+                start(Node {
+                    next: None,
+                    done: tx.clone(),
+                })
+            })
+            .collect();
         for i in 0..actors {
-            nodes[i].tell(Next(nodes[(i + 1) % actors].clone())).await.map_err(err)?;
+            nodes[i]
+                .tell(Next(nodes[(i + 1) % actors].clone()))
+                .await
+                .map_err(err)?;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let t0 = Instant::now();

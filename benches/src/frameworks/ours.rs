@@ -8,7 +8,10 @@ use actor_core::{MailboxConfig, Props as P};
 use tokio::sync::mpsc;
 
 use super::Framework;
-use crate::{BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, runtime, rss_bytes, verify};
+use crate::{
+    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, runtime,
+    verify,
+};
 
 pub(crate) fn framework() -> Framework {
     Framework {
@@ -70,9 +73,19 @@ fn pingpong(n: u64) -> BenchResult<f64> {
         let sys = system();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let ping = sys
-            .spawn(P::new(move || Player { peer: None, limit: n, done: Some(tx.clone()) }))
+            .spawn(P::new(move || Player {
+                peer: None,
+                limit: n,
+                done: Some(tx.clone()),
+            }))
             .map_err(|e| e.to_string())?;
-        let pong = sys.spawn(P::new(|| Player { peer: None, limit: 0, done: None })).map_err(|e| e.to_string())?;
+        let pong = sys
+            .spawn(P::new(|| Player {
+                peer: None,
+                limit: 0,
+                done: None,
+            }))
+            .map_err(|e| e.to_string())?;
         ping.tell(Ball::Peer(pong.clone()));
         pong.tell(Ball::Peer(ping.clone()));
         let start = Instant::now();
@@ -111,12 +124,17 @@ impl Actor for Counter {
 fn counting(n: u64) -> BenchResult<f64> {
     runtime().block_on(async {
         let sys = system();
-        let c = sys.spawn(P::new(Counter::default)).map_err(|e| e.to_string())?;
+        let c = sys
+            .spawn(P::new(Counter::default))
+            .map_err(|e| e.to_string())?;
         let start = Instant::now();
         for _ in 0..n {
             c.tell(CounterMsg::Inc);
         }
-        let total = c.ask_timeout(CounterMsg::Get, Duration::from_secs(600)).await.map_err(|e| e.to_string())?;
+        let total = c
+            .ask_timeout(CounterMsg::Get, Duration::from_secs(600))
+            .await
+            .map_err(|e| e.to_string())?;
         let elapsed = start.elapsed();
         verify("count", total, n)?;
         Ok(rate(n, elapsed))
@@ -128,7 +146,10 @@ fn fanout(n: u64, receivers: usize) -> BenchResult<f64> {
         let sys = system();
         let mut refs = Vec::new();
         for _ in 0..receivers {
-            refs.push(sys.spawn(P::new(Counter::default)).map_err(|e| e.to_string())?);
+            refs.push(
+                sys.spawn(P::new(Counter::default))
+                    .map_err(|e| e.to_string())?,
+            );
         }
         let start = Instant::now();
         for i in 0..n {
@@ -136,7 +157,10 @@ fn fanout(n: u64, receivers: usize) -> BenchResult<f64> {
         }
         let mut total = 0;
         for r in &refs {
-            total += r.ask_timeout(CounterMsg::Get, Duration::from_secs(600)).await.map_err(|e| e.to_string())?;
+            total += r
+                .ask_timeout(CounterMsg::Get, Duration::from_secs(600))
+                .await
+                .map_err(|e| e.to_string())?;
         }
         let elapsed = start.elapsed();
         verify("fan-out total", total, n)?;
@@ -180,7 +204,13 @@ fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
         let mut nodes = Vec::with_capacity(actors);
         for _ in 0..actors {
             let tx = tx.clone();
-            nodes.push(sys.spawn(P::new(move || Node { next: None, done: tx.clone() })).map_err(|e| e.to_string())?);
+            nodes.push(
+                sys.spawn(P::new(move || Node {
+                    next: None,
+                    done: tx.clone(),
+                }))
+                .map_err(|e| e.to_string())?,
+            );
         }
         for i in 0..actors {
             nodes[i].tell(RingMsg::Next(nodes[(i + 1) % actors].clone()));
@@ -200,7 +230,9 @@ fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
 fn ask_latency(n: u64) -> BenchResult<Percentiles> {
     runtime().block_on(async {
         let sys = system();
-        let c = sys.spawn(P::new(Counter::default)).map_err(|e| e.to_string())?;
+        let c = sys
+            .spawn(P::new(Counter::default))
+            .map_err(|e| e.to_string())?;
         let mut h = histogram();
         for i in 0..n {
             c.tell(CounterMsg::Inc);
@@ -234,7 +266,10 @@ fn spawn(n: usize) -> BenchResult<SpawnStats> {
         let start = Instant::now();
         let mut refs = Vec::with_capacity(n);
         for i in 0..n {
-            refs.push(sys.spawn(P::new(move || Idle { _state: i as u64 })).map_err(|e| e.to_string())?);
+            refs.push(
+                sys.spawn(P::new(move || Idle { _state: i as u64 }))
+                    .map_err(|e| e.to_string())?,
+            );
         }
         let spawned = start.elapsed();
         // Let every actor start and go idle.
@@ -381,9 +416,16 @@ pub fn priority_latency(probes: u64) -> BenchResult<Percentiles> {
         let sys = system();
         // Urgent probes are class 0; bulk and the final report are class 1, so the report is
         // handled after every bulk message sent before it.
-        let cfg = MailboxConfig::priority(|m: &Prio| usize::from(!matches!(m, Prio::Urgent(_))), &[1]);
+        let cfg =
+            MailboxConfig::priority(|m: &Prio| usize::from(!matches!(m, Prio::Urgent(_))), &[1]);
         let actor = sys
-            .spawn(P::new(|| Flooded { latencies: histogram(), bulk: 0 }).mailbox(cfg))
+            .spawn(
+                P::new(|| Flooded {
+                    latencies: histogram(),
+                    bulk: 0,
+                })
+                .mailbox(cfg),
+            )
             .map_err(|e| e.to_string())?;
         let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let flood = {
@@ -410,7 +452,10 @@ pub fn priority_latency(probes: u64) -> BenchResult<Percentiles> {
         }
         flooding.store(false, std::sync::atomic::Ordering::Relaxed);
         let bulk_sent = flood.await.map_err(|e| e.to_string())?;
-        let (h, bulk) = actor.ask_timeout(Prio::Report, Duration::from_secs(600)).await.map_err(|e| e.to_string())?;
+        let (h, bulk) = actor
+            .ask_timeout(Prio::Report, Duration::from_secs(600))
+            .await
+            .map_err(|e| e.to_string())?;
         verify("urgent messages handled", h.len(), probes)?;
         verify("bulk messages handled", bulk, bulk_sent)?;
         Ok(percentiles(&h))
@@ -454,14 +499,22 @@ impl Actor for Ticking {
 }
 
 /// Timer jitter and CPU share: `actors` actors ticking every `period` for `run`.
-pub fn timer_jitter(actors: usize, period: Duration, run: Duration) -> BenchResult<(Percentiles, f64)> {
+pub fn timer_jitter(
+    actors: usize,
+    period: Duration,
+    run: Duration,
+) -> BenchResult<(Percentiles, f64)> {
     runtime().block_on(async {
         let sys = system();
         let mut refs = Vec::with_capacity(actors);
         for _ in 0..actors {
             refs.push(
-                sys.spawn(P::new(move || Ticking { period, origin: None, lateness_us: Vec::new() }))
-                    .map_err(|e| e.to_string())?,
+                sys.spawn(P::new(move || Ticking {
+                    period,
+                    origin: None,
+                    lateness_us: Vec::new(),
+                }))
+                .map_err(|e| e.to_string())?,
             );
         }
         // Warm up one period, then measure.

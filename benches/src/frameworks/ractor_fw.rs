@@ -8,7 +8,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Framework;
-use crate::{BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, runtime, rss_bytes, verify};
+use crate::{
+    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, runtime,
+    verify,
+};
 
 pub(crate) fn framework() -> Framework {
     Framework {
@@ -29,7 +32,11 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 async fn ask(c: &ActorRef<CounterMsg>) -> BenchResult<u64> {
-    match c.call(CounterMsg::Get, Some(Duration::from_secs(600))).await.map_err(err)? {
+    match c
+        .call(CounterMsg::Get, Some(Duration::from_secs(600)))
+        .await
+        .map_err(err)?
+    {
         CallResult::Success(v) => Ok(v),
         _ => Err("call failed".into()),
     }
@@ -55,10 +62,19 @@ impl Actor for Player {
     type Msg = Ball;
     type State = PlayerState;
     type Arguments = PlayerState;
-    async fn pre_start(&self, _me: ActorRef<Ball>, args: PlayerState) -> Result<PlayerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<Ball>,
+        args: PlayerState,
+    ) -> Result<PlayerState, ActorProcessingErr> {
         Ok(args)
     }
-    async fn handle(&self, _me: ActorRef<Ball>, msg: Ball, s: &mut PlayerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<Ball>,
+        msg: Ball,
+        s: &mut PlayerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             Ball::Peer(p) => s.peer = Some(p),
             Ball::Hit(n) => {
@@ -81,12 +97,30 @@ impl Actor for Player {
 fn pingpong(n: u64) -> BenchResult<f64> {
     runtime().block_on(async {
         let (tx, rx) = oneshot::channel();
-        let (ping, _) = Actor::spawn(None, Player, PlayerState { peer: None, limit: n, done: Some(tx), pinger: true })
-            .await
-            .map_err(err)?;
-        let (pong, _) = Actor::spawn(None, Player, PlayerState { peer: None, limit: 0, done: None, pinger: false })
-            .await
-            .map_err(err)?;
+        let (ping, _) = Actor::spawn(
+            None,
+            Player,
+            PlayerState {
+                peer: None,
+                limit: n,
+                done: Some(tx),
+                pinger: true,
+            },
+        )
+        .await
+        .map_err(err)?;
+        let (pong, _) = Actor::spawn(
+            None,
+            Player,
+            PlayerState {
+                peer: None,
+                limit: 0,
+                done: None,
+                pinger: false,
+            },
+        )
+        .await
+        .map_err(err)?;
         ping.cast(Ball::Peer(pong.clone())).map_err(err)?;
         pong.cast(Ball::Peer(ping.clone())).map_err(err)?;
         let start = Instant::now();
@@ -116,7 +150,12 @@ impl Actor for Counter {
     async fn pre_start(&self, _me: ActorRef<CounterMsg>, _: ()) -> Result<u64, ActorProcessingErr> {
         Ok(0)
     }
-    async fn handle(&self, _me: ActorRef<CounterMsg>, msg: CounterMsg, count: &mut u64) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<CounterMsg>,
+        msg: CounterMsg,
+        count: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             CounterMsg::Inc => *count += 1,
             CounterMsg::Get(r) => {
@@ -150,7 +189,9 @@ fn fanout(n: u64, receivers: usize) -> BenchResult<f64> {
         }
         let start = Instant::now();
         for i in 0..n {
-            refs[(i % receivers as u64) as usize].cast(CounterMsg::Inc).map_err(err)?;
+            refs[(i % receivers as u64) as usize]
+                .cast(CounterMsg::Inc)
+                .map_err(err)?;
         }
         let mut total = 0;
         for r in &refs {
@@ -199,16 +240,29 @@ impl Actor for Node {
     type Msg = RingMsg;
     type State = NodeState;
     type Arguments = NodeState;
-    async fn pre_start(&self, _me: ActorRef<RingMsg>, args: NodeState) -> Result<NodeState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<RingMsg>,
+        args: NodeState,
+    ) -> Result<NodeState, ActorProcessingErr> {
         Ok(args)
     }
-    async fn handle(&self, _me: ActorRef<RingMsg>, msg: RingMsg, s: &mut NodeState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<RingMsg>,
+        msg: RingMsg,
+        s: &mut NodeState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RingMsg::Next(n) => s.next = Some(n),
             RingMsg::Token(0) => {
                 let _ = s.done.send(());
             }
-            RingMsg::Token(left) => s.next.as_ref().ok_or("ring not closed")?.cast(RingMsg::Token(left - 1))?,
+            RingMsg::Token(left) => s
+                .next
+                .as_ref()
+                .ok_or("ring not closed")?
+                .cast(RingMsg::Token(left - 1))?,
         }
         Ok(())
     }
@@ -219,10 +273,24 @@ fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut nodes = Vec::with_capacity(actors);
         for _ in 0..actors {
-            nodes.push(Actor::spawn(None, Node, NodeState { next: None, done: tx.clone() }).await.map_err(err)?.0);
+            nodes.push(
+                Actor::spawn(
+                    None,
+                    Node,
+                    NodeState {
+                        next: None,
+                        done: tx.clone(),
+                    },
+                )
+                .await
+                .map_err(err)?
+                .0,
+            );
         }
         for i in 0..actors {
-            nodes[i].cast(RingMsg::Next(nodes[(i + 1) % actors].clone())).map_err(err)?;
+            nodes[i]
+                .cast(RingMsg::Next(nodes[(i + 1) % actors].clone()))
+                .map_err(err)?;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let start = Instant::now();
@@ -247,7 +315,12 @@ impl Actor for Idle {
     async fn pre_start(&self, _me: ActorRef<u64>, args: u64) -> Result<u64, ActorProcessingErr> {
         Ok(args)
     }
-    async fn handle(&self, _me: ActorRef<u64>, msg: u64, s: &mut u64) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<u64>,
+        msg: u64,
+        s: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
         *s = msg;
         Ok(())
     }
@@ -316,10 +389,19 @@ impl Actor for Pinger {
     type Msg = BigMsg;
     type State = PingerState;
     type Arguments = PingerState;
-    async fn pre_start(&self, _me: ActorRef<BigMsg>, args: PingerState) -> Result<PingerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<BigMsg>,
+        args: PingerState,
+    ) -> Result<PingerState, ActorProcessingErr> {
         Ok(args)
     }
-    async fn handle(&self, _me: ActorRef<BigMsg>, msg: BigMsg, s: &mut PingerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<BigMsg>,
+        msg: BigMsg,
+        s: &mut PingerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             BigMsg::Peers(p) => s.peers = p,
             BigMsg::Start => s.ping_someone()?,

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Framework;
-use crate::{BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, runtime, rss_bytes, verify};
+use crate::{
+    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, runtime,
+    verify,
+};
 
 pub(crate) fn framework() -> Framework {
     Framework {
@@ -101,7 +104,9 @@ fn fanout(n: u64, receivers: usize) -> BenchResult<f64> {
         let refs: Vec<_> = (0..receivers).map(|_| counter()).collect();
         let t0 = Instant::now();
         for i in 0..n {
-            refs[(i % receivers as u64) as usize].send(CounterMsg::Inc).map_err(|_| "counter gone")?;
+            refs[(i % receivers as u64) as usize]
+                .send(CounterMsg::Inc)
+                .map_err(|_| "counter gone")?;
         }
         let mut total = 0;
         for r in &refs {
@@ -179,10 +184,13 @@ fn spawn(n: usize) -> BenchResult<SpawnStats> {
         let after = rss_bytes();
         let t0 = Instant::now();
         let mut ended = 0u64;
-        let handles: Vec<_> = tasks.into_iter().map(|(tx, h)| {
-            drop(tx);
-            h
-        }).collect();
+        let handles: Vec<_> = tasks
+            .into_iter()
+            .map(|(tx, h)| {
+                drop(tx);
+                h
+            })
+            .collect();
         for h in handles {
             if h.await.is_ok() {
                 ended += 1;
