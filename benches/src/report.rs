@@ -96,3 +96,50 @@ pub fn human(v: f64) -> String {
         format!("{v:.2}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(framework: &'static str, metric: &'static str, value: f64) -> Measurement {
+        Measurement {
+            framework,
+            bench: "x",
+            metric,
+            value,
+            unit: "u",
+            runs: vec![value],
+        }
+    }
+
+    #[test]
+    fn ratios_are_against_the_best_peer_and_above_one_means_better() {
+        let frameworks = [("ours", false), ("p1", true), ("p2", true), ("base", false)];
+        let ms = [
+            m("ours", "msgs_per_s", 300.0),
+            m("p1", "msgs_per_s", 100.0),
+            m("p2", "msgs_per_s", 200.0),
+            m("base", "msgs_per_s", 400.0),
+            m("ours", "p50_ns", 50.0),
+            m("p1", "p50_ns", 100.0),
+            m("p2", "p50_ns", 200.0),
+        ];
+        let md = markdown(&ms, &frameworks, "h");
+        let throughput = md.lines().find(|l| l.contains("msgs_per_s")).expect("row");
+        assert!(
+            throughput.contains("300 (1.50x)") || throughput.contains("300.00 (1.50x)"),
+            "{throughput}"
+        );
+        assert!(
+            throughput.contains("(0.50x)")
+                && throughput.contains("(1.00x)")
+                && throughput.contains("(2.00x)")
+        );
+        let latency = md.lines().find(|l| l.contains("p50_ns")).expect("row");
+        assert!(latency.contains("50.00 (2.00x)"), "{latency}");
+        assert!(
+            latency.trim_end().ends_with("- |"),
+            "missing cells are dashes: {latency}"
+        );
+    }
+}

@@ -31,8 +31,7 @@ fn err(e: impl std::fmt::Debug) -> String {
 }
 
 fn run<T>(f: impl std::future::Future<Output = BenchResult<T>>) -> BenchResult<T> {
-    let out = System::new().block_on(f);
-    out
+    System::new().block_on(f)
 }
 
 // ---------- ping-pong ----------
