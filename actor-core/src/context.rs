@@ -401,7 +401,59 @@ impl<A: Actor> Context<A> {
     }
 
     /// Puts a message aside until [`Context::unstash_all`]. Fails, handing it back, when the stash
-    /// holds its capacity already.
+    /// holds its capacity already ([`crate::Props::stash_capacity`]).
+    ///
+    /// Behaviors are state: an actor's phase is a field, and messages that the current phase
+    /// cannot handle yet are stashed. A game room that loads its map before accepting players:
+    ///
+    /// ```
+    /// use actor_core::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// enum Phase { Loading, Ready { map: String } }
+    ///
+    /// struct Room { phase: Phase, players: Vec<String> }
+    ///
+    /// enum RoomMsg { MapLoaded(String), Join(String), Players(Reply<Vec<String>>) }
+    ///
+    /// impl Actor for Room {
+    ///     type Msg = RoomMsg;
+    ///
+    ///     async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+    ///         // Load without blocking the mailbox; the result arrives as a message.
+    ///         ctx.pipe(async { "dust2".to_owned() }, RoomMsg::MapLoaded);
+    ///         Ok(())
+    ///     }
+    ///
+    ///     async fn handle(&mut self, msg: RoomMsg, ctx: &mut Context<Self>) -> ActorResult {
+    ///         match (&self.phase, msg) {
+    ///             (Phase::Loading, RoomMsg::MapLoaded(map)) => {
+    ///                 self.phase = Phase::Ready { map };
+    ///                 ctx.unstash_all(); // replay what waited, in arrival order
+    ///             }
+    ///             (Phase::Loading, other) => {
+    ///                 if ctx.stash(other).is_err() {
+    ///                     return Err("room is overloaded while loading".into());
+    ///                 }
+    ///             }
+    ///             (Phase::Ready { .. }, RoomMsg::Join(name)) => self.players.push(name),
+    ///             (Phase::Ready { .. }, RoomMsg::Players(reply)) => reply.send(self.players.clone()),
+    ///             (Phase::Ready { .. }, RoomMsg::MapLoaded(_)) => return Err("loaded twice".into()),
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let system = ActorSystem::new(SystemConfig::default()).unwrap();
+    /// let room = system
+    ///     .spawn(Props::new(|| Room { phase: Phase::Loading, players: vec![] }).stash_capacity(100))
+    ///     .unwrap();
+    /// room.tell(RoomMsg::Join("ada".into())); // stashed while loading
+    /// let players = room.ask(RoomMsg::Players).await.unwrap(); // also stashed, answered when ready
+    /// assert_eq!(players, vec!["ada".to_owned()]);
+    /// # }
+    /// ```
     pub fn stash(&mut self, msg: A::Msg) -> Result<(), StashError<A::Msg>> {
         let capacity = self.stash_capacity;
         let x = self.x();

@@ -357,3 +357,68 @@ async fn any_actor_can_use_a_strategy_over_its_children() {
         f.failure.message
     );
 }
+
+/// A child whose stopped hook never returns.
+struct Stuck {
+    out: ActorRef<String>,
+}
+impl Actor for Stuck {
+    type Msg = ();
+    async fn handle(&mut self, _msg: (), _ctx: &mut Context<Self>) -> ActorResult {
+        Ok(())
+    }
+    async fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.out.tell("stuck stopping".into());
+        std::future::pending::<()>().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_child_shutdown_timeout_then_kill_or_kill_at_once() {
+    use supervision::Shutdown;
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let mut events = TestProbe::<String>::new(&sys);
+    let out = events.actor_ref();
+    let stuck_out = out.clone();
+    let sup = sys
+        .spawn_and_wait_started(
+            Supervisor::builder(Strategy::OneForOne)
+                .child(ChildSpec::new("killed", probe("killed", &out)).shutdown(Shutdown::Kill))
+                .child(
+                    ChildSpec::new(
+                        "stuck",
+                        Props::new(move || Stuck {
+                            out: stuck_out.clone(),
+                        }),
+                    )
+                    .shutdown(Shutdown::Timeout(Duration::from_secs(2))),
+                )
+                .props()
+                .name("sup"),
+        )
+        .await
+        .expect("started");
+    assert_eq!(events.expect_msg(T).await, "started killed #0");
+    let killed: ActorRef<ProbeMsg> = sys.lookup("/user/sup/killed").expect("child");
+    let stuck: ActorRef<()> = sys.lookup("/user/sup/stuck").expect("child");
+
+    // Kill at once: the stopped hook does not run.
+    sup.terminate_child("killed").await.expect("terminate");
+    assert!(matches!(
+        killed.wait_for_stop().await,
+        actor_core::TerminationReason::Killed
+    ));
+    events.expect_no_msg(Duration::from_millis(100)).await;
+
+    // Graceful within 2 s: the hook starts, hangs, and the child is killed at the deadline.
+    let t0 = tokio::time::Instant::now();
+    sup.terminate_child("stuck").await.expect("terminate");
+    assert_eq!(t0.elapsed(), Duration::from_secs(2));
+    assert_eq!(events.expect_msg(T).await, "stuck stopping");
+    assert!(matches!(
+        stuck.wait_for_stop().await,
+        actor_core::TerminationReason::Killed
+    ));
+    let report = sup.which_children().await.expect("report");
+    assert!(report.iter().all(|c| c.status == ChildStatus::Stopped));
+}
