@@ -1,0 +1,233 @@
+//! Wire format properties: every frame round-trips, chunking never matters, and arbitrary or
+//! hostile input yields an error, never a panic or an unbounded buffer.
+
+use actor_remote::wire::{Frame, FrameDecoder, Hello, LookupResult, RejectReason, WireError};
+use actor_remote::{Bincode, Codec};
+use proptest::prelude::*;
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-z/0-9:_-]{0,40}"
+}
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..300)
+}
+
+fn frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        (
+            any::<u16>(),
+            text(),
+            text(),
+            any::<u64>(),
+            any::<[u8; 16]>()
+        )
+            .prop_map(|(p, c, n, i, nonce)| {
+                Frame::Hello(Hello {
+                    protocol: p,
+                    codec: c,
+                    node: n,
+                    incarnation: i,
+                    nonce,
+                })
+            }),
+        bytes().prop_map(|mac| Frame::Auth { mac }),
+        (any::<u16>(), any::<u16>())
+            .prop_map(|(a, b)| Frame::Reject(RejectReason::Version { ours: a, theirs: b })),
+        Just(Frame::Reject(RejectReason::BadSecret)),
+        text().prop_map(|t| Frame::Reject(RejectReason::Protocol(t))),
+        any::<u64>().prop_map(|seq| Frame::Heartbeat { seq }),
+        any::<u64>().prop_map(|seq| Frame::HeartbeatAck { seq }),
+        (any::<u64>(), text(), text()).prop_map(|(request, path, manifest)| Frame::Lookup {
+            request,
+            path,
+            manifest
+        }),
+        (any::<u64>(), any::<u64>()).prop_map(|(request, actor)| Frame::LookupReply {
+            request,
+            result: LookupResult::Found { actor }
+        }),
+        (any::<u64>(), text()).prop_map(|(request, actual)| Frame::LookupReply {
+            request,
+            result: LookupResult::TypeMismatch { actual }
+        }),
+        (any::<u64>(), text(), bytes()).prop_map(|(recipient, manifest, payload)| Frame::Tell {
+            recipient,
+            manifest,
+            payload
+        }),
+        (any::<u64>(), any::<u64>(), text(), bytes()).prop_map(
+            |(recipient, reply_to, manifest, payload)| {
+                Frame::Ask {
+                    recipient,
+                    reply_to,
+                    manifest,
+                    payload,
+                }
+            }
+        ),
+        (any::<u64>(), bytes()).prop_map(|(reply_to, payload)| Frame::Reply { reply_to, payload }),
+        (any::<u64>(), any::<u64>()).prop_map(|(target, watcher)| Frame::Watch { target, watcher }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(target, watcher)| Frame::Unwatch { target, watcher }),
+        (any::<u64>(), text()).prop_map(|(target, reason)| Frame::Terminated { target, reason }),
+        Just(Frame::Goodbye),
+        Just(Frame::Accept),
+    ]
+}
+
+fn encode_all(frames: &[Frame]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in frames {
+        f.encode(&Bincode, &mut out).expect("encodable");
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn frames_round_trip_through_any_chunking(
+        frames in proptest::collection::vec(frame(), 1..20),
+        chunk in 1usize..64,
+    ) {
+        let wire = encode_all(&frames);
+        let mut decoder = FrameDecoder::new(Bincode, 1 << 20);
+        let mut got = Vec::new();
+        for piece in wire.chunks(chunk) {
+            decoder.push(piece);
+            while let Some(f) = decoder.next_frame().expect("valid stream") {
+                got.push(f);
+            }
+        }
+        prop_assert_eq!(got, frames);
+        prop_assert_eq!(decoder.buffered(), 0);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..2_000)) {
+        let mut decoder = FrameDecoder::new(Bincode, 4_096);
+        decoder.push(&input);
+        // Decode until the stream ends, asks for more, or breaks the protocol.
+        for _ in 0..input.len() + 1 {
+            match decoder.next_frame() {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
+    #[test]
+    fn corrupting_a_valid_stream_never_panics(
+        frames in proptest::collection::vec(frame(), 1..5),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let mut wire = encode_all(&frames);
+        for (at, byte) in flips {
+            let i = at.index(wire.len());
+            wire[i] ^= byte;
+        }
+        let mut decoder = FrameDecoder::new(Bincode, 1 << 16);
+        decoder.push(&wire);
+        for _ in 0..frames.len() + 2 {
+            match decoder.next_frame() {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
+
+#[test]
+fn truncated_frames_wait_for_more_bytes() {
+    let wire = encode_all(&[Frame::Tell {
+        recipient: 7,
+        manifest: "chat::Say".into(),
+        payload: vec![1, 2, 3],
+    }]);
+    let mut decoder = FrameDecoder::new(Bincode, 1 << 16);
+    for (i, b) in wire.iter().enumerate() {
+        assert_eq!(
+            decoder.next_frame(),
+            Ok(None),
+            "complete after {i} of {} bytes?",
+            wire.len()
+        );
+        decoder.push(&[*b]);
+    }
+    assert!(matches!(
+        decoder.next_frame(),
+        Ok(Some(Frame::Tell { recipient: 7, .. }))
+    ));
+}
+
+#[test]
+fn oversized_frames_are_refused_from_the_length_prefix() {
+    let mut decoder = FrameDecoder::new(Bincode, 1_000);
+    decoder.push(&5_000u32.to_le_bytes());
+    assert_eq!(
+        decoder.next_frame(),
+        Err(WireError::Oversized {
+            announced: 5_000,
+            max: 1_000
+        })
+    );
+    // Nothing of the announced body needs to be buffered to know.
+    assert_eq!(decoder.buffered(), 4);
+}
+
+#[test]
+fn unknown_kinds_empty_and_malformed_bodies_are_named() {
+    let mut d = FrameDecoder::new(Bincode, 1_000);
+    d.push(&[1, 0, 0, 0, 99]);
+    assert_eq!(d.next_frame(), Err(WireError::UnknownKind(99)));
+
+    let mut d = FrameDecoder::new(Bincode, 1_000);
+    d.push(&[0, 0, 0, 0]);
+    assert_eq!(d.next_frame(), Err(WireError::Empty));
+
+    let mut d = FrameDecoder::new(Bincode, 1_000);
+    d.push(&[3, 0, 0, 0, 8, 0xff, 0xff]); // a tell whose body is garbage
+    match d.next_frame() {
+        Err(WireError::Malformed { kind, .. }) => assert_eq!(kind, "tell"),
+        other => panic!("expected a malformed tell, got {other:?}"),
+    }
+
+    let mut d = FrameDecoder::new(Bincode, 1_000);
+    d.push(&[2, 0, 0, 0, 14, 1]); // goodbye carries no body
+    assert!(matches!(
+        d.next_frame(),
+        Err(WireError::Malformed {
+            kind: "goodbye",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn small_frames_batch_into_one_buffer() {
+    let frames: Vec<Frame> = (0..256).map(|seq| Frame::Heartbeat { seq }).collect();
+    let wire = encode_all(&frames);
+    assert!(
+        wire.len() < 256 * 8,
+        "heartbeats are a few bytes each: {}",
+        wire.len()
+    );
+    let mut d = FrameDecoder::new(Bincode, 64);
+    d.push(&wire);
+    let mut n = 0;
+    while let Some(Frame::Heartbeat { seq }) = d.next_frame().expect("valid") {
+        assert_eq!(seq, n);
+        n += 1;
+    }
+    assert_eq!(n, 256);
+}
+
+#[test]
+fn the_codec_rejects_trailing_bytes() {
+    let mut out = Vec::new();
+    Bincode.encode(&42u64, &mut out).expect("encode");
+    out.push(0);
+    assert!(Bincode.decode::<u64>(&out).is_err());
+}
