@@ -2,3 +2,4 @@
 //! port 0 and drive them through real sockets.
 
 pub mod chat;
+pub mod matchmaking;
