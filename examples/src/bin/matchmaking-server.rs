@@ -2,26 +2,20 @@
 //! `cargo run --release -p examples --bin matchmaking-server -- [--listen ADDR] [--match-size N]`.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use actor_core::{ActorSystem, SystemConfig};
 use examples::matchmaking::{MatchConfig, MatchServer};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let mut listen = "127.0.0.1:7100".to_owned();
     let mut config = MatchConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
+        let value = args.next();
+        match (arg.as_str(), value) {
             ("--listen", Some(addr)) => listen = addr,
             ("--match-size", Some(n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => {
-                config.match_size = n.parse().unwrap_or(4);
+                config.match_size = n.parse().unwrap_or(config.match_size);
             }
             _ => {
                 eprintln!("usage: matchmaking-server [--listen ADDR] [--match-size N]");
@@ -29,36 +23,19 @@ fn main() -> ExitCode {
             }
         }
     }
-    let rt = match ActorSystem::with_runtime(SystemConfig {
-        name: "matchmaking".into(),
-        ..Default::default()
-    }) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the actor system: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let system = rt.system().clone();
-    let served = rt.block_on(async {
+    examples::serve::run("matchmaking", |system| async move {
         let server = MatchServer::start(&system, &listen, config).await?;
+        let addr = server.local_addr;
         println!(
-            "matchmaking server on {}; try: echo '{{\"op\":\"queue\",\"player\":\"p1\",\"rating\":1500,\"region\":\"eu\"}}' | nc -q 5 {} {}",
-            server.local_addr,
-            server.local_addr.ip(),
-            server.local_addr.port()
+            "matchmaking server on {addr}; try: echo '{{\"op\":\"queue\",\"player\":\"p1\",\"rating\":1500,\"region\":\"eu\"}}' | nc -q 5 {} {}",
+            addr.ip(),
+            addr.port()
         );
         tokio::signal::ctrl_c().await?;
-        println!("shutting down after {} matches", server.stats.matches.load(std::sync::atomic::Ordering::Relaxed));
-        Ok::<_, std::io::Error>(())
-    });
-    let report = rt.shutdown(Duration::from_secs(5));
-    match served {
-        Ok(()) if report.is_graceful() => ExitCode::SUCCESS,
-        Ok(()) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("matchmaking server failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        println!(
+            "shutting down after {} matches",
+            server.stats.matches.load(Ordering::Relaxed)
+        );
+        Ok(())
+    })
 }
