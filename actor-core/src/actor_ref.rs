@@ -300,6 +300,20 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
+    /// Asks the actor to stop gracefully once it has handled the messages in its mailbox: it keeps
+    /// working until it finds the mailbox empty (messages that arrive meanwhile are handled too),
+    /// then stops as with [`ActorRef::stop`]. Use it where queued work must not be lost, e.g. when a
+    /// client closed its connection after sending its last commands. Not available for non-local
+    /// targets, where it is `stop`.
+    pub fn stop_when_idle(&self) {
+        match &self.inner {
+            Inner::Local(c) => {
+                c.send_sys(crate::cell::SystemMsg::StopWhenIdle);
+            }
+            Inner::Dyn(d) => d.stop(),
+        }
+    }
+
     /// Kills the actor: its task is aborted at its next await point, its stopped hook does not
     /// run, its children are killed, and watchers see `TerminationReason::Killed`.
     pub fn kill(&self) {

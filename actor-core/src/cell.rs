@@ -23,6 +23,8 @@ use crate::system::SystemShared;
 pub(crate) enum SystemMsg {
     /// Stop gracefully.
     Stop,
+    /// Stop gracefully once the mailbox is empty.
+    StopWhenIdle,
     /// The parent restarts this (not necessarily failed) child.
     Restart(Failure),
     /// The parent's decision after this actor failed.

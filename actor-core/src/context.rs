@@ -307,6 +307,11 @@ impl<A: Actor> Context<A> {
         self.cell.send_sys(SystemMsg::Stop);
     }
 
+    /// Stops this actor gracefully once its mailbox is empty (see [`ActorRef::stop_when_idle`]).
+    pub fn stop_when_idle(&mut self) {
+        self.cell.send_sys(SystemMsg::StopWhenIdle);
+    }
+
     /// The directive of the system's default policy for `failure` (what the default
     /// `on_child_failure` returns).
     pub fn default_directive(&self, failure: &ChildFailure) -> Directive {

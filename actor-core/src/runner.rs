@@ -89,6 +89,8 @@ struct ActorLoop<A: Actor> {
     /// Told the outcome of the first start, for `Context::spawn_and_wait_started`.
     start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     cursor: Cursor,
+    /// Stop gracefully the next time the mailbox is empty (`stop_when_idle`).
+    stop_when_idle: bool,
     throughput: usize,
     processed: u64,
     idle_since: Instant,
@@ -149,6 +151,7 @@ pub(crate) fn spawn_actor<A: Actor>(
         delayed_restart: None,
         start_signal,
         cursor: Cursor::default(),
+        stop_when_idle: false,
         throughput: props.throughput.unwrap_or(shared.config.throughput).max(1),
         processed: 0,
         idle_since: Instant::now(),
@@ -274,6 +277,10 @@ impl<A: Actor> ActorLoop<A> {
             }
             budget = self.throughput;
             self.flush_stats();
+            if self.stop_when_idle {
+                Box::pin(self.stop_gracefully(TerminationReason::Stopped)).await;
+                return;
+            }
             match self.ctx.receive_timeout {
                 None => self.mailbox_park(false).await,
                 Some(timeout) => {
@@ -407,6 +414,7 @@ impl<A: Actor> ActorLoop<A> {
                 self.stop_gracefully(TerminationReason::Stopped).await;
                 return Flow::Stop;
             }
+            SystemMsg::StopWhenIdle => self.stop_when_idle = true,
             SystemMsg::Restart(cause) => self.restart(cause).await,
             SystemMsg::Supervise(directive) => {
                 // A directive for a failure we are no longer suspended on is stale.

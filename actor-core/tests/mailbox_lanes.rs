@@ -278,3 +278,24 @@ async fn throughput_budget_lets_other_actors_run() {
     busy.ask(Spin::Ping).await.expect("pong");
     assert_eq!(busy.stats().expect("local").processed, 50_001);
 }
+
+#[tokio::test(start_paused = true)]
+async fn stop_when_idle_handles_everything_queued_first() {
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let (r, mut probe) = recorder(&sys, MailboxConfig::unbounded());
+    let release = gate(&r).await;
+    for i in 0..5 {
+        r.tell(Rec::Val(i));
+    }
+    r.stop_when_idle();
+    let before = sys.dead_letter_count();
+    let _ = release.send(());
+    assert_eq!(
+        drain(&mut probe, 5).await,
+        vec![0, 1, 2, 3, 4],
+        "queued messages first"
+    );
+    assert_eq!(probe.expect_msg(T).await, u64::MAX, "then the stopped hook");
+    assert!(r.wait_for_stop().await.is_normal());
+    assert_eq!(sys.dead_letter_count(), before, "nothing lost");
+}
