@@ -414,6 +414,19 @@ impl ActorSystem {
         self.shared.dead_letters.count()
     }
 
+    /// Counts (and publishes) a dead letter on behalf of a transport or another [`crate::RefTarget`]
+    /// that could not deliver a message.
+    pub fn record_dead_letter(
+        &self,
+        recipient: &ActorPath,
+        message_type: &'static str,
+        reason: crate::DeadLetterReason,
+    ) {
+        self.shared
+            .dead_letters
+            .record(recipient, message_type, reason);
+    }
+
     /// Subscribes to dead-letter events from now on.
     pub fn subscribe_dead_letters(&self) -> DeadLetterSubscription {
         self.shared.dead_letters.subscribe()

@@ -12,9 +12,13 @@
 //!   ring, generated certificates, authentication by the cluster secret in the handshake),
 //!   connects and accepts peers, refuses bad ones with the cause on both sides, and tracks every
 //!   peer's liveness.
-//! * **not built yet**: mutual TLS with a cluster CA, remote `ActorRef`s and message delivery,
-//!   lanes, datagrams, reconnecting, the multi-process tests. Until then there is no way to reach
-//!   an actor on another node.
+//!   Local actors are exposed by path; a peer looks one up with its message type checked and gets
+//!   an ordinary `ActorRef<M>` whose `tell` travels over QUIC (batched by one writer per
+//!   connection; what cannot be sent is a counted dead letter; watchers learn when the node is
+//!   lost).
+//! * **not built yet**: mutual TLS with a cluster CA, remote ask (reply ports that travel),
+//!   watching a remote actor's own stop, several lanes, large-message streams, datagrams,
+//!   reconnecting, the multi-process test and the remote benchmarks.
 
 pub mod association;
 mod codec;

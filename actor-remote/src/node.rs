@@ -8,22 +8,38 @@
 //! secret, codec or protocol version is refused before any message is delivered, and both sides
 //! learn why.
 //!
-//! Not built yet: remote actor refs and message delivery (the control stream carries only the
-//! handshake and heartbeats), lanes, datagrams, reconnecting.
+//! Messaging: a node [`Node::expose`]s local actors; a peer [`Node::lookup`]s one by path with its
+//! message type checked, and gets an ordinary `ActorRef<M>` whose `tell` encodes the message and
+//! queues a frame for the connection's writer task, which drains the queue into one write.
+//! Delivery is at most once and per-recipient ordered; a message that cannot be queued (peer gone,
+//! queue full) is a counted dead letter. Watchers of a remote ref get `Terminated` with
+//! `TerminationReason::Unreachable` when its node is lost.
+//!
+//! Not built yet: remote ask (reply ports that travel), watching a remote actor's own stop,
+//! several lanes, datagrams, reconnecting, mutual TLS.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actor_core::{
+    ActorId, ActorPath, ActorRef, ActorSystem, DeadLetterReason, RefTarget, Terminated,
+    TerminationReason, TrySendError, Watcher,
+};
 use parking_lot::Mutex;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::association::{Action, Association, Incarnation, Incarnations, Liveness};
-use crate::codec::{Bincode, Codec};
+use crate::codec::{Bincode, Codec, CodecError};
 use crate::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo, Progress};
-use crate::wire::{Frame, FrameDecoder, RejectReason};
+use crate::wire::{Frame, FrameDecoder, LookupResult, RejectReason};
 
 const ALPN: &[u8] = b"actor-remote/1";
 const SERVER_NAME: &str = "actor-node";
@@ -43,6 +59,10 @@ pub struct NodeConfig {
     pub handshake_timeout: Duration,
     /// Largest frame accepted from a peer.
     pub max_frame: usize,
+    /// Frames queued per peer before further sends become dead letters.
+    pub outbound_queue: usize,
+    /// How long a lookup waits for the peer's answer.
+    pub lookup_timeout: Duration,
 }
 
 impl NodeConfig {
@@ -55,6 +75,8 @@ impl NodeConfig {
             liveness: Liveness::default(),
             handshake_timeout: Duration::from_secs(5),
             max_frame: 16 * 1024 * 1024,
+            outbound_queue: 64 * 1024,
+            lookup_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -95,6 +117,41 @@ pub enum NodeError {
     },
 }
 
+/// Why a remote lookup failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// No connection to a node of that name.
+    #[error("not connected to node {0}")]
+    UnknownPeer(String),
+    /// The peer has no exposed actor at that path.
+    #[error("node {node} exposes no actor at {path}")]
+    NotFound {
+        /// The peer.
+        node: String,
+        /// The path.
+        path: String,
+    },
+    /// The actor accepts another message type.
+    #[error("{path} on {node} accepts {actual}, not {expected}")]
+    TypeMismatch {
+        /// The peer.
+        node: String,
+        /// The path.
+        path: String,
+        /// What the asker would send.
+        expected: String,
+        /// What the actor accepts.
+        actual: String,
+    },
+    /// The peer did not answer in time.
+    #[error("lookup on {0} timed out")]
+    Timeout(String),
+    /// The connection was lost meanwhile.
+    #[error("the connection to {0} was lost")]
+    Disconnected(String),
+}
+
 /// A peer's state as this node sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerState {
@@ -126,12 +183,79 @@ pub struct Refusal {
     pub error: HandshakeError,
 }
 
+/// Decodes a payload and tells it to the exposed actor.
+type Deliver = Box<dyn Fn(&[u8]) -> Result<(), CodecError> + Send + Sync>;
+
+/// A local actor reachable from peers.
+struct Exposed {
+    id: u64,
+    path: ActorPath,
+    manifest: &'static str,
+    deliver: Deliver,
+}
+
+/// The sending side of one established connection.
+struct Link {
+    incarnation: u64,
+    tx: mpsc::Sender<Frame>,
+    /// False once the peer is lost: sends become dead letters at once.
+    alive: std::sync::atomic::AtomicBool,
+    /// Tells the writer to stop and count what is still queued.
+    shutdown: tokio::sync::Notify,
+    /// Watchers of remote refs to this node: told `Unreachable` when the link dies.
+    watchers: Mutex<Vec<(ActorId, ActorPath, Watcher)>>,
+}
+
 struct Shared {
     config: NodeConfig,
+    system: ActorSystem,
     incarnation: u64,
     peers: Mutex<HashMap<String, PeerStatus>>,
+    links: Mutex<HashMap<String, Arc<Link>>>,
     refusals: Mutex<Vec<Refusal>>,
     incarnations: Mutex<Incarnations>,
+    exposed_by_path: Mutex<HashMap<String, Arc<Exposed>>>,
+    exposed_by_id: Mutex<HashMap<u64, Arc<Exposed>>>,
+    pending_lookups: Mutex<HashMap<u64, oneshot::Sender<LookupResult>>>,
+    next_request: AtomicU64,
+    /// Frames received that could not be delivered (malformed payload, unknown recipient).
+    rejected_frames: AtomicU64,
+}
+
+impl Shared {
+    /// The peer is gone: mark it, drop its link, and tell the watchers of its actors.
+    fn lose(&self, node: &str, incarnation: u64, why: &str) {
+        if let Some(p) = self.peers.lock().get_mut(node)
+            && p.incarnation == incarnation
+        {
+            p.state = PeerState::Unreachable;
+        }
+        let link = {
+            let mut links = self.links.lock();
+            match links.get(node) {
+                Some(l) if l.incarnation == incarnation => links.remove(node),
+                _ => None,
+            }
+        };
+        if let Some(link) = link {
+            // Under the watchers lock, so a concurrent `watch` either lands in the list taken here
+            // or sees the link dead and notifies at once.
+            let watchers = {
+                let mut w = link.watchers.lock();
+                link.alive.store(false, Ordering::Release);
+                std::mem::take(&mut *w)
+            };
+            link.shutdown.notify_one();
+            let reason = TerminationReason::Unreachable(Arc::from(format!("node {node}: {why}")));
+            for (id, path, watcher) in watchers {
+                watcher.notify(Terminated {
+                    id,
+                    path,
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
 }
 
 /// A node of the cluster: one QUIC endpoint, its peers and their liveness.
@@ -142,8 +266,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// Binds the endpoint and starts accepting peers. Call inside a tokio runtime.
-    pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
+    /// Binds the endpoint for `system` and starts accepting peers. Call inside a tokio runtime.
+    pub fn start(system: &ActorSystem, config: NodeConfig) -> Result<Node, NodeError> {
         if config.secret.is_empty() {
             return Err(NodeError::Config(
                 "a cluster secret is required (mutual TLS is not available yet)".into(),
@@ -199,10 +323,17 @@ impl Node {
             .map_or(0, |d| d.as_nanos() as u64);
         let shared = Arc::new(Shared {
             config,
+            system: system.clone(),
             incarnation,
             peers: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
             refusals: Mutex::new(Vec::new()),
             incarnations: Mutex::new(Incarnations::default()),
+            exposed_by_path: Mutex::new(HashMap::new()),
+            exposed_by_id: Mutex::new(HashMap::new()),
+            pending_lookups: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            rejected_frames: AtomicU64::new(0),
         });
         let accept = {
             let (endpoint, shared) = (endpoint.clone(), shared.clone());
@@ -268,6 +399,93 @@ impl Node {
         let mut peers: Vec<PeerStatus> = self.shared.peers.lock().values().cloned().collect();
         peers.sort_by(|a, b| a.node.cmp(&b.node));
         peers
+    }
+
+    /// Makes a local actor reachable from peers at its path (e.g. `/user/echo`), for messages of
+    /// type `M` (its type name is the manifest peers must ask for).
+    pub fn expose<M>(&self, actor: &ActorRef<M>)
+    where
+        M: DeserializeOwned + Send + 'static,
+    {
+        let target = actor.clone();
+        let exposed = Arc::new(Exposed {
+            id: actor.id().as_u64(),
+            path: actor.path(),
+            manifest: std::any::type_name::<M>(),
+            deliver: Box::new(move |bytes| {
+                let msg: M = Bincode.decode(bytes)?;
+                target.tell(msg);
+                Ok(())
+            }),
+        });
+        self.shared
+            .exposed_by_path
+            .lock()
+            .insert(actor.path().as_str().to_owned(), exposed.clone());
+        self.shared
+            .exposed_by_id
+            .lock()
+            .insert(actor.id().as_u64(), exposed);
+    }
+
+    /// Finds the actor exposed at `path` on the connected node `node`, checking that it accepts
+    /// `M`, and returns a ref to it. Tells through the ref travel over QUIC.
+    pub async fn lookup<M>(&self, node: &str, path: &str) -> Result<ActorRef<M>, RemoteError>
+    where
+        M: Serialize + Send + 'static,
+    {
+        let link = self
+            .shared
+            .links
+            .lock()
+            .get(node)
+            .cloned()
+            .ok_or_else(|| RemoteError::UnknownPeer(node.into()))?;
+        let request = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.shared.pending_lookups.lock().insert(request, tx);
+        let manifest = std::any::type_name::<M>().to_owned();
+        let frame = Frame::Lookup {
+            request,
+            path: path.into(),
+            manifest: manifest.clone(),
+        };
+        if link.tx.try_send(frame).is_err() {
+            self.shared.pending_lookups.lock().remove(&request);
+            return Err(RemoteError::Disconnected(node.into()));
+        }
+        let answer = tokio::time::timeout(self.shared.config.lookup_timeout, rx).await;
+        self.shared.pending_lookups.lock().remove(&request);
+        match answer {
+            Err(_) => Err(RemoteError::Timeout(node.into())),
+            Ok(Err(_)) => Err(RemoteError::Disconnected(node.into())),
+            Ok(Ok(LookupResult::NotFound)) => Err(RemoteError::NotFound {
+                node: node.into(),
+                path: path.into(),
+            }),
+            Ok(Ok(LookupResult::TypeMismatch { actual })) => Err(RemoteError::TypeMismatch {
+                node: node.into(),
+                path: path.into(),
+                expected: manifest,
+                actual,
+            }),
+            Ok(Ok(LookupResult::Found { actor })) => {
+                Ok(ActorRef::from_target(Arc::new(RemoteRef::<M> {
+                    id: self.shared.system.allocate_id(),
+                    remote_id: actor,
+                    path: ActorPath::from_string(format!("//{node}{path}")),
+                    manifest,
+                    link,
+                    system: self.shared.system.clone(),
+                    _msg: std::marker::PhantomData,
+                })))
+            }
+        }
+    }
+
+    /// Frames from peers that could not be delivered (malformed payload, unknown recipient).
+    pub fn rejected_frames(&self) -> u64 {
+        self.shared.rejected_frames.load(Ordering::Relaxed)
     }
 
     /// Connection attempts this node refused, with the reason.
@@ -396,15 +614,87 @@ async fn establish(
         },
     );
     tracing::info!(node = %peer.node, %addr, "peer up");
+    let (tx, rx) = mpsc::channel(shared.config.outbound_queue.max(1));
+    let link = Arc::new(Link {
+        incarnation: peer.incarnation,
+        tx: tx.clone(),
+        alive: std::sync::atomic::AtomicBool::new(true),
+        shutdown: tokio::sync::Notify::new(),
+        watchers: Mutex::new(Vec::new()),
+    });
+    shared.links.lock().insert(peer.node.clone(), link.clone());
+    tokio::spawn(writer(
+        send,
+        rx,
+        link,
+        shared.system.clone(),
+        peer.node.clone(),
+    ));
     tokio::spawn(associate(
         shared.clone(),
         peer.clone(),
         conn,
-        send,
+        tx,
         recv,
         decoder,
     ));
     Ok(peer)
+}
+
+/// The connection's only writer: drains everything queued and writes it as one buffer (writing
+/// one frame per call is what makes small messages slow). When the link dies it closes the queue
+/// and counts every message that did not go out as a dead letter (at most once: a batch whose
+/// write failed counts as lost).
+async fn writer(
+    mut send: quinn::SendStream,
+    mut rx: mpsc::Receiver<Frame>,
+    link: Arc<Link>,
+    system: ActorSystem,
+    node: String,
+) {
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut batch_tells = 0u64;
+    loop {
+        let first = tokio::select! {
+            f = rx.recv() => f,
+            _ = link.shutdown.notified() => None,
+        };
+        let Some(first) = first else { break };
+        out.clear();
+        batch_tells = 0;
+        let mut next = Some(first);
+        while let Some(frame) = next {
+            if matches!(frame, Frame::Tell { .. }) {
+                batch_tells += 1;
+            }
+            if let Err(e) = frame.encode(&Bincode, &mut out) {
+                tracing::error!(error = %e, "could not encode a frame; dropped");
+            }
+            next = if out.len() < 256 * 1024 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if send.write_all(&out).await.is_err() {
+            break;
+        }
+        batch_tells = 0;
+    }
+    rx.close();
+    let mut lost = batch_tells;
+    while let Ok(frame) = rx.try_recv() {
+        if matches!(frame, Frame::Tell { .. }) {
+            lost += 1;
+        }
+    }
+    let path = ActorPath::from_string(format!("//{node}"));
+    for _ in 0..lost {
+        system.record_dead_letter(&path, "remote message", DeadLetterReason::Remote);
+    }
+    if lost > 0 {
+        tracing::warn!(%node, lost, "messages to a lost node counted as dead letters");
+    }
 }
 
 async fn flush(send: &mut quinn::SendStream, frames: Vec<Frame>) -> Result<(), quinn::WriteError> {
@@ -421,18 +711,19 @@ async fn flush(send: &mut quinn::SendStream, frames: Vec<Frame>) -> Result<(), q
     send.write_all(&out).await
 }
 
-/// Keeps one established peer's association: answers heartbeats, sends them when idle, and marks
-/// the peer unreachable when it goes silent or the connection ends.
+/// Reads one established peer's frames and keeps its association: answers heartbeats and
+/// lookups, delivers tells, sends heartbeats when idle, and declares the peer unreachable when it
+/// goes silent or the connection ends.
 async fn associate(
     shared: Arc<Shared>,
     peer: PeerInfo,
     conn: quinn::Connection,
-    mut send: quinn::SendStream,
+    tx: mpsc::Sender<Frame>,
     mut recv: quinn::RecvStream,
     mut decoder: FrameDecoder<Bincode>,
 ) {
     let mut assoc = Association::new(shared.config.liveness, Instant::now());
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     let set_state = |state: PeerState| {
         if let Some(p) = shared.peers.lock().get_mut(&peer.node)
             && p.incarnation == peer.incarnation
@@ -440,62 +731,207 @@ async fn associate(
             p.state = state;
         }
     };
-    loop {
+    let why = loop {
         let wake = tokio::time::Instant::from_std(assoc.poll_timeout());
         let read = tokio::select! {
             r = recv.read(&mut buf) => r,
             _ = tokio::time::sleep_until(wake) => {
-                let mut out = Vec::new();
                 for action in assoc.handle_timeout(Instant::now()) {
                     match action {
-                        Action::SendHeartbeat(seq) => out.push(Frame::Heartbeat { seq }),
+                        // A full queue means the line is busy: no heartbeat needed.
+                        Action::SendHeartbeat(seq) => {
+                            let _ = tx.try_send(Frame::Heartbeat { seq });
+                            assoc.on_sent(Instant::now());
+                        }
                         Action::Unreachable { silent_for } => {
                             tracing::warn!(node = %peer.node, ?silent_for, "peer unreachable");
                             set_state(PeerState::Unreachable);
                         }
                     }
                 }
-                if !out.is_empty() {
-                    if flush(&mut send, out).await.is_err() {
-                        break;
-                    }
-                    assoc.on_sent(Instant::now());
-                }
                 continue;
             }
         };
-        let Ok(Some(n)) = read else { break };
+        let n = match read {
+            Ok(Some(n)) => n,
+            Ok(None) => break "the peer closed the connection".to_owned(),
+            Err(e) => break format!("connection lost: {e}"),
+        };
         decoder.push(&buf[..n]);
         assoc.on_received(Instant::now());
         set_state(PeerState::Up);
         loop {
             match decoder.next_frame() {
-                Ok(Some(Frame::Heartbeat { seq })) => {
-                    if flush(&mut send, vec![Frame::HeartbeatAck { seq }])
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                    assoc.on_sent(Instant::now());
-                }
-                Ok(Some(Frame::Goodbye)) => {
-                    set_state(PeerState::Unreachable);
-                    return;
-                }
-                Ok(Some(_)) => {}
+                Ok(Some(frame)) => on_frame(&shared, &peer, &tx, frame),
                 Ok(None) => break,
                 Err(e) => {
+                    shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(node = %peer.node, error = %e, "protocol violation; closing the connection");
                     conn.close(2u32.into(), e.to_string().as_bytes());
-                    set_state(PeerState::Unreachable);
+                    shared.lose(
+                        &peer.node,
+                        peer.incarnation,
+                        &format!("protocol violation: {e}"),
+                    );
                     return;
                 }
             }
         }
+    };
+    tracing::warn!(node = %peer.node, %why, "peer lost");
+    shared.lose(&peer.node, peer.incarnation, &why);
+}
+
+/// Handles one frame from an established peer.
+fn on_frame(shared: &Shared, peer: &PeerInfo, tx: &mpsc::Sender<Frame>, frame: Frame) {
+    match frame {
+        Frame::Heartbeat { seq } => {
+            let _ = tx.try_send(Frame::HeartbeatAck { seq });
+        }
+        Frame::Lookup {
+            request,
+            path,
+            manifest,
+        } => {
+            let result = match shared.exposed_by_path.lock().get(&path) {
+                None => LookupResult::NotFound,
+                Some(e) if e.manifest != manifest => LookupResult::TypeMismatch {
+                    actual: e.manifest.to_owned(),
+                },
+                Some(e) => LookupResult::Found { actor: e.id },
+            };
+            let _ = tx.try_send(Frame::LookupReply { request, result });
+        }
+        Frame::LookupReply { request, result } => {
+            if let Some(waiting) = shared.pending_lookups.lock().remove(&request) {
+                let _ = waiting.send(result);
+            }
+        }
+        Frame::Tell {
+            recipient,
+            manifest,
+            payload,
+        } => {
+            let exposed = shared.exposed_by_id.lock().get(&recipient).cloned();
+            match exposed {
+                Some(e) if e.manifest == manifest => {
+                    if let Err(err) = (e.deliver)(&payload) {
+                        shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(node = %peer.node, recipient = %e.path, error = %err, "malformed payload rejected");
+                    }
+                }
+                Some(e) => {
+                    shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(node = %peer.node, recipient = %e.path, %manifest, "message of the wrong type rejected");
+                }
+                None => shared.system.record_dead_letter(
+                    &ActorPath::from_string(format!("//{}/#{recipient}", shared.config.name)),
+                    "remote message",
+                    DeadLetterReason::Stopped,
+                ),
+            }
+        }
+        Frame::HeartbeatAck { .. } => {}
+        other => {
+            tracing::debug!(node = %peer.node, kind = other.kind_name(), "frame not handled yet; ignored");
+        }
     }
-    tracing::warn!(node = %peer.node, "connection lost");
-    set_state(PeerState::Unreachable);
+}
+
+/// A ref to an actor on another node.
+struct RemoteRef<M> {
+    id: ActorId,
+    remote_id: u64,
+    path: ActorPath,
+    manifest: String,
+    link: Arc<Link>,
+    system: ActorSystem,
+    _msg: std::marker::PhantomData<fn(M)>,
+}
+
+impl<M: Serialize + Send + 'static> RemoteRef<M> {
+    fn frame(&self, msg: &M) -> Result<Frame, CodecError> {
+        let mut payload = Vec::new();
+        Bincode.encode(msg, &mut payload)?;
+        Ok(Frame::Tell {
+            recipient: self.remote_id,
+            manifest: self.manifest.clone(),
+            payload,
+        })
+    }
+
+    fn dead(&self) {
+        self.system.record_dead_letter(
+            &self.path,
+            std::any::type_name::<M>(),
+            DeadLetterReason::Remote,
+        );
+    }
+}
+
+impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
+    fn id(&self) -> ActorId {
+        self.id
+    }
+    fn path(&self) -> ActorPath {
+        self.path.clone()
+    }
+    fn tell(&self, msg: M) {
+        if !self.link.alive.load(Ordering::Acquire) {
+            self.dead();
+            return;
+        }
+        match self.frame(&msg) {
+            Ok(frame) => {
+                if self.link.tx.try_send(frame).is_err() {
+                    self.dead();
+                }
+            }
+            Err(e) => {
+                tracing::error!(recipient = %self.path, error = %e, "message could not be encoded");
+                self.dead();
+            }
+        }
+    }
+    fn try_tell(&self, msg: M) -> Result<(), TrySendError<M>> {
+        if !self.link.alive.load(Ordering::Acquire) {
+            return Err(TrySendError::Closed(msg));
+        }
+        let Ok(frame) = self.frame(&msg) else {
+            return Err(TrySendError::Closed(msg));
+        };
+        match self.link.tx.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(TrySendError::Full(msg)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySendError::Closed(msg)),
+        }
+    }
+    fn watch(&self, watcher: Watcher) {
+        let mut watchers = self.link.watchers.lock();
+        if self.link.alive.load(Ordering::Acquire) {
+            watchers.push((self.id, self.path.clone(), watcher));
+        } else {
+            drop(watchers);
+            let reason = TerminationReason::Unreachable(Arc::from("the connection is gone"));
+            watcher.notify(Terminated {
+                id: self.id,
+                path: self.path.clone(),
+                reason,
+            });
+        }
+    }
+    fn unwatch(&self, watcher: ActorId) {
+        self.link
+            .watchers
+            .lock()
+            .retain(|(id, _, w)| !(*id == self.id && w.id() == watcher));
+    }
+    fn stop(&self) {
+        tracing::warn!(recipient = %self.path, "stopping a remote actor is not supported yet; ignored");
+    }
+    fn system(&self) -> Option<ActorSystem> {
+        Some(self.system.clone())
+    }
 }
 
 /// Development mode: the server certificate is generated per node and not checked; the peer is

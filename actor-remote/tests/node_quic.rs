@@ -4,22 +4,35 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use actor_core::testkit::TestProbe;
+use actor_core::{
+    Actor, ActorRef, ActorResult, ActorSystem, Context, Props, SystemConfig, TerminationReason,
+};
 use actor_remote::association::Liveness;
 use actor_remote::handshake::HandshakeError;
-use actor_remote::node::{Node, NodeConfig, NodeError, PeerState};
+use actor_remote::node::{Node, NodeConfig, NodeError, PeerState, RemoteError};
 use actor_remote::wire::RejectReason;
+use serde::{Deserialize, Serialize};
 
 fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().expect("address")
 }
 
 fn node(name: &str, secret: &str) -> Node {
+    node_in(&system(), name, secret)
+}
+
+fn system() -> ActorSystem {
+    ActorSystem::new(SystemConfig::default()).expect("inside a runtime")
+}
+
+fn node_in(system: &ActorSystem, name: &str, secret: &str) -> Node {
     let mut config = NodeConfig::new(name, any_port(), secret.as_bytes());
     config.liveness = Liveness {
         heartbeat_interval: Duration::from_millis(100),
         unreachable_after: Duration::from_millis(600),
     };
-    Node::start(config).expect("node starts")
+    Node::start(system, config).expect("node starts")
 }
 
 /// Polls `f` until it holds, for at most `limit` (a bound on a wait, not a timing assertion).
@@ -124,9 +137,131 @@ async fn a_peer_that_shuts_down_is_declared_unreachable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_secret_is_refused_at_start() {
     let config = NodeConfig::new("alpha", any_port(), Vec::new());
-    match Node::start(config) {
+    match Node::start(&system(), config) {
         Err(NodeError::Config(why)) => assert!(why.contains("secret"), "{why}"),
         Ok(_) => panic!("started without a secret"),
         Err(e) => panic!("unexpected error: {e}"),
     }
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+enum SinkMsg {
+    Num(u64),
+    Text(String),
+}
+
+/// Forwards what it receives to a probe.
+struct Sink {
+    out: ActorRef<SinkMsg>,
+}
+
+impl Actor for Sink {
+    type Msg = SinkMsg;
+    async fn handle(&mut self, msg: SinkMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        self.out.tell(msg);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_ref_is_an_actor_ref_whose_tells_arrive_in_order() {
+    let (sys_a, sys_b) = (system(), system());
+    let (a, b) = (node_in(&sys_a, "alpha", "k"), node_in(&sys_b, "beta", "k"));
+    let mut probe = TestProbe::<SinkMsg>::new(&sys_b);
+    let out = probe.actor_ref();
+    let sink = sys_b
+        .spawn(Props::new(move || Sink { out: out.clone() }).name("sink"))
+        .expect("spawn");
+    b.expose(&sink);
+    a.connect(b.local_addr().expect("addr"))
+        .await
+        .expect("connects");
+
+    let remote: ActorRef<SinkMsg> = a.lookup("beta", "/user/sink").await.expect("found");
+    assert_eq!(remote.path().as_str(), "//beta/user/sink");
+    for i in 0..1_000 {
+        remote.tell(SinkMsg::Num(i));
+    }
+    remote.tell(SinkMsg::Text("done".into()));
+    for i in 0..1_000 {
+        assert_eq!(
+            probe.expect_msg(Duration::from_secs(10)).await,
+            SinkMsg::Num(i),
+            "per-recipient order"
+        );
+    }
+    assert_eq!(
+        probe.expect_msg(Duration::from_secs(10)).await,
+        SinkMsg::Text("done".into())
+    );
+    assert_eq!(b.rejected_frames(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_check_the_message_type_and_the_path() {
+    let (sys_a, sys_b) = (system(), system());
+    let (a, b) = (node_in(&sys_a, "alpha", "k"), node_in(&sys_b, "beta", "k"));
+    let probe = TestProbe::<SinkMsg>::new(&sys_b);
+    let out = probe.actor_ref();
+    let sink = sys_b
+        .spawn(Props::new(move || Sink { out: out.clone() }).name("sink"))
+        .expect("spawn");
+    b.expose(&sink);
+    a.connect(b.local_addr().expect("addr"))
+        .await
+        .expect("connects");
+    match a.lookup::<String>("beta", "/user/sink").await {
+        Err(RemoteError::TypeMismatch {
+            expected, actual, ..
+        }) => {
+            assert_eq!(expected, "alloc::string::String");
+            assert!(actual.ends_with("SinkMsg"), "{actual}");
+        }
+        other => panic!(
+            "expected a type mismatch, got {:?}",
+            other.map(|r| r.path())
+        ),
+    }
+    assert!(matches!(
+        a.lookup::<SinkMsg>("beta", "/user/nobody").await,
+        Err(RemoteError::NotFound { .. })
+    ));
+    assert!(matches!(
+        a.lookup::<SinkMsg>("gamma", "/user/sink").await,
+        Err(RemoteError::UnknownPeer(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_of_a_remote_actor_learn_when_its_node_is_lost_and_later_sends_are_dead_letters() {
+    let (sys_a, sys_b) = (system(), system());
+    let a = node_in(&sys_a, "alpha", "k");
+    let b = node_in(&sys_b, "beta", "k");
+    let probe = TestProbe::<SinkMsg>::new(&sys_b);
+    let out = probe.actor_ref();
+    let sink = sys_b
+        .spawn(Props::new(move || Sink { out: out.clone() }).name("sink"))
+        .expect("spawn");
+    b.expose(&sink);
+    a.connect(b.local_addr().expect("addr"))
+        .await
+        .expect("connects");
+    let remote: ActorRef<SinkMsg> = a.lookup("beta", "/user/sink").await.expect("found");
+    let mut watcher = TestProbe::<()>::new(&sys_a);
+    watcher.watch(&remote);
+    drop(b);
+    let t = watcher
+        .expect_terminated(&remote, Duration::from_secs(10))
+        .await;
+    match &t.reason {
+        TerminationReason::Unreachable(why) => assert!(why.contains("beta"), "{why}"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    let before = sys_a.dead_letter_count();
+    remote.tell(SinkMsg::Num(1));
+    assert_eq!(
+        sys_a.dead_letter_count(),
+        before + 1,
+        "a send to a lost node is counted"
+    );
 }
