@@ -273,41 +273,8 @@ impl Node {
                 "a cluster secret is required (mutual TLS is not available yet)".into(),
             ));
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cert = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])
-            .map_err(|e| NodeError::Tls(e.to_string()))?;
-        let cert_der: CertificateDer<'static> = cert.cert.der().clone();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| NodeError::Tls(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(vec![cert_der], key)
-            .map_err(|e| NodeError::Tls(e.to_string()))?;
-        server.alpn_protocols = vec![ALPN.to_vec()];
-        let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| NodeError::Tls(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SecretAuthenticated(provider)))
-            .with_no_client_auth();
-        client.alpn_protocols = vec![ALPN.to_vec()];
-
-        let mut transport = quinn::TransportConfig::default();
-        let idle = config.liveness.unreachable_after * 2;
-        transport.max_idle_timeout(Some(
-            idle.try_into()
-                .map_err(|_| NodeError::Config("idle timeout too large".into()))?,
-        ));
-        let transport = Arc::new(transport);
-        let quic_server =
-            QuicServerConfig::try_from(server).map_err(|e| NodeError::Tls(e.to_string()))?;
-        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
-        server_config.transport_config(transport.clone());
-        let quic_client =
-            QuicClientConfig::try_from(client).map_err(|e| NodeError::Tls(e.to_string()))?;
-        let mut client_config = quinn::ClientConfig::new(Arc::new(quic_client));
-        client_config.transport_config(transport);
+        let (server_config, client_config) =
+            dev_quic_configs(config.liveness.unreachable_after * 2)?;
 
         let mut endpoint =
             quinn::Endpoint::server(server_config, config.bind).map_err(|error| {
@@ -504,6 +471,50 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The QUIC configurations of development mode: TLS 1.3 with ring, a generated certificate, no
+/// certificate check (peers prove the cluster secret in the handshake instead), and the given
+/// idle timeout. Public so benchmarks can measure raw quinn with exactly the node's settings.
+pub fn dev_quic_configs(
+    idle_timeout: Duration,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), NodeError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])
+        .map_err(|e| NodeError::Tls(e.to_string()))?;
+    let cert_der: CertificateDer<'static> = cert.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| NodeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der], key)
+        .map_err(|e| NodeError::Tls(e.to_string()))?;
+    server.alpn_protocols = vec![ALPN.to_vec()];
+    let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| NodeError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SecretAuthenticated(provider)))
+        .with_no_client_auth();
+    client.alpn_protocols = vec![ALPN.to_vec()];
+
+    let mut transport = quinn::TransportConfig::default();
+    let idle = idle_timeout;
+    transport.max_idle_timeout(Some(
+        idle.try_into()
+            .map_err(|_| NodeError::Config("idle timeout too large".into()))?,
+    ));
+    let transport = Arc::new(transport);
+    let quic_server =
+        QuicServerConfig::try_from(server).map_err(|e| NodeError::Tls(e.to_string()))?;
+    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
+    server_config.transport_config(transport.clone());
+    let quic_client =
+        QuicClientConfig::try_from(client).map_err(|e| NodeError::Tls(e.to_string()))?;
+    let mut client_config = quinn::ClientConfig::new(Arc::new(quic_client));
+    client_config.transport_config(transport);
+    Ok((server_config, client_config))
 }
 
 /// Runs the handshake on a fresh control stream, registers the peer, and starts its association.

@@ -5,6 +5,7 @@
 //! number when the result is wrong, so a broken implementation cannot report a speed.
 
 pub mod frameworks;
+pub mod remote;
 pub mod report;
 
 use std::time::{Duration, Instant};

@@ -51,3 +51,10 @@ fn our_extra_workloads_run() {
             .expect("timer jitter");
     assert!(jitter.p99 >= jitter.p50 && cpu >= 0.0);
 }
+
+#[test]
+fn remote_workloads_run() {
+    let ours = benches::remote::actor_core_throughput(2_000).expect("actor-core over QUIC");
+    let raw = benches::remote::quinn_raw_throughput(2_000).expect("raw quinn");
+    assert!(ours > 0.0 && raw > 0.0);
+}

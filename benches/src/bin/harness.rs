@@ -94,15 +94,8 @@ fn main() -> ExitCode {
     if let Some((fw, n)) = &args.child_spawn {
         return child_spawn(fw, *n);
     }
-    if args.suite == "remote" || args.suite == "all" {
-        eprintln!(
-            "note: the remote suite needs the actor-remote crate, which does not exist yet; \
-             only the local suite runs"
-        );
-        if args.suite == "remote" {
-            return ExitCode::from(2);
-        }
-    }
+    let local = args.suite != "remote";
+    let remote = args.suite != "local";
     let sizes = if args.quick {
         Sizes::quick()
     } else {
@@ -130,7 +123,7 @@ fn main() -> ExitCode {
             all.push(m);
         }
     };
-    for fw in &selected {
+    for fw in selected.iter().filter(|_| local) {
         let mut run =
             |bench: &'static str,
              f: &dyn Fn() -> Result<Vec<(&'static str, f64, &'static str)>, String>| {
@@ -241,7 +234,44 @@ fn main() -> ExitCode {
             });
         }
     }
-    let columns: Vec<(&'static str, bool)> = selected.iter().map(|f| (f.name, f.is_peer)).collect();
+    if remote && wants("remote_throughput") {
+        let n = if args.quick { 200_000 } else { 2_000_000 };
+        let benches: [(&'static str, fn(u64) -> benches::BenchResult<f64>); 2] = [
+            ("actor-core", benches::remote::actor_core_throughput),
+            ("quinn-raw", benches::remote::quinn_raw_throughput),
+        ];
+        for (name, f) in benches {
+            let mut values = Vec::new();
+            for _ in 0..runs {
+                match f(n) {
+                    Ok(v) => values.push(v),
+                    Err(e) => {
+                        eprintln!("{name} remote_throughput: FAILED: {e}");
+                        failures += 1;
+                        break;
+                    }
+                }
+            }
+            if values.len() == runs {
+                emit(vec![Measurement {
+                    framework: name,
+                    bench: "remote_throughput",
+                    metric: "msgs_per_s",
+                    value: median(&values),
+                    unit: "1/s",
+                    runs: values,
+                }]);
+            }
+        }
+    }
+    let mut columns: Vec<(&'static str, bool)> = if local {
+        selected.iter().map(|f| (f.name, f.is_peer)).collect()
+    } else {
+        vec![("actor-core", false)]
+    };
+    if remote {
+        columns.push(("quinn-raw", false));
+    }
     let header = format!(
         "Benchmark summary ({} sizes, median of {runs} run(s) each; cells: value (ratio to the best \
          peer among ractor, kameo, actix; above 1.00x is better than every peer))",

@@ -1,0 +1,145 @@
+//! Remote workloads: small messages one way over one connection between two nodes, for
+//! actor-core (remote `tell` through `actor-remote`) and for raw quinn with the same TLS settings
+//! (frames of the same size, batched 256 per write: the limit a framework can approach).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use actor_core::prelude::*;
+use actor_remote::node::{Node, NodeConfig, dev_quic_configs};
+use serde::{Deserialize, Serialize};
+
+use crate::{BenchResult, rate, runtime, verify};
+
+/// Payload bytes per message.
+pub const PAYLOAD: usize = 100;
+
+#[derive(Serialize, Deserialize)]
+struct Payload(Vec<u8>);
+
+enum SinkMsg {
+    Data,
+    Count(Reply<u64>),
+}
+
+struct Sink {
+    count: u64,
+}
+
+impl Actor for Sink {
+    type Msg = SinkMsg;
+    async fn handle(&mut self, msg: SinkMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            SinkMsg::Data => self.count += 1,
+            SinkMsg::Count(r) => r.send(self.count),
+        }
+        Ok(())
+    }
+}
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Messages per second through a remote ref, one connection, `n` messages of [`PAYLOAD`] bytes.
+pub fn actor_core_throughput(n: u64) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let (sys_a, sys_b) = (
+            ActorSystem::new(SystemConfig::default()).map_err(|e| err(&e))?,
+            ActorSystem::new(SystemConfig::default()).map_err(|e| err(&e))?,
+        );
+        let mut config_b = NodeConfig::new("b", any_port(), b"bench".to_vec());
+        config_b.outbound_queue = 1 << 20;
+        let b = Node::start(&sys_b, config_b).map_err(|e| err(&e))?;
+        let mut config_a = NodeConfig::new("a", any_port(), b"bench".to_vec());
+        config_a.outbound_queue = 1 << 20;
+        let a = Node::start(&sys_a, config_a).map_err(|e| err(&e))?;
+        let sink = sys_b
+            .spawn(Props::new(|| Sink { count: 0 }).name("sink"))
+            .map_err(|e| err(&e))?;
+        // The wire type is `Payload`; the sink counts it.
+        let inbox: ActorRef<Payload> = sink.adapt(|_p: Payload| SinkMsg::Data);
+        b.expose(&inbox);
+        a.connect(b.local_addr().map_err(|e| err(&e))?)
+            .await
+            .map_err(|e| err(&e))?;
+        let remote: ActorRef<Payload> = a.lookup("b", "/user/sink").await.map_err(|e| err(&e))?;
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < n {
+            match remote.try_tell(Payload(vec![7; PAYLOAD])) {
+                Ok(()) => sent += 1,
+                // The outbound queue is full: let the writer drain it.
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let got = sink.ask(SinkMsg::Count).await.map_err(|e| err(&e))?;
+            if got >= n || Instant::now() > deadline {
+                verify("messages received", got, n)?;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(rate(n, start.elapsed()))
+    })
+}
+
+/// Frames per second over raw quinn: `n` frames of a 4-byte length and [`PAYLOAD`] bytes,
+/// 256 per write, one unidirectional stream.
+pub fn quinn_raw_throughput(n: u64) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let (server_cfg, client_cfg) =
+            dev_quic_configs(Duration::from_secs(30)).map_err(|e| err(&e))?;
+        let server = quinn::Endpoint::server(server_cfg, any_port()).map_err(|e| err(&e))?;
+        let mut client = quinn::Endpoint::client(any_port()).map_err(|e| err(&e))?;
+        client.set_default_client_config(client_cfg);
+        let server_addr = server.local_addr().map_err(|e| err(&e))?;
+        let frame_len = 4 + PAYLOAD;
+        let receiver = tokio::spawn(async move {
+            let conn = server
+                .accept()
+                .await
+                .ok_or("no connection")?
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut recv = conn.accept_uni().await.map_err(|e| e.to_string())?;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut bytes = 0u64;
+            while bytes < n * frame_len as u64 {
+                match recv.read(&mut buf).await.map_err(|e| e.to_string())? {
+                    Some(k) => bytes += k as u64,
+                    None => break,
+                }
+            }
+            Ok::<u64, String>(bytes / frame_len as u64)
+        });
+        let conn = client
+            .connect(server_addr, "actor-node")
+            .map_err(|e| err(&e))?
+            .await
+            .map_err(|e| err(&e))?;
+        let mut send = conn.open_uni().await.map_err(|e| err(&e))?;
+        let mut batch = Vec::with_capacity(256 * frame_len);
+        for _ in 0..256 {
+            batch.extend_from_slice(&(PAYLOAD as u32).to_le_bytes());
+            batch.extend_from_slice(&[7; PAYLOAD]);
+        }
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < n {
+            let k = (n - sent).min(256);
+            send.write_all(&batch[..k as usize * frame_len])
+                .await
+                .map_err(|e| err(&e))?;
+            sent += k;
+        }
+        let got = receiver.await.map_err(|e| err(&e))??;
+        let elapsed = start.elapsed();
+        verify("frames received", got, n)?;
+        Ok(rate(n, elapsed))
+    })
+}
