@@ -15,6 +15,9 @@ use std::time::Duration;
 use benches::frameworks::{self, Framework};
 use benches::{Measurement, Sizes, median, report};
 
+/// A remote workload: message count in, messages per second out.
+type RemoteBench = fn(u64) -> benches::BenchResult<f64>;
+
 struct Args {
     suite: String,
     quick: bool,
@@ -236,7 +239,7 @@ fn main() -> ExitCode {
     }
     if remote && wants("remote_throughput") {
         let n = if args.quick { 200_000 } else { 2_000_000 };
-        let benches: [(&'static str, fn(u64) -> benches::BenchResult<f64>); 2] = [
+        let benches: [(&'static str, RemoteBench); 2] = [
             ("actor-core", benches::remote::actor_core_throughput),
             ("quinn-raw", benches::remote::quinn_raw_throughput),
         ];
