@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::association::{Action, Association, Incarnation, Incarnations, Liveness};
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo, Progress};
-use crate::wire::{Frame, FrameDecoder, LookupResult, RejectReason};
+use crate::wire::{Decoded, Frame, FrameDecoder, LookupResult, RejectReason, manifest_id};
 
 const ALPN: &[u8] = b"actor-remote/1";
 const SERVER_NAME: &str = "actor-node";
@@ -191,6 +191,7 @@ struct Exposed {
     id: u64,
     path: ActorPath,
     manifest: &'static str,
+    manifest_id: u32,
     deliver: Deliver,
 }
 
@@ -379,6 +380,7 @@ impl Node {
             id: actor.id().as_u64(),
             path: actor.path(),
             manifest: std::any::type_name::<M>(),
+            manifest_id: manifest_id(std::any::type_name::<M>()),
             deliver: Box::new(move |bytes| {
                 let msg: M = Bincode.decode(bytes)?;
                 target.tell(msg);
@@ -441,7 +443,7 @@ impl Node {
                     id: self.shared.system.allocate_id(),
                     remote_id: actor,
                     path: ActorPath::from_string(format!("//{node}{path}")),
-                    manifest,
+                    manifest_id: manifest_id(std::any::type_name::<M>()),
                     link,
                     system: self.shared.system.clone(),
                     _msg: std::marker::PhantomData,
@@ -772,8 +774,13 @@ async fn associate(
         assoc.on_received(Instant::now());
         set_state(PeerState::Up);
         loop {
-            match decoder.next_frame() {
-                Ok(Some(frame)) => on_frame(&shared, &peer, &tx, frame),
+            match decoder.next_decoded() {
+                Ok(Some(Decoded::Tell {
+                    recipient,
+                    manifest,
+                    payload,
+                })) => deliver_tell(&shared, &peer, recipient, manifest, payload),
+                Ok(Some(Decoded::Frame(frame))) => on_frame(&shared, &peer, &tx, frame),
                 Ok(None) => break,
                 Err(e) => {
                     shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
@@ -822,30 +829,33 @@ fn on_frame(shared: &Shared, peer: &PeerInfo, tx: &mpsc::Sender<Frame>, frame: F
             recipient,
             manifest,
             payload,
-        } => {
-            let exposed = shared.exposed_by_id.lock().get(&recipient).cloned();
-            match exposed {
-                Some(e) if e.manifest == manifest => {
-                    if let Err(err) = (e.deliver)(&payload) {
-                        shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(node = %peer.node, recipient = %e.path, error = %err, "malformed payload rejected");
-                    }
-                }
-                Some(e) => {
-                    shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(node = %peer.node, recipient = %e.path, %manifest, "message of the wrong type rejected");
-                }
-                None => shared.system.record_dead_letter(
-                    &ActorPath::from_string(format!("//{}/#{recipient}", shared.config.name)),
-                    "remote message",
-                    DeadLetterReason::Stopped,
-                ),
-            }
-        }
+        } => deliver_tell(shared, peer, recipient, manifest, &payload),
         Frame::HeartbeatAck { .. } => {}
         other => {
             tracing::debug!(node = %peer.node, kind = other.kind_name(), "frame not handled yet; ignored");
         }
+    }
+}
+
+/// Delivers one received message to its exposed recipient, decoding the payload in place.
+fn deliver_tell(shared: &Shared, peer: &PeerInfo, recipient: u64, manifest: u32, payload: &[u8]) {
+    let exposed = shared.exposed_by_id.lock().get(&recipient).cloned();
+    match exposed {
+        Some(e) if e.manifest_id == manifest => {
+            if let Err(err) = (e.deliver)(payload) {
+                shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(node = %peer.node, recipient = %e.path, error = %err, "malformed payload rejected");
+            }
+        }
+        Some(e) => {
+            shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(node = %peer.node, recipient = %e.path, manifest, "message of the wrong type rejected");
+        }
+        None => shared.system.record_dead_letter(
+            &ActorPath::from_string(format!("//{}/#{recipient}", shared.config.name)),
+            "remote message",
+            DeadLetterReason::Stopped,
+        ),
     }
 }
 
@@ -854,7 +864,7 @@ struct RemoteRef<M> {
     id: ActorId,
     remote_id: u64,
     path: ActorPath,
-    manifest: String,
+    manifest_id: u32,
     link: Arc<Link>,
     system: ActorSystem,
     _msg: std::marker::PhantomData<fn(M)>,
@@ -866,7 +876,7 @@ impl<M: Serialize + Send + 'static> RemoteRef<M> {
         Bincode.encode(msg, &mut payload)?;
         Ok(Frame::Tell {
             recipient: self.remote_id,
-            manifest: self.manifest.clone(),
+            manifest: self.manifest_id,
             payload,
         })
     }

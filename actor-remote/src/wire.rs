@@ -136,12 +136,13 @@ pub enum Frame {
         /// What was found.
         result: LookupResult,
     },
-    /// A message for an actor.
+    /// A message for an actor. The hot frame: a fixed layout
+    /// (`recipient u64 LE`, `manifest u32 LE`, payload) rather than a codec-encoded body.
     Tell {
         /// The recipient's id on the receiving node.
         recipient: u64,
-        /// The message type.
-        manifest: String,
+        /// [`manifest_id`] of the message type (the full name is checked once, at lookup).
+        manifest: u32,
         /// The encoded message.
         payload: Vec<u8>,
     },
@@ -206,12 +207,6 @@ struct LookupBody {
 struct LookupReplyBody {
     request: u64,
     result: LookupResult,
-}
-#[derive(Serialize, Deserialize)]
-struct TellBody {
-    recipient: u64,
-    manifest: String,
-    payload: Vec<u8>,
 }
 #[derive(Serialize, Deserialize)]
 struct AskBody {
@@ -360,12 +355,7 @@ impl Frame {
                 payload,
             } => {
                 out.push(kind::TELL);
-                let body = TellBody {
-                    recipient: *recipient,
-                    manifest: manifest.clone(),
-                    payload: payload.clone(),
-                };
-                codec.encode(&body, out)?;
+                encode_tell_body(*recipient, *manifest, payload, out);
             }
             Frame::Ask {
                 recipient,
@@ -468,11 +458,11 @@ impl Frame {
                 }
             }
             kind::TELL => {
-                let b: TellBody = codec.decode(body).map_err(malformed("tell"))?;
+                let (recipient, manifest, payload) = decode_tell_body(body)?;
                 Frame::Tell {
-                    recipient: b.recipient,
-                    manifest: b.manifest,
-                    payload: b.payload,
+                    recipient,
+                    manifest,
+                    payload: payload.to_vec(),
                 }
             }
             kind::ASK => {
@@ -531,6 +521,61 @@ impl Frame {
     }
 }
 
+/// A stable 32-bit id of a message type name (FNV-1a), carried by every `Tell` frame so the
+/// receiver can check the type without a string per message.
+pub fn manifest_id(type_name: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in type_name.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+const TELL_HEADER: usize = 12;
+
+fn encode_tell_body(recipient: u64, manifest: u32, payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&recipient.to_le_bytes());
+    out.extend_from_slice(&manifest.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+fn decode_tell_body(body: &[u8]) -> Result<(u64, u32, &[u8]), WireError> {
+    let malformed = |why: &str| WireError::Malformed {
+        kind: "tell",
+        error: CodecError(why.into()),
+    };
+    let header = body
+        .get(..TELL_HEADER)
+        .ok_or_else(|| malformed("shorter than its 12-byte header"))?;
+    let mut recipient = [0u8; 8];
+    recipient.copy_from_slice(&header[..8]);
+    let mut manifest = [0u8; 4];
+    manifest.copy_from_slice(&header[8..]);
+    Ok((
+        u64::from_le_bytes(recipient),
+        u32::from_le_bytes(manifest),
+        &body[TELL_HEADER..],
+    ))
+}
+
+/// A decoded frame, with `Tell` payloads borrowed from the decoder's buffer (no copy on the hot
+/// path).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A message for an actor.
+    Tell {
+        /// The recipient's id.
+        recipient: u64,
+        /// [`manifest_id`] of the message type.
+        manifest: u32,
+        /// The encoded message.
+        payload: &'a [u8],
+    },
+    /// Any other frame.
+    Frame(Frame),
+}
+
 /// Splits a byte stream into frames. Feed it whatever the transport delivered; it buffers partial
 /// frames and never holds more than one maximum-size frame.
 #[derive(Debug)]
@@ -564,6 +609,26 @@ impl<C: Codec> FrameDecoder<C> {
     /// The next complete frame, `Ok(None)` if more bytes are needed, or the protocol violation.
     /// After an error the stream is unusable (the connection should be closed).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, WireError> {
+        Ok(self.next_decoded()?.map(|d| match d {
+            Decoded::Tell {
+                recipient,
+                manifest,
+                payload,
+            } => Frame::Tell {
+                recipient,
+                manifest,
+                payload: payload.to_vec(),
+            },
+            Decoded::Frame(f) => f,
+        }))
+    }
+
+    /// Like [`FrameDecoder::next_frame`], but a `Tell`'s payload is borrowed from the buffer.
+    pub fn next_decoded(&mut self) -> Result<Option<Decoded<'_>>, WireError> {
+        if self.start > 64 * 1024 && self.start * 2 > self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         let avail = &self.buf[self.start..];
         let Some(prefix) = avail.get(..LENGTH_PREFIX) else {
             return Ok(None);
@@ -577,16 +642,21 @@ impl<C: Codec> FrameDecoder<C> {
                 max: self.max_frame,
             });
         }
-        let Some(body) = avail.get(LENGTH_PREFIX..LENGTH_PREFIX + len) else {
+        let body_start = self.start + LENGTH_PREFIX;
+        if self.buf.len() < body_start + len {
             return Ok(None);
-        };
-        let frame = Frame::decode_body(&self.codec, body);
-        self.start += LENGTH_PREFIX + len;
-        if self.start > 64 * 1024 && self.start * 2 > self.buf.len() {
-            self.buf.drain(..self.start);
-            self.start = 0;
         }
-        frame.map(Some)
+        self.start = body_start + len;
+        let body = &self.buf[body_start..body_start + len];
+        if body.first() == Some(&kind::TELL) {
+            let (recipient, manifest, payload) = decode_tell_body(&body[1..])?;
+            return Ok(Some(Decoded::Tell {
+                recipient,
+                manifest,
+                payload,
+            }));
+        }
+        Frame::decode_body(&self.codec, body).map(|f| Some(Decoded::Frame(f)))
     }
 
     /// Bytes buffered but not yet decoded.

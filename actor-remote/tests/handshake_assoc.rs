@@ -261,7 +261,7 @@ fn the_handshake_times_out_and_refuses_out_of_order_frames() {
     let err = h
         .handle(Frame::Tell {
             recipient: 1,
-            manifest: "x".into(),
+            manifest: 0,
             payload: vec![],
         })
         .expect_err("refused");

@@ -51,10 +51,12 @@ fn frame() -> impl Strategy<Value = Frame> {
             request,
             result: LookupResult::TypeMismatch { actual }
         }),
-        (any::<u64>(), text(), bytes()).prop_map(|(recipient, manifest, payload)| Frame::Tell {
-            recipient,
-            manifest,
-            payload
+        (any::<u64>(), any::<u32>(), bytes()).prop_map(|(recipient, manifest, payload)| {
+            Frame::Tell {
+                recipient,
+                manifest,
+                payload,
+            }
         }),
         (any::<u64>(), any::<u64>(), text(), bytes()).prop_map(
             |(recipient, reply_to, manifest, payload)| {
@@ -143,7 +145,7 @@ proptest! {
 fn truncated_frames_wait_for_more_bytes() {
     let wire = encode_all(&[Frame::Tell {
         recipient: 7,
-        manifest: "chat::Say".into(),
+        manifest: 42,
         payload: vec![1, 2, 3],
     }]);
     let mut decoder = FrameDecoder::new(Bincode, 1 << 16);
@@ -230,4 +232,34 @@ fn the_codec_rejects_trailing_bytes() {
     Bincode.encode(&42u64, &mut out).expect("encode");
     out.push(0);
     assert!(Bincode.decode::<u64>(&out).is_err());
+}
+
+#[test]
+fn tell_payloads_are_borrowed_from_the_buffer_and_manifest_ids_are_stable() {
+    use actor_remote::wire::{Decoded, manifest_id};
+    let wire = encode_all(&[Frame::Tell {
+        recipient: 9,
+        manifest: manifest_id("game::Move"),
+        payload: vec![5; 100],
+    }]);
+    assert_eq!(
+        wire.len(),
+        4 + 1 + 12 + 100,
+        "fixed layout: prefix, kind, header, payload"
+    );
+    let mut d = FrameDecoder::new(Bincode, 1 << 10);
+    d.push(&wire);
+    match d.next_decoded().expect("valid") {
+        Some(Decoded::Tell {
+            recipient: 9,
+            manifest,
+            payload,
+        }) => {
+            assert_eq!(manifest, manifest_id("game::Move"));
+            assert_eq!(payload, &[5u8; 100][..]);
+        }
+        other => panic!("expected a tell, got {other:?}"),
+    }
+    assert_ne!(manifest_id("game::Move"), manifest_id("game::Chat"));
+    assert_eq!(manifest_id(""), 0x811c_9dc5, "FNV-1a offset basis");
 }
