@@ -143,3 +143,78 @@ pub fn quinn_raw_throughput(n: u64) -> BenchResult<f64> {
         Ok(rate(n, elapsed))
     })
 }
+
+/// Counts into a shared total (so 10,000 of them need no asks to be read).
+struct Counting {
+    total: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Actor for Counting {
+    type Msg = Payload;
+    async fn handle(&mut self, _msg: Payload, _ctx: &mut Context<Self>) -> ActorResult {
+        self.total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Messages per second to `receivers` remote actors round robin (every message to a different
+/// actor than the previous one), `n` messages of [`PAYLOAD`] bytes over one connection.
+pub fn actor_core_fanin(n: u64, receivers: usize) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let (sys_a, sys_b) = (
+            ActorSystem::new(SystemConfig::default()).map_err(|e| err(&e))?,
+            ActorSystem::new(SystemConfig::default()).map_err(|e| err(&e))?,
+        );
+        let mut config_b = NodeConfig::new("b", any_port(), b"bench".to_vec());
+        config_b.outbound_queue = 1 << 20;
+        let b = Node::start(&sys_b, config_b).map_err(|e| err(&e))?;
+        let mut config_a = NodeConfig::new("a", any_port(), b"bench".to_vec());
+        config_a.outbound_queue = 1 << 20;
+        let a = Node::start(&sys_a, config_a).map_err(|e| err(&e))?;
+        let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        for i in 0..receivers {
+            let total = total.clone();
+            let r = sys_b
+                .spawn(
+                    Props::new(move || Counting {
+                        total: total.clone(),
+                    })
+                    .name(format!("r{i}")),
+                )
+                .map_err(|e| err(&e))?;
+            b.expose(&r);
+        }
+        a.connect(b.local_addr().map_err(|e| err(&e))?)
+            .await
+            .map_err(|e| err(&e))?;
+        let mut refs: Vec<ActorRef<Payload>> = Vec::with_capacity(receivers);
+        for i in 0..receivers {
+            refs.push(
+                a.lookup("b", &format!("/user/r{i}"))
+                    .await
+                    .map_err(|e| err(&e))?,
+            );
+        }
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < n {
+            match refs[(sent % receivers as u64) as usize].try_tell(Payload(vec![7; PAYLOAD])) {
+                Ok(()) => sent += 1,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while total.load(std::sync::atomic::Ordering::Relaxed) < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let elapsed = start.elapsed();
+        verify(
+            "messages received",
+            total.load(std::sync::atomic::Ordering::Relaxed),
+            n,
+        )?;
+        Ok(rate(n, elapsed))
+    })
+}

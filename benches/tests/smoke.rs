@@ -56,5 +56,6 @@ fn our_extra_workloads_run() {
 fn remote_workloads_run() {
     let ours = benches::remote::actor_core_throughput(2_000).expect("actor-core over QUIC");
     let raw = benches::remote::quinn_raw_throughput(2_000).expect("raw quinn");
-    assert!(ours > 0.0 && raw > 0.0);
+    let fanin = benches::remote::actor_core_fanin(2_000, 50).expect("fan-in over QUIC");
+    assert!(ours > 0.0 && raw > 0.0 && fanin > 0.0);
 }

@@ -267,6 +267,30 @@ fn main() -> ExitCode {
             }
         }
     }
+    if remote && wants("remote_fanin") {
+        let n = if args.quick { 200_000 } else { 2_000_000 };
+        let mut values = Vec::new();
+        for _ in 0..runs {
+            match benches::remote::actor_core_fanin(n, 10_000) {
+                Ok(v) => values.push(v),
+                Err(e) => {
+                    eprintln!("actor-core remote_fanin: FAILED: {e}");
+                    failures += 1;
+                    break;
+                }
+            }
+        }
+        if values.len() == runs {
+            emit(vec![Measurement {
+                framework: "actor-core",
+                bench: "remote_fanin",
+                metric: "msgs_per_s",
+                value: median(&values),
+                unit: "1/s",
+                runs: values,
+            }]);
+        }
+    }
     let mut columns: Vec<(&'static str, bool)> = if local {
         selected.iter().map(|f| (f.name, f.is_peer)).collect()
     } else {
