@@ -225,6 +225,9 @@ pub enum TerminationReason {
     Killed,
     /// It runs on another node that was declared unreachable (set by transports).
     Unreachable(Arc<str>),
+    /// It ran on another node and ended there for this reason (set by transports; a normal stop
+    /// on the other node arrives as `Stopped`).
+    Remote(Arc<str>),
 }
 
 impl TerminationReason {
@@ -241,6 +244,7 @@ impl fmt::Display for TerminationReason {
             TerminationReason::Failed(failure) => write!(f, "stopped after failure: {failure}"),
             TerminationReason::Killed => f.write_str("killed"),
             TerminationReason::Unreachable(why) => write!(f, "node unreachable: {why}"),
+            TerminationReason::Remote(why) => write!(f, "ended on its node: {why}"),
         }
     }
 }

@@ -14,10 +14,10 @@
 //!   peer's liveness.
 //!   Local actors are exposed by path; a peer looks one up with its message type checked and gets
 //!   an ordinary `ActorRef<M>` whose `tell` travels over QUIC (batched by one writer per
-//!   connection; what cannot be sent is a counted dead letter; watchers learn when the node is
-//!   lost).
+//!   connection; what cannot be sent is a counted dead letter; watchers learn when the remote
+//!   actor stops, or when its node is lost).
 //! * **not built yet**: mutual TLS with a cluster CA, remote ask (reply ports that travel),
-//!   watching a remote actor's own stop, several lanes, large-message streams, datagrams,
+//!   refs inside messages, several lanes, large-message streams, datagrams,
 //!   reconnecting, the multi-process test and the remote benchmarks.
 
 pub mod association;

@@ -12,11 +12,12 @@
 //! message type checked, and gets an ordinary `ActorRef<M>` whose `tell` encodes the message and
 //! queues a frame for the connection's writer task, which drains the queue into one write.
 //! Delivery is at most once and per-recipient ordered; a message that cannot be queued (peer gone,
-//! queue full) is a counted dead letter. Watchers of a remote ref get `Terminated` with
-//! `TerminationReason::Unreachable` when its node is lost.
+//! queue full) is a counted dead letter. Watchers of a remote ref get `Terminated` when the remote
+//! actor ends (a `Watch` frame asks the peer, which answers with `Terminated` and the reason), or
+//! with `TerminationReason::Unreachable` when its node is lost.
 //!
-//! Not built yet: remote ask (reply ports that travel), watching a remote actor's own stop,
-//! several lanes, datagrams, reconnecting, mutual TLS.
+//! Not built yet: remote ask (reply ports that travel), refs inside messages, several lanes,
+//! datagrams, reconnecting, mutual TLS.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -193,7 +194,20 @@ struct Exposed {
     manifest: &'static str,
     manifest_id: u32,
     deliver: Deliver,
+    /// Resolves when the actor ends, with its reason.
+    ended: Box<dyn Fn() -> Ended + Send + Sync>,
 }
+
+/// A local watcher of an actor on the other node.
+struct RemoteWatch {
+    remote_id: u64,
+    proxy_id: ActorId,
+    path: ActorPath,
+    watcher: Watcher,
+}
+
+/// The future of an exposed actor's end, with its reason.
+type Ended = std::pin::Pin<Box<dyn std::future::Future<Output = TerminationReason> + Send>>;
 
 /// The sending side of one established connection.
 struct Link {
@@ -203,8 +217,9 @@ struct Link {
     alive: std::sync::atomic::AtomicBool,
     /// Tells the writer to stop and count what is still queued.
     shutdown: tokio::sync::Notify,
-    /// Watchers of remote refs to this node: told `Unreachable` when the link dies.
-    watchers: Mutex<Vec<(ActorId, ActorPath, Watcher)>>,
+    /// Watchers of actors on this node: told `Terminated` when the remote actor ends, or
+    /// `Unreachable` when the link dies.
+    watchers: Mutex<Vec<RemoteWatch>>,
 }
 
 struct Shared {
@@ -248,10 +263,10 @@ impl Shared {
             };
             link.shutdown.notify_one();
             let reason = TerminationReason::Unreachable(Arc::from(format!("node {node}: {why}")));
-            for (id, path, watcher) in watchers {
-                watcher.notify(Terminated {
-                    id,
-                    path,
+            for w in watchers {
+                w.watcher.notify(Terminated {
+                    id: w.proxy_id,
+                    path: w.path,
                     reason: reason.clone(),
                 });
             }
@@ -386,6 +401,13 @@ impl Node {
                 target.tell(msg);
                 Ok(())
             }),
+            ended: {
+                let actor = actor.clone();
+                Box::new(move || {
+                    let actor = actor.clone();
+                    Box::pin(async move { actor.wait_for_stop().await })
+                })
+            },
         });
         self.shared
             .exposed_by_path
@@ -830,10 +852,67 @@ fn on_frame(shared: &Shared, peer: &PeerInfo, tx: &mpsc::Sender<Frame>, frame: F
             manifest,
             payload,
         } => deliver_tell(shared, peer, recipient, manifest, &payload),
+        Frame::Watch { target, .. } => {
+            // The peer watches one of our exposed actors: answer with Terminated when it ends.
+            let exposed = shared.exposed_by_id.lock().get(&target).cloned();
+            let tx = tx.clone();
+            match exposed {
+                Some(e) => {
+                    let ended = (e.ended)();
+                    tokio::spawn(async move {
+                        let reason = ended.await;
+                        let _ = tx.try_send(Frame::Terminated {
+                            target,
+                            reason: wire_reason(&reason),
+                        });
+                    });
+                }
+                None => {
+                    let _ = tx.try_send(Frame::Terminated {
+                        target,
+                        reason: "no such actor".into(),
+                    });
+                }
+            }
+        }
+        Frame::Terminated { target, reason } => {
+            let link = shared.links.lock().get(&peer.node).cloned();
+            if let Some(link) = link {
+                let ended: Vec<RemoteWatch> = {
+                    let mut ws = link.watchers.lock();
+                    let (ended, kept): (Vec<_>, Vec<_>) =
+                        ws.drain(..).partition(|w| w.remote_id == target);
+                    *ws = kept;
+                    ended
+                };
+                let reason = match reason.as_str() {
+                    "stopped" => TerminationReason::Stopped,
+                    "killed" => TerminationReason::Killed,
+                    other => TerminationReason::Remote(Arc::from(other)),
+                };
+                for w in ended {
+                    w.watcher.notify(Terminated {
+                        id: w.proxy_id,
+                        path: w.path,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
         Frame::HeartbeatAck { .. } => {}
         other => {
             tracing::debug!(node = %peer.node, kind = other.kind_name(), "frame not handled yet; ignored");
         }
+    }
+}
+
+/// A termination reason as sent in a `Terminated` frame ("stopped" and "killed" arrive as the same
+/// variants on the other side).
+fn wire_reason(reason: &TerminationReason) -> String {
+    match reason {
+        TerminationReason::Stopped => "stopped".into(),
+        TerminationReason::Killed => "killed".into(),
+        other => other.to_string(),
     }
 }
 
@@ -930,7 +1009,21 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
     fn watch(&self, watcher: Watcher) {
         let mut watchers = self.link.watchers.lock();
         if self.link.alive.load(Ordering::Acquire) {
-            watchers.push((self.id, self.path.clone(), watcher));
+            let first = !watchers.iter().any(|w| w.remote_id == self.remote_id);
+            watchers.push(RemoteWatch {
+                remote_id: self.remote_id,
+                proxy_id: self.id,
+                path: self.path.clone(),
+                watcher,
+            });
+            drop(watchers);
+            if first {
+                let frame = Frame::Watch {
+                    target: self.remote_id,
+                    watcher: self.id.as_u64(),
+                };
+                let _ = self.link.tx.try_send(frame);
+            }
         } else {
             drop(watchers);
             let reason = TerminationReason::Unreachable(Arc::from("the connection is gone"));
@@ -945,7 +1038,7 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
         self.link
             .watchers
             .lock()
-            .retain(|(id, _, w)| !(*id == self.id && w.id() == watcher));
+            .retain(|w| !(w.remote_id == self.remote_id && w.watcher.id() == watcher));
     }
     fn stop(&self) {
         tracing::warn!(recipient = %self.path, "stopping a remote actor is not supported yet; ignored");

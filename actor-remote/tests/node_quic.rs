@@ -265,3 +265,35 @@ async fn watchers_of_a_remote_actor_learn_when_its_node_is_lost_and_later_sends_
         "a send to a lost node is counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_of_a_remote_actor_learn_when_it_stops_on_its_node() {
+    let (sys_a, sys_b) = (system(), system());
+    let (a, b) = (node_in(&sys_a, "alpha", "k"), node_in(&sys_b, "beta", "k"));
+    let probe = TestProbe::<SinkMsg>::new(&sys_b);
+    let out = probe.actor_ref();
+    let sink = sys_b
+        .spawn(Props::new(move || Sink { out: out.clone() }).name("sink"))
+        .expect("spawn");
+    b.expose(&sink);
+    a.connect(b.local_addr().expect("addr"))
+        .await
+        .expect("connects");
+    let remote: ActorRef<SinkMsg> = a.lookup("beta", "/user/sink").await.expect("found");
+    let mut watcher = TestProbe::<()>::new(&sys_a);
+    watcher.watch(&remote);
+    // Whether the Watch frame or the stop comes first does not matter: watching an actor that
+    // already ended answers at once.
+    sink.stop();
+    let t = watcher
+        .expect_terminated(&remote, Duration::from_secs(10))
+        .await;
+    assert!(
+        t.reason.is_normal(),
+        "a normal stop over there is a normal stop here: {:?}",
+        t.reason
+    );
+    assert_eq!(t.path.as_str(), "//beta/user/sink");
+    // The node itself is still up.
+    assert_eq!(a.peers()[0].state, PeerState::Up);
+}
