@@ -163,11 +163,19 @@ impl Actor for Sink {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_remote_ref_is_an_actor_ref_whose_tells_arrive_in_order() {
+/// Two connected nodes; `beta` exposes a sink at `/user/sink` that forwards to `probe`.
+struct Pair {
+    sys_a: ActorSystem,
+    a: Node,
+    b: Node,
+    sink: ActorRef<SinkMsg>,
+    probe: TestProbe<SinkMsg>,
+}
+
+async fn pair() -> Pair {
     let (sys_a, sys_b) = (system(), system());
     let (a, b) = (node_in(&sys_a, "alpha", "k"), node_in(&sys_b, "beta", "k"));
-    let mut probe = TestProbe::<SinkMsg>::new(&sys_b);
+    let probe = TestProbe::<SinkMsg>::new(&sys_b);
     let out = probe.actor_ref();
     let sink = sys_b
         .spawn(Props::new(move || Sink { out: out.clone() }).name("sink"))
@@ -176,6 +184,24 @@ async fn a_remote_ref_is_an_actor_ref_whose_tells_arrive_in_order() {
     a.connect(b.local_addr().expect("addr"))
         .await
         .expect("connects");
+    Pair {
+        sys_a,
+        a,
+        b,
+        sink,
+        probe,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_ref_is_an_actor_ref_whose_tells_arrive_in_order() {
+    let Pair {
+        sys_a: _sys_a,
+        a,
+        b,
+        sink: _sink,
+        mut probe,
+    } = pair().await;
 
     let remote: ActorRef<SinkMsg> = a.lookup("beta", "/user/sink").await.expect("found");
     assert_eq!(remote.path().as_str(), "//beta/user/sink");
@@ -199,17 +225,13 @@ async fn a_remote_ref_is_an_actor_ref_whose_tells_arrive_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_check_the_message_type_and_the_path() {
-    let (sys_a, sys_b) = (system(), system());
-    let (a, b) = (node_in(&sys_a, "alpha", "k"), node_in(&sys_b, "beta", "k"));
-    let probe = TestProbe::<SinkMsg>::new(&sys_b);
-    let out = probe.actor_ref();
-    let sink = sys_b
-        .spawn(Props::new(move || Sink { out: out.clone() }).name("sink"))
-        .expect("spawn");
-    b.expose(&sink);
-    a.connect(b.local_addr().expect("addr"))
-        .await
-        .expect("connects");
+    let Pair {
+        sys_a: _sys_a,
+        a,
+        b: _b,
+        sink: _sink,
+        probe: _probe,
+    } = pair().await;
     match a.lookup::<String>("beta", "/user/sink").await {
         Err(RemoteError::TypeMismatch {
             expected, actual, ..
@@ -234,18 +256,13 @@ async fn lookups_check_the_message_type_and_the_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watchers_of_a_remote_actor_learn_when_its_node_is_lost_and_later_sends_are_dead_letters() {
-    let (sys_a, sys_b) = (system(), system());
-    let a = node_in(&sys_a, "alpha", "k");
-    let b = node_in(&sys_b, "beta", "k");
-    let probe = TestProbe::<SinkMsg>::new(&sys_b);
-    let out = probe.actor_ref();
-    let sink = sys_b
-        .spawn(Props::new(move || Sink { out: out.clone() }).name("sink"))
-        .expect("spawn");
-    b.expose(&sink);
-    a.connect(b.local_addr().expect("addr"))
-        .await
-        .expect("connects");
+    let Pair {
+        sys_a,
+        a,
+        b,
+        sink: _sink,
+        probe: _probe,
+    } = pair().await;
     let remote: ActorRef<SinkMsg> = a.lookup("beta", "/user/sink").await.expect("found");
     let mut watcher = TestProbe::<()>::new(&sys_a);
     watcher.watch(&remote);
@@ -268,17 +285,13 @@ async fn watchers_of_a_remote_actor_learn_when_its_node_is_lost_and_later_sends_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watchers_of_a_remote_actor_learn_when_it_stops_on_its_node() {
-    let (sys_a, sys_b) = (system(), system());
-    let (a, b) = (node_in(&sys_a, "alpha", "k"), node_in(&sys_b, "beta", "k"));
-    let probe = TestProbe::<SinkMsg>::new(&sys_b);
-    let out = probe.actor_ref();
-    let sink = sys_b
-        .spawn(Props::new(move || Sink { out: out.clone() }).name("sink"))
-        .expect("spawn");
-    b.expose(&sink);
-    a.connect(b.local_addr().expect("addr"))
-        .await
-        .expect("connects");
+    let Pair {
+        sys_a,
+        a,
+        b: _b,
+        sink,
+        probe: _probe,
+    } = pair().await;
     let remote: ActorRef<SinkMsg> = a.lookup("beta", "/user/sink").await.expect("found");
     let mut watcher = TestProbe::<()>::new(&sys_a);
     watcher.watch(&remote);

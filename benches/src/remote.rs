@@ -41,20 +41,20 @@ fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+/// An actor system with a node named `name` on 127.0.0.1:0 and a deep outbound queue.
+fn node(name: &str) -> BenchResult<(ActorSystem, Node)> {
+    let system = ActorSystem::new(SystemConfig::default()).map_err(|e| e.to_string())?;
+    let mut config = NodeConfig::new(name, any_port(), b"bench".to_vec());
+    config.outbound_queue = 1 << 20;
+    let node = Node::start(&system, config).map_err(|e| e.to_string())?;
+    Ok((system, node))
+}
+
 /// Messages per second through a remote ref, one connection, `n` messages of [`PAYLOAD`] bytes.
 pub fn actor_core_throughput(n: u64) -> BenchResult<f64> {
     runtime().block_on(async {
         let err = |e: &dyn std::fmt::Display| e.to_string();
-        let (sys_a, sys_b) = (
-            ActorSystem::new(SystemConfig::default()).map_err(|e| err(&e))?,
-            ActorSystem::new(SystemConfig::default()).map_err(|e| err(&e))?,
-        );
-        let mut config_b = NodeConfig::new("b", any_port(), b"bench".to_vec());
-        config_b.outbound_queue = 1 << 20;
-        let b = Node::start(&sys_b, config_b).map_err(|e| err(&e))?;
-        let mut config_a = NodeConfig::new("a", any_port(), b"bench".to_vec());
-        config_a.outbound_queue = 1 << 20;
-        let a = Node::start(&sys_a, config_a).map_err(|e| err(&e))?;
+        let ((sys_a, a), (sys_b, b)) = (node("a")?, node("b")?);
         let sink = sys_b
             .spawn(Props::new(|| Sink { count: 0 }).name("sink"))
             .map_err(|e| err(&e))?;
@@ -163,16 +163,7 @@ impl Actor for Counting {
 pub fn actor_core_fanin(n: u64, receivers: usize) -> BenchResult<f64> {
     runtime().block_on(async {
         let err = |e: &dyn std::fmt::Display| e.to_string();
-        let (sys_a, sys_b) = (
-            ActorSystem::new(SystemConfig::default()).map_err(|e| err(&e))?,
-            ActorSystem::new(SystemConfig::default()).map_err(|e| err(&e))?,
-        );
-        let mut config_b = NodeConfig::new("b", any_port(), b"bench".to_vec());
-        config_b.outbound_queue = 1 << 20;
-        let b = Node::start(&sys_b, config_b).map_err(|e| err(&e))?;
-        let mut config_a = NodeConfig::new("a", any_port(), b"bench".to_vec());
-        config_a.outbound_queue = 1 << 20;
-        let a = Node::start(&sys_a, config_a).map_err(|e| err(&e))?;
+        let ((sys_a, a), (sys_b, b)) = (node("a")?, node("b")?);
         let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         for i in 0..receivers {
             let total = total.clone();
