@@ -54,7 +54,7 @@ fn node(name: &str) -> BenchResult<(ActorSystem, Node)> {
 pub fn actor_core_throughput(n: u64) -> BenchResult<f64> {
     runtime().block_on(async {
         let err = |e: &dyn std::fmt::Display| e.to_string();
-        let ((sys_a, a), (sys_b, b)) = (node("a")?, node("b")?);
+        let ((_sys_a, a), (sys_b, b)) = (node("a")?, node("b")?);
         let sink = sys_b
             .spawn(Props::new(|| Sink { count: 0 }).name("sink"))
             .map_err(|e| err(&e))?;
@@ -163,7 +163,7 @@ impl Actor for Counting {
 pub fn actor_core_fanin(n: u64, receivers: usize) -> BenchResult<f64> {
     runtime().block_on(async {
         let err = |e: &dyn std::fmt::Display| e.to_string();
-        let ((sys_a, a), (sys_b, b)) = (node("a")?, node("b")?);
+        let ((_sys_a, a), (sys_b, b)) = (node("a")?, node("b")?);
         let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         for i in 0..receivers {
             let total = total.clone();
