@@ -122,6 +122,11 @@ pub trait RefTarget<M: Send + 'static>: Send + Sync + 'static {
     fn ask_timeout(&self) -> Duration {
         DEFAULT_ASK_TIMEOUT
     }
+    /// Where the target lives on another node, if it does: a ref to it then serializes as that
+    /// address instead of being exported from this node (see [`crate::transport`]).
+    fn wire_ref(&self) -> Option<crate::transport::WireRef> {
+        None
+    }
 }
 
 /// A handle to an actor that accepts messages of type `M`. Cheap to clone (one reference count),
@@ -163,6 +168,14 @@ impl<M: Send + 'static> ActorRef<M> {
         match &self.inner {
             Inner::Local(c) => Some(c),
             Inner::Dyn(_) => None,
+        }
+    }
+
+    /// The remote address of a ref to another node's actor (`None` for local targets).
+    pub(crate) fn remote_wire_ref(&self) -> Option<crate::transport::WireRef> {
+        match &self.inner {
+            Inner::Local(_) => None,
+            Inner::Dyn(d) => d.wire_ref(),
         }
     }
 
@@ -251,7 +264,7 @@ impl<M: Send + 'static> ActorRef<M> {
             Inner::Local(c) => Some(ActorSystem::from_shared(c.core.system.clone())),
             Inner::Dyn(d) => d.system(),
         };
-        let request = make(Reply::local(tx, system));
+        let request = make(Reply::asked(tx, system));
         if let Err(e) = self.try_tell(request) {
             return Err(match e {
                 TrySendError::Full(_) => AskError::MailboxFull(self.path()),
@@ -259,7 +272,11 @@ impl<M: Send + 'static> ActorRef<M> {
             });
         }
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(reason))) => Err(AskError::Lost {
+                actor: self.path(),
+                reason,
+            }),
             Ok(Err(_)) => Err(AskError::NoReply(self.path())),
             Err(_) => Err(AskError::Timeout {
                 actor: self.path(),

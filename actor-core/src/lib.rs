@@ -54,6 +54,7 @@ mod sync;
 mod system;
 pub mod testkit;
 mod timer;
+pub mod transport;
 
 pub use actor::{Actor, Signal};
 pub use actor_ref::{

@@ -16,10 +16,18 @@ pub trait Codec: Send + Sync + 'static {
     /// A short name for logs and the handshake (peers must use the same codec).
     fn name(&self) -> &'static str;
     /// Appends the encoding of `value` to `out`.
-    fn encode<T: Serialize>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError>;
+    fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>)
+    -> Result<(), CodecError>;
     /// Decodes a whole value from `bytes` (trailing bytes are an error).
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
+    /// Hands a type-erased deserializer over `bytes` to `f`, for values whose type only the
+    /// receiver of a ref knows (messages to exported refs, answers to reply ports).
+    fn decode_erased(&self, bytes: &[u8], f: ErasedVisit<'_>) -> Result<(), CodecError>;
 }
+
+/// A decoding step over a type-erased deserializer.
+pub type ErasedVisit<'f> =
+    &'f mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>;
 
 /// bincode 2 (serde path) with its standard configuration: varint integers, little endian, and a
 /// 64 MiB decode limit. A lying length inside a body cannot make it allocate much: serde caps
@@ -32,7 +40,11 @@ impl Codec for Bincode {
         "bincode2"
     }
 
-    fn encode<T: Serialize>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard())
             .map_err(|e| CodecError(e.to_string()))?;
         out.extend_from_slice(&bytes);
@@ -48,5 +60,12 @@ impl Codec for Bincode {
             return Err(CodecError(format!("{} trailing bytes", bytes.len() - used)));
         }
         Ok(value)
+    }
+
+    fn decode_erased(&self, bytes: &[u8], f: ErasedVisit<'_>) -> Result<(), CodecError> {
+        let config = bincode::config::standard().with_limit::<{ 64 * 1024 * 1024 }>();
+        let mut decoder = bincode::serde::BorrowedSerdeDecoder::from_slice(bytes, config, ());
+        let mut erased = <dyn erased_serde::Deserializer>::erase(decoder.as_deserializer());
+        f(&mut erased).map_err(|e| CodecError(e.to_string()))
     }
 }

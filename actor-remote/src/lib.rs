@@ -24,6 +24,8 @@ pub mod association;
 mod codec;
 pub mod handshake;
 pub mod node;
+mod refs;
+mod tls;
 pub mod wire;
 
-pub use codec::{Bincode, Codec, CodecError};
+pub use codec::{Bincode, Codec, CodecError, ErasedVisit};

@@ -22,17 +22,15 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use actor_core::transport::{ActorExport, Ended, ReplyExport, Transport, WireRef, with_transport};
 use actor_core::{
-    ActorId, ActorPath, ActorRef, ActorSystem, DeadLetterReason, RefTarget, Terminated,
-    TerminationReason, TrySendError, Watcher,
+    ActorId, ActorPath, ActorRef, ActorSystem, DeadLetterReason, Terminated, TerminationReason,
+    Watcher,
 };
 use parking_lot::Mutex;
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
@@ -40,10 +38,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::association::{Action, Association, Incarnation, Incarnations, Liveness};
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo, Progress};
-use crate::wire::{Decoded, Frame, FrameDecoder, LookupResult, RejectReason, manifest_id};
-
-const ALPN: &[u8] = b"actor-remote/1";
-const SERVER_NAME: &str = "actor-node";
+use crate::refs::{NodeTransport, Remote, RemoteRef, export, fail_replies};
+use crate::tls::SERVER_NAME;
+pub use crate::tls::dev_quic_configs;
+use crate::wire::{Decoded, Frame, FrameDecoder, LookupResult, RejectReason};
 
 /// Settings of a node.
 #[derive(Clone, Debug)]
@@ -185,53 +183,100 @@ pub struct Refusal {
 }
 
 /// Decodes a payload and tells it to the exposed actor.
-type Deliver = Box<dyn Fn(&[u8]) -> Result<(), CodecError> + Send + Sync>;
+pub(crate) type Deliver = Box<dyn Fn(&[u8]) -> Result<(), CodecError> + Send + Sync>;
 
-/// A local actor reachable from peers.
-struct Exposed {
-    id: u64,
-    path: ActorPath,
-    manifest: &'static str,
-    manifest_id: u32,
-    deliver: Deliver,
+/// A local actor reachable from peers (exposed by path, or exported because a ref to it travelled
+/// in a message).
+pub(crate) struct Exposed {
+    /// Its id on the wire.
+    pub(crate) id: u64,
+    pub(crate) path: ActorPath,
+    pub(crate) manifest: &'static str,
+    pub(crate) manifest_id: u32,
+    pub(crate) deliver: Deliver,
     /// Resolves when the actor ends, with its reason.
-    ended: Box<dyn Fn() -> Ended + Send + Sync>,
+    pub(crate) ended: Box<dyn Fn() -> Ended + Send + Sync>,
+    /// The `ActorRef<M>`, for refs to it that come back to this node.
+    pub(crate) local: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+/// A reply port exported to a peer, waiting for its answer.
+pub(crate) struct PendingReply {
+    /// The peer the request went to: the port fails if it is lost.
+    pub(crate) peer: String,
+    pub(crate) manifest_id: u32,
+    pub(crate) port: Box<dyn ReplyExport>,
+}
+
+/// The exported reply ports, pruned of abandoned ones as the table grows.
+pub(crate) struct Replies {
+    pub(crate) map: HashMap<u64, PendingReply>,
+    pub(crate) next_prune: usize,
+}
+
+/// The last [`EndedExports::CAPACITY`] exports that ended, with their wire reasons.
+#[derive(Default)]
+pub(crate) struct EndedExports {
+    reasons: HashMap<u64, String>,
+    order: std::collections::VecDeque<u64>,
+}
+
+impl EndedExports {
+    const CAPACITY: usize = 4096;
+
+    pub(crate) fn record(&mut self, id: u64, reason: &TerminationReason) {
+        if self.order.len() == Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.reasons.remove(&old);
+        }
+        self.order.push_back(id);
+        self.reasons.insert(id, wire_reason(reason));
+    }
+
+    fn get(&self, id: u64) -> Option<&str> {
+        self.reasons.get(&id).map(String::as_str)
+    }
 }
 
 /// A local watcher of an actor on the other node.
-struct RemoteWatch {
-    remote_id: u64,
-    proxy_id: ActorId,
-    path: ActorPath,
-    watcher: Watcher,
+pub(crate) struct RemoteWatch {
+    pub(crate) remote_id: u64,
+    pub(crate) proxy_id: ActorId,
+    pub(crate) path: ActorPath,
+    pub(crate) watcher: Watcher,
 }
 
-/// The future of an exposed actor's end, with its reason.
-type Ended = std::pin::Pin<Box<dyn std::future::Future<Output = TerminationReason> + Send>>;
-
 /// The sending side of one established connection.
-struct Link {
+pub(crate) struct Link {
     incarnation: u64,
-    tx: mpsc::Sender<Frame>,
+    pub(crate) tx: mpsc::Sender<Frame>,
     /// False once the peer is lost: sends become dead letters at once.
-    alive: std::sync::atomic::AtomicBool,
+    pub(crate) alive: std::sync::atomic::AtomicBool,
     /// Tells the writer to stop and count what is still queued.
     shutdown: tokio::sync::Notify,
     /// Watchers of actors on this node: told `Terminated` when the remote actor ends, or
     /// `Unreachable` when the link dies.
-    watchers: Mutex<Vec<RemoteWatch>>,
+    pub(crate) watchers: Mutex<Vec<RemoteWatch>>,
+    /// The transport scope messages to this peer are encoded in.
+    pub(crate) scope: Arc<dyn Transport>,
 }
 
-struct Shared {
-    config: NodeConfig,
-    system: ActorSystem,
+pub(crate) struct Shared {
+    pub(crate) config: NodeConfig,
+    pub(crate) system: ActorSystem,
+    pub(crate) runtime: tokio::runtime::Handle,
     incarnation: u64,
     peers: Mutex<HashMap<String, PeerStatus>>,
-    links: Mutex<HashMap<String, Arc<Link>>>,
+    pub(crate) links: Mutex<HashMap<String, Arc<Link>>>,
     refusals: Mutex<Vec<Refusal>>,
     incarnations: Mutex<Incarnations>,
-    exposed_by_path: Mutex<HashMap<String, Arc<Exposed>>>,
-    exposed_by_id: Mutex<HashMap<u64, Arc<Exposed>>>,
+    pub(crate) exposed_by_path: Mutex<HashMap<String, Arc<Exposed>>>,
+    pub(crate) exposed_by_id: Mutex<HashMap<u64, Arc<Exposed>>>,
+    pub(crate) export_index: Mutex<HashMap<(ActorId, &'static str), u64>>,
+    pub(crate) replies: Mutex<Replies>,
+    /// How recently ended exports ended, so a late `Watch` learns the real reason (bounded).
+    pub(crate) ended: Mutex<EndedExports>,
     pending_lookups: Mutex<HashMap<u64, oneshot::Sender<LookupResult>>>,
     next_request: AtomicU64,
     /// Frames received that could not be delivered (malformed payload, unknown recipient).
@@ -262,6 +307,7 @@ impl Shared {
                 std::mem::take(&mut *w)
             };
             link.shutdown.notify_one();
+            fail_replies(self, node, why);
             let reason = TerminationReason::Unreachable(Arc::from(format!("node {node}: {why}")));
             for w in watchers {
                 w.watcher.notify(Terminated {
@@ -304,9 +350,13 @@ impl Node {
         let incarnation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            NodeError::Config("Node::start must be called inside a tokio runtime".into())
+        })?;
         let shared = Arc::new(Shared {
             config,
             system: system.clone(),
+            runtime,
             incarnation,
             peers: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
@@ -314,6 +364,12 @@ impl Node {
             incarnations: Mutex::new(Incarnations::default()),
             exposed_by_path: Mutex::new(HashMap::new()),
             exposed_by_id: Mutex::new(HashMap::new()),
+            export_index: Mutex::new(HashMap::new()),
+            ended: Mutex::new(EndedExports::default()),
+            replies: Mutex::new(Replies {
+                map: HashMap::new(),
+                next_prune: 1024,
+            }),
             pending_lookups: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             rejected_frames: AtomicU64::new(0),
@@ -385,38 +441,27 @@ impl Node {
     }
 
     /// Makes a local actor reachable from peers at its path (e.g. `/user/echo`), for messages of
-    /// type `M` (its type name is the manifest peers must ask for).
+    /// type `M` (its type name is the manifest peers must ask for). The actor stays reachable
+    /// until it stops.
     pub fn expose<M>(&self, actor: &ActorRef<M>)
     where
         M: DeserializeOwned + Send + 'static,
     {
         let target = actor.clone();
-        let exposed = Arc::new(Exposed {
-            id: actor.id().as_u64(),
-            path: actor.path(),
-            manifest: std::any::type_name::<M>(),
-            manifest_id: manifest_id(std::any::type_name::<M>()),
-            deliver: Box::new(move |bytes| {
+        let exposed = export(&self.shared, actor.id(), std::any::type_name::<M>(), || {
+            let parts = ActorExport::of(actor);
+            // Typed decoding: no type erasure for messages to exposed actors.
+            let deliver: Deliver = Box::new(move |bytes| {
                 let msg: M = Bincode.decode(bytes)?;
                 target.tell(msg);
                 Ok(())
-            }),
-            ended: {
-                let actor = actor.clone();
-                Box::new(move || {
-                    let actor = actor.clone();
-                    Box::pin(async move { actor.wait_for_stop().await })
-                })
-            },
+            });
+            (parts.path, deliver, parts.ended, parts.local)
         });
         self.shared
             .exposed_by_path
             .lock()
-            .insert(actor.path().as_str().to_owned(), exposed.clone());
-        self.shared
-            .exposed_by_id
-            .lock()
-            .insert(actor.id().as_u64(), exposed);
+            .insert(actor.path().as_str().to_owned(), exposed);
     }
 
     /// Finds the actor exposed at `path` on the connected node `node`, checking that it accepts
@@ -461,15 +506,14 @@ impl Node {
                 actual,
             }),
             Ok(Ok(LookupResult::Found { actor })) => {
-                Ok(ActorRef::from_target(Arc::new(RemoteRef::<M> {
-                    id: self.shared.system.allocate_id(),
-                    remote_id: actor,
-                    path: ActorPath::from_string(format!("//{node}{path}")),
-                    manifest_id: manifest_id(std::any::type_name::<M>()),
-                    link,
-                    system: self.shared.system.clone(),
-                    _msg: std::marker::PhantomData,
-                })))
+                let wire = WireRef {
+                    node: node.to_owned(),
+                    id: actor,
+                    path: path.to_owned(),
+                    manifest,
+                };
+                let remote = Remote::new(&self.shared.system, wire, Ok(link));
+                Ok(ActorRef::from_target(Arc::new(RemoteRef::<M>::new(remote))))
             }
         }
     }
@@ -495,50 +539,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// The QUIC configurations of development mode: TLS 1.3 with ring, a generated certificate, no
-/// certificate check (peers prove the cluster secret in the handshake instead), and the given
-/// idle timeout. Public so benchmarks can measure raw quinn with exactly the node's settings.
-pub fn dev_quic_configs(
-    idle_timeout: Duration,
-) -> Result<(quinn::ServerConfig, quinn::ClientConfig), NodeError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])
-        .map_err(|e| NodeError::Tls(e.to_string()))?;
-    let cert_der: CertificateDer<'static> = cert.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| NodeError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der], key)
-        .map_err(|e| NodeError::Tls(e.to_string()))?;
-    server.alpn_protocols = vec![ALPN.to_vec()];
-    let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| NodeError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(SecretAuthenticated(provider)))
-        .with_no_client_auth();
-    client.alpn_protocols = vec![ALPN.to_vec()];
-
-    let mut transport = quinn::TransportConfig::default();
-    let idle = idle_timeout;
-    transport.max_idle_timeout(Some(
-        idle.try_into()
-            .map_err(|_| NodeError::Config("idle timeout too large".into()))?,
-    ));
-    let transport = Arc::new(transport);
-    let quic_server =
-        QuicServerConfig::try_from(server).map_err(|e| NodeError::Tls(e.to_string()))?;
-    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
-    server_config.transport_config(transport.clone());
-    let quic_client =
-        QuicClientConfig::try_from(client).map_err(|e| NodeError::Tls(e.to_string()))?;
-    let mut client_config = quinn::ClientConfig::new(Arc::new(quic_client));
-    client_config.transport_config(transport);
-    Ok((server_config, client_config))
 }
 
 /// Runs the handshake on a fresh control stream, registers the peer, and starts its association.
@@ -650,7 +650,12 @@ async fn establish(
     );
     tracing::info!(node = %peer.node, %addr, "peer up");
     let (tx, rx) = mpsc::channel(shared.config.outbound_queue.max(1));
+    let scope: Arc<dyn Transport> = Arc::new(NodeTransport {
+        shared: Arc::downgrade(shared),
+        peer: peer.node.clone(),
+    });
     let link = Arc::new(Link {
+        scope: scope.clone(),
         incarnation: peer.incarnation,
         tx: tx.clone(),
         alive: std::sync::atomic::AtomicBool::new(true),
@@ -672,6 +677,7 @@ async fn establish(
         tx,
         recv,
         decoder,
+        scope,
     ));
     Ok(peer)
 }
@@ -756,6 +762,7 @@ async fn associate(
     tx: mpsc::Sender<Frame>,
     mut recv: quinn::RecvStream,
     mut decoder: FrameDecoder<Bincode>,
+    scope: Arc<dyn Transport>,
 ) {
     let mut assoc = Association::new(shared.config.liveness, Instant::now());
     let mut buf = vec![0u8; 64 * 1024];
@@ -801,8 +808,8 @@ async fn associate(
                     recipient,
                     manifest,
                     payload,
-                })) => deliver_tell(&shared, &peer, recipient, manifest, payload),
-                Ok(Some(Decoded::Frame(frame))) => on_frame(&shared, &peer, &tx, frame),
+                })) => deliver_tell(&shared, &peer, &scope, recipient, manifest, payload),
+                Ok(Some(Decoded::Frame(frame))) => on_frame(&shared, &peer, &scope, &tx, frame),
                 Ok(None) => break,
                 Err(e) => {
                     shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
@@ -823,7 +830,13 @@ async fn associate(
 }
 
 /// Handles one frame from an established peer.
-fn on_frame(shared: &Shared, peer: &PeerInfo, tx: &mpsc::Sender<Frame>, frame: Frame) {
+fn on_frame(
+    shared: &Shared,
+    peer: &PeerInfo,
+    scope: &Arc<dyn Transport>,
+    tx: &mpsc::Sender<Frame>,
+    frame: Frame,
+) {
     match frame {
         Frame::Heartbeat { seq } => {
             let _ = tx.try_send(Frame::HeartbeatAck { seq });
@@ -851,7 +864,7 @@ fn on_frame(shared: &Shared, peer: &PeerInfo, tx: &mpsc::Sender<Frame>, frame: F
             recipient,
             manifest,
             payload,
-        } => deliver_tell(shared, peer, recipient, manifest, &payload),
+        } => deliver_tell(shared, peer, scope, recipient, manifest, &payload),
         Frame::Watch { target, .. } => {
             // The peer watches one of our exposed actors: answer with Terminated when it ends.
             let exposed = shared.exposed_by_id.lock().get(&target).cloned();
@@ -868,10 +881,13 @@ fn on_frame(shared: &Shared, peer: &PeerInfo, tx: &mpsc::Sender<Frame>, frame: F
                     });
                 }
                 None => {
-                    let _ = tx.try_send(Frame::Terminated {
-                        target,
-                        reason: "no such actor".into(),
-                    });
+                    let reason = shared
+                        .ended
+                        .lock()
+                        .get(target)
+                        .unwrap_or("no such actor")
+                        .to_owned();
+                    let _ = tx.try_send(Frame::Terminated { target, reason });
                 }
             }
         }
@@ -908,7 +924,7 @@ fn on_frame(shared: &Shared, peer: &PeerInfo, tx: &mpsc::Sender<Frame>, frame: F
 
 /// A termination reason as sent in a `Terminated` frame ("stopped" and "killed" arrive as the same
 /// variants on the other side).
-fn wire_reason(reason: &TerminationReason) -> String {
+pub(crate) fn wire_reason(reason: &TerminationReason) -> String {
     match reason {
         TerminationReason::Stopped => "stopped".into(),
         TerminationReason::Killed => "killed".into(),
@@ -916,185 +932,62 @@ fn wire_reason(reason: &TerminationReason) -> String {
     }
 }
 
-/// Delivers one received message to its exposed recipient, decoding the payload in place.
-fn deliver_tell(shared: &Shared, peer: &PeerInfo, recipient: u64, manifest: u32, payload: &[u8]) {
+/// Delivers one received message to its exposed recipient or to a waiting reply port, decoding
+/// the payload in place with this peer's transport scope current (refs inside it resolve).
+fn deliver_tell(
+    shared: &Shared,
+    peer: &PeerInfo,
+    scope: &Arc<dyn Transport>,
+    recipient: u64,
+    manifest: u32,
+    payload: &[u8],
+) {
     let exposed = shared.exposed_by_id.lock().get(&recipient).cloned();
+    let reject = |what: &str, error: &dyn std::fmt::Display| {
+        shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(node = %peer.node, recipient, %error, "{what} rejected");
+    };
     match exposed {
         Some(e) if e.manifest_id == manifest => {
-            if let Err(err) = (e.deliver)(payload) {
-                shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(node = %peer.node, recipient = %e.path, error = %err, "malformed payload rejected");
+            if let Err(err) = with_transport(scope, || (e.deliver)(payload)) {
+                reject("malformed payload", &err);
             }
         }
-        Some(e) => {
-            shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(node = %peer.node, recipient = %e.path, manifest, "message of the wrong type rejected");
-        }
-        None => shared.system.record_dead_letter(
-            &ActorPath::from_string(format!("//{}/#{recipient}", shared.config.name)),
-            "remote message",
-            DeadLetterReason::Stopped,
+        Some(e) => reject(
+            "message of the wrong type",
+            &format_args!("{} expects {}", e.path, e.manifest),
         ),
-    }
-}
-
-/// A ref to an actor on another node.
-struct RemoteRef<M> {
-    id: ActorId,
-    remote_id: u64,
-    path: ActorPath,
-    manifest_id: u32,
-    link: Arc<Link>,
-    system: ActorSystem,
-    _msg: std::marker::PhantomData<fn(M)>,
-}
-
-impl<M: Serialize + Send + 'static> RemoteRef<M> {
-    fn frame(&self, msg: &M) -> Result<Frame, CodecError> {
-        let mut payload = Vec::new();
-        Bincode.encode(msg, &mut payload)?;
-        Ok(Frame::Tell {
-            recipient: self.remote_id,
-            manifest: self.manifest_id,
-            payload,
-        })
-    }
-
-    fn dead(&self) {
-        self.system.record_dead_letter(
-            &self.path,
-            std::any::type_name::<M>(),
-            DeadLetterReason::Remote,
-        );
-    }
-}
-
-impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
-    fn id(&self) -> ActorId {
-        self.id
-    }
-    fn path(&self) -> ActorPath {
-        self.path.clone()
-    }
-    fn tell(&self, msg: M) {
-        if !self.link.alive.load(Ordering::Acquire) {
-            self.dead();
-            return;
-        }
-        match self.frame(&msg) {
-            Ok(frame) => {
-                if self.link.tx.try_send(frame).is_err() {
-                    self.dead();
+        None => {
+            let reply = shared.replies.lock().map.remove(&recipient);
+            match reply {
+                Some(p) if p.manifest_id == manifest => {
+                    let mut port = Some(p.port);
+                    let decoded = with_transport(scope, || {
+                        Bincode.decode_erased(payload, &mut |de| match port.take() {
+                            Some(port) => port.deliver(de),
+                            None => Ok(()),
+                        })
+                    });
+                    if let Err(err) = decoded {
+                        reject("malformed reply", &err);
+                    }
                 }
+                Some(p) => {
+                    reject(
+                        "reply of the wrong type",
+                        &format_args!("manifest {manifest}"),
+                    );
+                    p.port.fail(Arc::from(format!(
+                        "node {} answered with the wrong type",
+                        peer.node
+                    )));
+                }
+                None => shared.system.record_dead_letter(
+                    &ActorPath::from_string(format!("//{}/#{recipient}", shared.config.name)),
+                    "remote message",
+                    DeadLetterReason::Stopped,
+                ),
             }
-            Err(e) => {
-                tracing::error!(recipient = %self.path, error = %e, "message could not be encoded");
-                self.dead();
-            }
         }
-    }
-    fn try_tell(&self, msg: M) -> Result<(), TrySendError<M>> {
-        if !self.link.alive.load(Ordering::Acquire) {
-            return Err(TrySendError::Closed(msg));
-        }
-        let Ok(frame) = self.frame(&msg) else {
-            return Err(TrySendError::Closed(msg));
-        };
-        match self.link.tx.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(TrySendError::Full(msg)),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySendError::Closed(msg)),
-        }
-    }
-    fn watch(&self, watcher: Watcher) {
-        let mut watchers = self.link.watchers.lock();
-        if self.link.alive.load(Ordering::Acquire) {
-            let first = !watchers.iter().any(|w| w.remote_id == self.remote_id);
-            watchers.push(RemoteWatch {
-                remote_id: self.remote_id,
-                proxy_id: self.id,
-                path: self.path.clone(),
-                watcher,
-            });
-            drop(watchers);
-            if first {
-                let frame = Frame::Watch {
-                    target: self.remote_id,
-                    watcher: self.id.as_u64(),
-                };
-                let _ = self.link.tx.try_send(frame);
-            }
-        } else {
-            drop(watchers);
-            let reason = TerminationReason::Unreachable(Arc::from("the connection is gone"));
-            watcher.notify(Terminated {
-                id: self.id,
-                path: self.path.clone(),
-                reason,
-            });
-        }
-    }
-    fn unwatch(&self, watcher: ActorId) {
-        self.link
-            .watchers
-            .lock()
-            .retain(|w| !(w.remote_id == self.remote_id && w.watcher.id() == watcher));
-    }
-    fn stop(&self) {
-        tracing::warn!(recipient = %self.path, "stopping a remote actor is not supported yet; ignored");
-    }
-    fn system(&self) -> Option<ActorSystem> {
-        Some(self.system.clone())
-    }
-}
-
-/// Development mode: the server certificate is generated per node and not checked; the peer is
-/// authenticated by the cluster secret in the handshake instead. Signatures are still verified,
-/// so the TLS session itself is sound.
-#[derive(Debug)]
-struct SecretAuthenticated(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for SecretAuthenticated {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
