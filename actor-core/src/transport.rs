@@ -184,28 +184,54 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<dyn Transport>>> = const { RefCell::new(None) };
+    /// The transport of the innermost scope on this thread; kept after the scope ends so that the
+    /// next scope of the same transport (the common case: one link encoding message after
+    /// message) costs no reference-count traffic on a shared `Arc`.
+    static CACHED: RefCell<Option<Arc<dyn Transport>>> = const { RefCell::new(None) };
+    /// Whether a scope is active (the cached transport may be used).
+    static ACTIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs `f` (one encode or decode) with `transport` current on this thread, restoring the previous
 /// one afterwards (also on panic).
 pub fn with_transport<R>(transport: &Arc<dyn Transport>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Arc<dyn Transport>>);
+    struct Restore {
+        was_active: bool,
+        /// The transport to put back, when this scope replaced another one.
+        previous: Option<Option<Arc<dyn Transport>>>,
+    }
     impl Drop for Restore {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            CURRENT.with(|c| *c.borrow_mut() = previous);
+            if let Some(previous) = self.previous.take() {
+                CACHED.with(|c| *c.borrow_mut() = previous);
+            }
+            ACTIVE.with(|a| a.set(self.was_active));
         }
     }
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(transport.clone()));
-    let _restore = Restore(previous);
+    let previous = CACHED.with(|c| {
+        let mut cached = c.borrow_mut();
+        match &*cached {
+            Some(current) if Arc::ptr_eq(current, transport) => None,
+            _ => Some(cached.replace(transport.clone())),
+        }
+    });
+    let was_active = ACTIVE.with(|a| a.replace(true));
+    // Only a nested scope of another transport must put the outer one back.
+    let previous = if was_active { previous } else { None };
+    let _restore = Restore {
+        was_active,
+        previous,
+    };
     f()
 }
 
 fn current() -> Result<Arc<dyn Transport>, &'static str> {
-    CURRENT
-        .with(|c| c.borrow().clone())
-        .ok_or("refs and reply ports can only be serialized by a transport (actor-remote)")
+    const OUTSIDE: &str =
+        "refs and reply ports can only be serialized by a transport (actor-remote)";
+    if !ACTIVE.with(|a| a.get()) {
+        return Err(OUTSIDE);
+    }
+    CACHED.with(|c| c.borrow().clone()).ok_or(OUTSIDE)
 }
 
 impl<M: DeserializeOwned + Send + 'static> Serialize for ActorRef<M> {

@@ -33,6 +33,7 @@ use actor_core::{
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use supervision::Backoff;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::association::{Action, Association, Incarnation, Incarnations, Liveness};
@@ -62,6 +63,9 @@ pub struct NodeConfig {
     pub outbound_queue: usize,
     /// How long a lookup waits for the peer's answer.
     pub lookup_timeout: Duration,
+    /// How a lost connection this node dialled is re-established: delays between attempts
+    /// (default 200 ms growing to 5 s, 20% jitter); `None` does not reconnect.
+    pub reconnect: Option<Backoff>,
 }
 
 impl NodeConfig {
@@ -76,6 +80,9 @@ impl NodeConfig {
             max_frame: 16 * 1024 * 1024,
             outbound_queue: 64 * 1024,
             lookup_timeout: Duration::from_secs(5),
+            reconnect: Some(
+                Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).jitter(0.2),
+            ),
         }
     }
 }
@@ -202,8 +209,8 @@ pub(crate) struct Exposed {
 
 /// A reply port exported to a peer, waiting for its answer.
 pub(crate) struct PendingReply {
-    /// The peer the request went to: the port fails if it is lost.
-    pub(crate) peer: String,
+    /// The link the request went over: the port fails if it is lost.
+    pub(crate) link: u64,
     pub(crate) manifest_id: u32,
     pub(crate) port: Box<dyn ReplyExport>,
 }
@@ -249,7 +256,10 @@ pub(crate) struct RemoteWatch {
 
 /// The sending side of one established connection.
 pub(crate) struct Link {
-    incarnation: u64,
+    node: String,
+    /// Unique per link in this node (reply ports fail with the link they were sent over).
+    pub(crate) serial: u64,
+    conn: quinn::Connection,
     pub(crate) tx: mpsc::Sender<Frame>,
     /// False once the peer is lost: sends become dead letters at once.
     pub(crate) alive: std::sync::atomic::AtomicBool,
@@ -264,6 +274,11 @@ pub(crate) struct Link {
 
 pub(crate) struct Shared {
     pub(crate) config: NodeConfig,
+    endpoint: quinn::Endpoint,
+    /// Set by `shutdown`: no more reconnecting.
+    closed: std::sync::atomic::AtomicBool,
+    /// The address this node dialled each peer at, for reconnecting.
+    dialed: Mutex<HashMap<String, SocketAddr>>,
     pub(crate) system: ActorSystem,
     pub(crate) runtime: tokio::runtime::Handle,
     incarnation: u64,
@@ -284,30 +299,38 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The peer is gone: mark it, drop its link, and tell the watchers of its actors.
-    fn lose(&self, node: &str, incarnation: u64, why: &str) {
-        if let Some(p) = self.peers.lock().get_mut(node)
+    /// The link is gone: mark its peer, drop the link, fail what waits on it, tell the watchers
+    /// of the peer's actors, and start reconnecting if this node dialled it. A link that was
+    /// already replaced (the peer reconnected) only ends itself.
+    fn lose(self: &Arc<Self>, lost: &Arc<Link>, incarnation: u64, why: &str) {
+        let node = lost.node.as_str();
+        let current = {
+            let mut links = self.links.lock();
+            let current = links.get(node).is_some_and(|l| Arc::ptr_eq(l, lost));
+            if current {
+                links.remove(node);
+            }
+            current
+        };
+        if current
+            && let Some(p) = self.peers.lock().get_mut(node)
             && p.incarnation == incarnation
         {
             p.state = PeerState::Unreachable;
         }
-        let link = {
-            let mut links = self.links.lock();
-            match links.get(node) {
-                Some(l) if l.incarnation == incarnation => links.remove(node),
-                _ => None,
+        // Once per link. Under the watchers lock, so a concurrent `watch` either lands in the
+        // list taken here or sees the link dead and notifies at once.
+        let watchers = {
+            let mut w = lost.watchers.lock();
+            if !lost.alive.swap(false, Ordering::AcqRel) {
+                return;
             }
+            std::mem::take(&mut *w)
         };
-        if let Some(link) = link {
-            // Under the watchers lock, so a concurrent `watch` either lands in the list taken here
-            // or sees the link dead and notifies at once.
-            let watchers = {
-                let mut w = link.watchers.lock();
-                link.alive.store(false, Ordering::Release);
-                std::mem::take(&mut *w)
-            };
-            link.shutdown.notify_one();
-            fail_replies(self, node, why);
+        lost.shutdown.notify_one();
+        lost.conn.close(0u32.into(), why.as_bytes());
+        fail_replies(self, lost.serial, node, why);
+        {
             let reason = TerminationReason::Unreachable(Arc::from(format!("node {node}: {why}")));
             for w in watchers {
                 w.watcher.notify(Terminated {
@@ -316,8 +339,63 @@ impl Shared {
                     reason: reason.clone(),
                 });
             }
+            let addr = self.dialed.lock().get(node).copied();
+            if let (true, Some(addr), Some(backoff)) = (current, addr, self.config.reconnect)
+                && !self.closed.load(Ordering::Acquire)
+            {
+                self.runtime
+                    .spawn(redial(Arc::downgrade(self), node.to_owned(), addr, backoff));
+            }
         }
     }
+}
+
+/// Re-establishes a lost connection this node had dialled, with growing, jittered delays, until
+/// it succeeds, the peer connects back by itself, or the node shuts down.
+async fn redial(shared: std::sync::Weak<Shared>, node: String, addr: SocketAddr, backoff: Backoff) {
+    let mut attempt = 0u32;
+    loop {
+        let mut sample = [0u8; 8];
+        let random =
+            match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut sample) {
+                Ok(()) => (u64::from_le_bytes(sample) >> 11) as f64 / (1u64 << 53) as f64,
+                Err(_) => 0.5,
+            };
+        tokio::time::sleep(backoff.delay(attempt, random)).await;
+        attempt = attempt.saturating_add(1);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.closed.load(Ordering::Acquire) || shared.links.lock().contains_key(&node) {
+            return;
+        }
+        match dial(&shared, addr).await {
+            Ok(peer) => {
+                tracing::info!(%node, %addr, attempt, incarnation = peer.incarnation, "reconnected");
+                return;
+            }
+            Err(error) => tracing::debug!(%node, %addr, attempt, %error, "reconnect failed"),
+        }
+    }
+}
+
+/// Dials `addr`, runs the handshake, and remembers the address for reconnecting.
+async fn dial(shared: &Arc<Shared>, addr: SocketAddr) -> Result<PeerInfo, NodeError> {
+    let connect_error = |e: &dyn std::fmt::Display| NodeError::Connect {
+        addr,
+        reason: e.to_string(),
+    };
+    let connecting = shared
+        .endpoint
+        .connect(addr, SERVER_NAME)
+        .map_err(|e| connect_error(&e))?;
+    let conn = connecting.await.map_err(|e| connect_error(&e))?;
+    let (send, recv) = conn.open_bi().await.map_err(|e| connect_error(&e))?;
+    let peer = establish(shared, conn, send, recv)
+        .await
+        .map_err(|error| NodeError::Handshake { addr, error })?;
+    shared.dialed.lock().insert(peer.node.clone(), addr);
+    Ok(peer)
 }
 
 /// A node of the cluster: one QUIC endpoint, its peers and their liveness.
@@ -355,6 +433,9 @@ impl Node {
         })?;
         let shared = Arc::new(Shared {
             config,
+            endpoint: endpoint.clone(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            dialed: Mutex::new(HashMap::new()),
             system: system.clone(),
             runtime,
             incarnation,
@@ -411,26 +492,10 @@ impl Node {
         self.shared.incarnation
     }
 
-    /// Connects to the node at `addr` and authenticates it.
+    /// Connects to the node at `addr` and authenticates it. If the connection is later lost,
+    /// this node re-dials the address with [`NodeConfig::reconnect`]'s backoff.
     pub async fn connect(&self, addr: SocketAddr) -> Result<PeerInfo, NodeError> {
-        let connecting =
-            self.endpoint
-                .connect(addr, SERVER_NAME)
-                .map_err(|e| NodeError::Connect {
-                    addr,
-                    reason: e.to_string(),
-                })?;
-        let conn = connecting.await.map_err(|e| NodeError::Connect {
-            addr,
-            reason: e.to_string(),
-        })?;
-        let (send, recv) = conn.open_bi().await.map_err(|e| NodeError::Connect {
-            addr,
-            reason: e.to_string(),
-        })?;
-        establish(&self.shared, conn, send, recv)
-            .await
-            .map_err(|error| NodeError::Handshake { addr, error })
+        dial(&self.shared, addr).await
     }
 
     /// The peers and their states.
@@ -530,6 +595,7 @@ impl Node {
 
     /// Closes every connection and the endpoint.
     pub fn shutdown(&self) {
+        self.shared.closed.store(true, Ordering::Release);
         self.accept.abort();
         self.endpoint.close(0u32.into(), b"node shutting down");
     }
@@ -650,23 +716,31 @@ async fn establish(
     );
     tracing::info!(node = %peer.node, %addr, "peer up");
     let (tx, rx) = mpsc::channel(shared.config.outbound_queue.max(1));
+    let serial = shared.next_request.fetch_add(1, Ordering::Relaxed);
     let scope: Arc<dyn Transport> = Arc::new(NodeTransport {
         shared: Arc::downgrade(shared),
-        peer: peer.node.clone(),
+        link: serial,
     });
     let link = Arc::new(Link {
+        serial,
+        conn: conn.clone(),
         scope: scope.clone(),
-        incarnation: peer.incarnation,
+        node: peer.node.clone(),
         tx: tx.clone(),
         alive: std::sync::atomic::AtomicBool::new(true),
         shutdown: tokio::sync::Notify::new(),
         watchers: Mutex::new(Vec::new()),
     });
-    shared.links.lock().insert(peer.node.clone(), link.clone());
+    let replaced = shared.links.lock().insert(peer.node.clone(), link.clone());
+    if let Some(old) = replaced {
+        // Both sides dialled at once, or the peer came back before its old connection timed
+        // out: the newest connection wins and refs through the old one are dead.
+        shared.lose(&old, 0, "replaced by a newer connection");
+    }
     tokio::spawn(writer(
         send,
         rx,
-        link,
+        link.clone(),
         shared.system.clone(),
         peer.node.clone(),
     ));
@@ -674,10 +748,9 @@ async fn establish(
         shared.clone(),
         peer.clone(),
         conn,
-        tx,
+        link,
         recv,
         decoder,
-        scope,
     ));
     Ok(peer)
 }
@@ -759,11 +832,11 @@ async fn associate(
     shared: Arc<Shared>,
     peer: PeerInfo,
     conn: quinn::Connection,
-    tx: mpsc::Sender<Frame>,
+    link: Arc<Link>,
     mut recv: quinn::RecvStream,
     mut decoder: FrameDecoder<Bincode>,
-    scope: Arc<dyn Transport>,
 ) {
+    let (tx, scope) = (link.tx.clone(), link.scope.clone());
     let mut assoc = Association::new(shared.config.liveness, Instant::now());
     let mut buf = vec![0u8; 64 * 1024];
     let set_state = |state: PeerState| {
@@ -773,6 +846,7 @@ async fn associate(
             p.state = state;
         }
     };
+    let mut unreachable = None;
     let why = loop {
         let wake = tokio::time::Instant::from_std(assoc.poll_timeout());
         let read = tokio::select! {
@@ -786,10 +860,14 @@ async fn associate(
                             assoc.on_sent(Instant::now());
                         }
                         Action::Unreachable { silent_for } => {
-                            tracing::warn!(node = %peer.node, ?silent_for, "peer unreachable");
-                            set_state(PeerState::Unreachable);
+                            unreachable = Some(format!("silent for {silent_for:?}"));
                         }
                     }
+                }
+                if let Some(why) = unreachable.take() {
+                    // Declared unreachable: close the connection (reconnecting starts afresh).
+                    conn.close(3u32.into(), b"unreachable: heartbeats stopped");
+                    break why;
                 }
                 continue;
             }
@@ -815,18 +893,14 @@ async fn associate(
                     shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(node = %peer.node, error = %e, "protocol violation; closing the connection");
                     conn.close(2u32.into(), e.to_string().as_bytes());
-                    shared.lose(
-                        &peer.node,
-                        peer.incarnation,
-                        &format!("protocol violation: {e}"),
-                    );
+                    shared.lose(&link, peer.incarnation, &format!("protocol violation: {e}"));
                     return;
                 }
             }
         }
     };
     tracing::warn!(node = %peer.node, %why, "peer lost");
-    shared.lose(&peer.node, peer.incarnation, &why);
+    shared.lose(&link, peer.incarnation, &why);
 }
 
 /// Handles one frame from an established peer.

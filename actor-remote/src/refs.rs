@@ -215,7 +215,8 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for RemoteRef<M> {
 /// peer is lost), imports resolve against this node.
 pub(crate) struct NodeTransport {
     pub(crate) shared: Weak<Shared>,
-    pub(crate) peer: String,
+    /// The link's serial.
+    pub(crate) link: u64,
 }
 
 impl NodeTransport {
@@ -263,7 +264,7 @@ impl Transport for NodeTransport {
             replies.map.insert(
                 id,
                 PendingReply {
-                    peer: self.peer.clone(),
+                    link: self.link,
                     manifest_id: manifest_id(manifest),
                     port,
                 },
@@ -359,14 +360,14 @@ pub(crate) fn export(
     exposed
 }
 
-/// Fails every reply port exported for `node` (its connection is gone).
-pub(crate) fn fail_replies(shared: &Shared, node: &str, why: &str) {
+/// Fails every reply port exported over link `link` to `node` (the link is gone).
+pub(crate) fn fail_replies(shared: &Shared, link: u64, node: &str, why: &str) {
     let failed: Vec<PendingReply> = {
         let mut replies = shared.replies.lock();
         let ids: Vec<u64> = replies
             .map
             .iter()
-            .filter(|(_, p)| p.peer == node)
+            .filter(|(_, p)| p.link == link)
             .map(|(id, _)| *id)
             .collect();
         ids.iter().filter_map(|id| replies.map.remove(id)).collect()
