@@ -24,6 +24,7 @@ pub mod association;
 mod codec;
 pub mod handshake;
 pub mod node;
+pub mod ping;
 mod refs;
 mod tls;
 pub mod wire;

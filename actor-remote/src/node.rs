@@ -487,6 +487,11 @@ impl Node {
         self.endpoint.local_addr()
     }
 
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
     /// This process's incarnation.
     pub fn incarnation(&self) -> u64 {
         self.shared.incarnation
