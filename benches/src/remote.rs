@@ -209,3 +209,184 @@ pub fn actor_core_fanin(n: u64, receivers: usize) -> BenchResult<f64> {
         Ok(rate(n, elapsed))
     })
 }
+
+/// Requests of the round-trip workload: the payload comes back through the reply port.
+#[derive(Serialize, Deserialize)]
+enum EchoMsg {
+    Echo {
+        payload: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    },
+}
+
+struct Echo;
+
+impl Actor for Echo {
+    type Msg = EchoMsg;
+    async fn handle(&mut self, msg: EchoMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        let EchoMsg::Echo { payload, reply } = msg;
+        reply.send(payload);
+        Ok(())
+    }
+}
+
+/// Paces a fixed request rate: waits until `at`, sleeping while far away and yielding near it
+/// (tokio's timer has a 1 ms granularity, too coarse for 100 us spacing).
+async fn pace(at: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= at {
+            return;
+        }
+        if at - now > Duration::from_millis(2) {
+            tokio::time::sleep(at - now - Duration::from_millis(1)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Round trips of a [`PAYLOAD`]-byte request between two actors on two nodes: closed loop (one
+/// request at a time, `n` of them) when `rate` is `None`, else `n` requests at `rate` per second,
+/// each timed from its scheduled send time (so scheduling gaps show up instead of hiding).
+pub fn actor_core_rtt(n: u64, rate: Option<f64>) -> BenchResult<crate::Percentiles> {
+    runtime().block_on(async {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let ((_sys_a, a), (sys_b, b)) = (node("a")?, node("b")?);
+        let echo = sys_b
+            .spawn(Props::new(|| Echo).name("echo"))
+            .map_err(|e| err(&e))?;
+        b.expose(&echo);
+        a.connect(b.local_addr().map_err(|e| err(&e))?)
+            .await
+            .map_err(|e| err(&e))?;
+        let remote: ActorRef<EchoMsg> = a.lookup("b", "/user/echo").await.map_err(|e| err(&e))?;
+        let ask = |remote: ActorRef<EchoMsg>| async move {
+            let back = remote
+                .ask(|reply| EchoMsg::Echo {
+                    payload: vec![7; PAYLOAD],
+                    reply,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            verify("echoed bytes", back.len() as u64, PAYLOAD as u64)
+        };
+        // Warm up the connection and both ends.
+        for _ in 0..1_000 {
+            ask(remote.clone()).await?;
+        }
+        let mut h = crate::histogram();
+        match rate {
+            None => {
+                for _ in 0..n {
+                    let start = Instant::now();
+                    ask(remote.clone()).await?;
+                    h.record(start.elapsed().as_nanos() as u64)
+                        .map_err(|e| err(&e))?;
+                }
+            }
+            Some(rate) => {
+                let spacing = Duration::from_secs_f64(1.0 / rate);
+                let start = Instant::now();
+                let mut pending = Vec::with_capacity(n as usize);
+                for i in 0..n {
+                    let at = start + spacing * i as u32;
+                    pace(at).await;
+                    let remote = remote.clone();
+                    pending.push(tokio::spawn(async move {
+                        ask(remote).await.map(|()| at.elapsed())
+                    }));
+                }
+                for p in pending {
+                    let took = p.await.map_err(|e| err(&e))??;
+                    h.record(took.as_nanos() as u64).map_err(|e| err(&e))?;
+                }
+            }
+        }
+        verify("round trips", h.len(), n)?;
+        Ok(crate::percentiles(&h))
+    })
+}
+
+/// The same round trips over raw quinn with the node's TLS settings: one bidirectional stream,
+/// each request a 4-byte sequence number plus [`PAYLOAD`] bytes echoed back by the server.
+pub fn quinn_raw_rtt(n: u64, rate: Option<f64>) -> BenchResult<crate::Percentiles> {
+    runtime().block_on(async {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let (server_cfg, client_cfg) =
+            dev_quic_configs(Duration::from_secs(30)).map_err(|e| err(&e))?;
+        let server = quinn::Endpoint::server(server_cfg, any_port()).map_err(|e| err(&e))?;
+        let mut client = quinn::Endpoint::client(any_port()).map_err(|e| err(&e))?;
+        client.set_default_client_config(client_cfg);
+        let server_addr = server.local_addr().map_err(|e| err(&e))?;
+        let frame_len = 4 + PAYLOAD;
+        tokio::spawn(async move {
+            let conn = server
+                .accept()
+                .await
+                .ok_or("no connection")?
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+            let mut frame = vec![0u8; frame_len];
+            while recv.read_exact(&mut frame).await.is_ok() {
+                send.write_all(&frame).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        });
+        let conn = client
+            .connect(server_addr, "actor-node")
+            .map_err(|e| err(&e))?
+            .await
+            .map_err(|e| err(&e))?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(&e))?;
+        let frame = |seq: u32| {
+            let mut f = seq.to_le_bytes().to_vec();
+            f.extend_from_slice(&[7; PAYLOAD]);
+            f
+        };
+        let mut back = vec![0u8; frame_len];
+        for i in 0..1_000u32 {
+            send.write_all(&frame(i)).await.map_err(|e| err(&e))?;
+            recv.read_exact(&mut back).await.map_err(|e| err(&e))?;
+        }
+        let mut h = crate::histogram();
+        match rate {
+            None => {
+                for i in 0..n as u32 {
+                    let start = Instant::now();
+                    send.write_all(&frame(i)).await.map_err(|e| err(&e))?;
+                    recv.read_exact(&mut back).await.map_err(|e| err(&e))?;
+                    verify(
+                        "echoed sequence",
+                        u32::from_le_bytes([back[0], back[1], back[2], back[3]]) as u64,
+                        i as u64,
+                    )?;
+                    h.record(start.elapsed().as_nanos() as u64)
+                        .map_err(|e| err(&e))?;
+                }
+            }
+            Some(rate) => {
+                let spacing = Duration::from_secs_f64(1.0 / rate);
+                let start = Instant::now();
+                let writer = tokio::spawn(async move {
+                    for i in 0..n as u32 {
+                        pace(start + spacing * i).await;
+                        send.write_all(&frame(i)).await.map_err(|e| e.to_string())?;
+                    }
+                    Ok::<quinn::SendStream, String>(send)
+                });
+                for i in 0..n as u32 {
+                    recv.read_exact(&mut back).await.map_err(|e| err(&e))?;
+                    let seq = u32::from_le_bytes([back[0], back[1], back[2], back[3]]);
+                    verify("echoed sequence", seq as u64, i as u64)?;
+                    let took = (start + spacing * seq).elapsed();
+                    h.record(took.as_nanos() as u64).map_err(|e| err(&e))?;
+                }
+                writer.await.map_err(|e| err(&e))??;
+            }
+        }
+        verify("round trips", h.len(), n)?;
+        Ok(crate::percentiles(&h))
+    })
+}

@@ -291,6 +291,57 @@ fn main() -> ExitCode {
             }]);
         }
     }
+    if remote && wants("remote_rtt") {
+        let n = if args.quick { 5_000 } else { 20_000 };
+        type RttBench = fn(u64, Option<f64>) -> benches::BenchResult<benches::Percentiles>;
+        let benches: [(&'static str, RttBench); 2] = [
+            ("actor-core", benches::remote::actor_core_rtt),
+            ("quinn-raw", benches::remote::quinn_raw_rtt),
+        ];
+        for (name, f) in benches {
+            // Closed loop, then a fixed 10,000 requests/s.
+            for (rate, p50, p99) in [
+                (None, "p50_ns", "p99_ns"),
+                (Some(10_000.0), "fixed_10k_p50_ns", "fixed_10k_p99_ns"),
+            ] {
+                let mut runs_p50 = Vec::new();
+                let mut runs_p99 = Vec::new();
+                for _ in 0..runs {
+                    match f(n, rate) {
+                        Ok(p) => {
+                            runs_p50.push(p.p50);
+                            runs_p99.push(p.p99);
+                        }
+                        Err(e) => {
+                            eprintln!("{name} remote_rtt: FAILED: {e}");
+                            failures += 1;
+                            break;
+                        }
+                    }
+                }
+                if runs_p50.len() == runs {
+                    emit(vec![
+                        Measurement {
+                            framework: name,
+                            bench: "remote_rtt",
+                            metric: p50,
+                            value: median(&runs_p50),
+                            unit: "ns",
+                            runs: runs_p50,
+                        },
+                        Measurement {
+                            framework: name,
+                            bench: "remote_rtt",
+                            metric: p99,
+                            value: median(&runs_p99),
+                            unit: "ns",
+                            runs: runs_p99,
+                        },
+                    ]);
+                }
+            }
+        }
+    }
     let mut columns: Vec<(&'static str, bool)> = if local {
         selected.iter().map(|f| (f.name, f.is_peer)).collect()
     } else {
