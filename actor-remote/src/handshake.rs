@@ -49,6 +49,10 @@ pub enum HandshakeError {
     /// The peer did not finish in time.
     #[error("handshake timed out after {0:?}")]
     TimedOut(Duration),
+    /// The TLS handshake failed (with mutual TLS: a certificate not signed by the cluster CA, or
+    /// none at all), before any frame was exchanged.
+    #[error("the TLS handshake failed: {0}")]
+    Tls(String),
 }
 
 #[derive(Debug, PartialEq, Eq)]

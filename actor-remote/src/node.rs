@@ -2,9 +2,9 @@
 //! sans-IO [`Handshake`] over each connection's control stream, then keeps every peer's
 //! [`Association`] (heartbeats, failure detection) ticking. It makes no protocol decisions itself.
 //!
-//! Security today: TLS 1.3 (rustls with ring only) with a generated certificate per node, and the
-//! shared cluster secret proven in the handshake. Certificates are not checked in this mode, so a
-//! cluster secret is required; mutual TLS with a cluster CA is not built yet. A peer with the wrong
+//! Security: TLS 1.3 always (rustls with ring only), either mutual TLS with a cluster CA
+//! ([`ClusterTls`]) or development mode (a generated certificate per node and the shared cluster
+//! secret proven in the handshake). A peer with a certificate not signed by the CA, the wrong
 //! secret, codec or protocol version is refused before any message is delivered, and both sides
 //! learn why.
 //!
@@ -40,8 +40,9 @@ use crate::association::{Action, Association, Incarnation, Incarnations, Livenes
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo, Progress};
 use crate::refs::{NodeTransport, Remote, RemoteRef, export, fail_replies};
-use crate::tls::SERVER_NAME;
+pub use crate::tls::ClusterTls;
 pub use crate::tls::dev_quic_configs;
+use crate::tls::{SERVER_NAME, cluster_quic_configs, tls_failure};
 use crate::wire::{Decoded, Frame, FrameDecoder, LookupResult, RejectReason};
 
 /// Settings of a node.
@@ -51,8 +52,12 @@ pub struct NodeConfig {
     pub name: String,
     /// Where to bind (port 0 for any).
     pub bind: SocketAddr,
-    /// The shared cluster secret (required until mutual TLS exists).
+    /// The shared cluster secret, proven by both sides in the handshake. Required in development
+    /// mode (no [`NodeConfig::tls`]); optional, as a second factor, with mutual TLS (empty: none).
     pub secret: Vec<u8>,
+    /// Mutual TLS with a cluster CA (`None`: development mode, generated certificates that are
+    /// not checked, so the secret is what admits a peer).
+    pub tls: Option<ClusterTls>,
     /// Failure detection (default: heartbeat every 1 s, unreachable after 5 s of silence).
     pub liveness: Liveness,
     /// How long a peer may take to complete the handshake.
@@ -75,6 +80,7 @@ impl NodeConfig {
             name: name.into(),
             bind,
             secret: secret.into(),
+            tls: None,
             liveness: Liveness::default(),
             handshake_timeout: Duration::from_secs(5),
             max_frame: 16 * 1024 * 1024,
@@ -179,6 +185,9 @@ pub struct PeerStatus {
     /// Its state.
     pub state: PeerState,
 }
+
+/// How many refusals [`Node::refusals`] keeps (the oldest go first).
+const MAX_REFUSALS: usize = 256;
 
 /// A refused connection attempt, kept for operators (and tests).
 #[derive(Clone, Debug)]
@@ -381,16 +390,26 @@ async fn redial(shared: std::sync::Weak<Shared>, node: String, addr: SocketAddr,
 
 /// Dials `addr`, runs the handshake, and remembers the address for reconnecting.
 async fn dial(shared: &Arc<Shared>, addr: SocketAddr) -> Result<PeerInfo, NodeError> {
-    let connect_error = |e: &dyn std::fmt::Display| NodeError::Connect {
-        addr,
-        reason: e.to_string(),
+    let failed = |e: &quinn::ConnectionError| match tls_failure(e) {
+        Some(cause) => NodeError::Handshake {
+            addr,
+            error: HandshakeError::Tls(cause),
+        },
+        None => NodeError::Connect {
+            addr,
+            reason: e.to_string(),
+        },
     };
-    let connecting = shared
-        .endpoint
-        .connect(addr, SERVER_NAME)
-        .map_err(|e| connect_error(&e))?;
-    let conn = connecting.await.map_err(|e| connect_error(&e))?;
-    let (send, recv) = conn.open_bi().await.map_err(|e| connect_error(&e))?;
+    let connecting =
+        shared
+            .endpoint
+            .connect(addr, SERVER_NAME)
+            .map_err(|e| NodeError::Connect {
+                addr,
+                reason: e.to_string(),
+            })?;
+    let conn = connecting.await.map_err(|e| failed(&e))?;
+    let (send, recv) = conn.open_bi().await.map_err(|e| failed(&e))?;
     let peer = establish(shared, conn, send, recv)
         .await
         .map_err(|error| NodeError::Handshake { addr, error })?;
@@ -408,13 +427,18 @@ pub struct Node {
 impl Node {
     /// Binds the endpoint for `system` and starts accepting peers. Call inside a tokio runtime.
     pub fn start(system: &ActorSystem, config: NodeConfig) -> Result<Node, NodeError> {
-        if config.secret.is_empty() {
-            return Err(NodeError::Config(
-                "a cluster secret is required (mutual TLS is not available yet)".into(),
-            ));
-        }
-        let (server_config, client_config) =
-            dev_quic_configs(config.liveness.unreachable_after * 2)?;
+        let idle = config.liveness.unreachable_after * 2;
+        let (server_config, client_config) = match &config.tls {
+            Some(files) => cluster_quic_configs(files, idle)?,
+            None if config.secret.is_empty() => {
+                return Err(NodeError::Config(
+                    "a cluster secret is required in development mode (without NodeConfig::tls, \
+                     certificates are not checked)"
+                        .into(),
+                ));
+            }
+            None => dev_quic_configs(idle)?,
+        };
 
         let mut endpoint =
             quinn::Endpoint::server(server_config, config.bind).map_err(|error| {
@@ -462,13 +486,34 @@ impl Node {
                     let shared = shared.clone();
                     tokio::spawn(async move {
                         let addr = incoming.remote_address();
-                        let Ok(conn) = incoming.await else { return };
-                        let Ok((send, recv)) = conn.accept_bi().await else {
-                            return;
+                        let refuse = |error: HandshakeError| {
+                            tracing::warn!(%addr, %error, "refused a peer");
+                            let mut refusals = shared.refusals.lock();
+                            if refusals.len() == MAX_REFUSALS {
+                                refusals.remove(0);
+                            }
+                            refusals.push(Refusal { addr, error });
+                        };
+                        let conn = match incoming.await {
+                            Ok(conn) => conn,
+                            Err(e) => {
+                                if let Some(cause) = tls_failure(&e) {
+                                    refuse(HandshakeError::Tls(cause));
+                                }
+                                return;
+                            }
+                        };
+                        let (send, recv) = match conn.accept_bi().await {
+                            Ok(streams) => streams,
+                            Err(e) => {
+                                if let Some(cause) = tls_failure(&e) {
+                                    refuse(HandshakeError::Tls(cause));
+                                }
+                                return;
+                            }
                         };
                         if let Err(error) = establish(&shared, conn, send, recv).await {
-                            tracing::warn!(%addr, %error, "refused a peer");
-                            shared.refusals.lock().push(Refusal { addr, error });
+                            refuse(error);
                         }
                     });
                 }
@@ -623,7 +668,7 @@ async fn establish(
     let config = HandshakeConfig {
         node: shared.config.name.clone(),
         incarnation: shared.incarnation,
-        secret: Some(shared.config.secret.clone()),
+        secret: (!shared.config.secret.is_empty()).then(|| shared.config.secret.clone()),
         codec: Bincode.name().into(),
         timeout: shared.config.handshake_timeout,
     };
@@ -636,10 +681,13 @@ async fn establish(
     let mut buf = vec![0u8; 16 * 1024];
     let deadline = tokio::time::Instant::from_std(Instant::now() + shared.config.handshake_timeout);
     let outcome: Result<PeerInfo, HandshakeError> = loop {
-        if flush(&mut send, handshake.poll_transmit()).await.is_err() {
-            break Err(HandshakeError::Refused(RejectReason::Protocol(
-                "the peer closed the stream".into(),
-            )));
+        // In TLS 1.3 the server checks the client's certificate after the client considers the
+        // TLS handshake done: a refusal then arrives here, as a connection closed with an alert.
+        if let Err(e) = flush(&mut send, handshake.poll_transmit()).await {
+            break Err(stream_ended(match &e {
+                quinn::WriteError::ConnectionLost(e) => Some(e),
+                _ => None,
+            }));
         }
         let read = tokio::select! {
             r = recv.read(&mut buf) => r,
@@ -649,10 +697,12 @@ async fn establish(
         };
         match read {
             Ok(Some(n)) => decoder.push(&buf[..n]),
-            _ => {
-                break Err(HandshakeError::Refused(RejectReason::Protocol(
-                    "the peer closed the stream".into(),
-                )));
+            Ok(None) => break Err(stream_ended(None)),
+            Err(e) => {
+                break Err(stream_ended(match &e {
+                    quinn::ReadError::ConnectionLost(e) => Some(e),
+                    _ => None,
+                }));
             }
         }
         let mut done = None;
@@ -813,6 +863,17 @@ async fn writer(
     }
     if lost > 0 {
         tracing::warn!(%node, lost, "messages to a lost node counted as dead letters");
+    }
+}
+
+/// Why the control stream ended during the handshake: a TLS refusal if the connection closed
+/// with a TLS alert, else the peer hung up.
+fn stream_ended(lost: Option<&quinn::ConnectionError>) -> HandshakeError {
+    match lost.and_then(tls_failure) {
+        Some(cause) => HandshakeError::Tls(cause),
+        None => {
+            HandshakeError::Refused(RejectReason::Protocol("the peer closed the stream".into()))
+        }
     }
 }
 
