@@ -11,10 +11,17 @@
 //! ```
 //! Lines starting with `* ` are from the server (joins, leaves, answers, errors).
 //!
-//! Actors: one **session** per connection, one **room** per room, and a **lobby** that owns the
-//! rooms (their supervisor) and the authoritative map of who is in which room. A room that crashes
-//! is restarted by the lobby with fresh state and rebuilds its membership from the lobby, so its
-//! members stay connected and keep talking.
+//! Actors: one **session** per connection, one **room** per room, and a **lobby** per node that
+//! owns that node's rooms (their supervisor) and the authoritative map of who is in them. A room
+//! that crashes is restarted by its lobby with fresh state and rebuilds its membership from the
+//! lobby, so its members stay connected and keep talking.
+//!
+//! Several nodes ([`ChatServer::start_clustered`]): every room lives on one node, chosen by a
+//! hash of its name over the nodes that are up (so every node picks the same one). A session
+//! joins a room through the owning node's lobby, whatever node its client is connected to; its
+//! ref travels in the join message, the room's ref comes back in the answer, and from then on
+//! the session talks to the room and the room to the session directly, over QUIC when they are
+//! on different nodes. A room watches its members, so a member whose node is lost leaves.
 //!
 //! Slow clients: each session writes through a queue of `outbound_queue` lines. When a client does
 //! not read and its queue is full, lines for it are dropped and counted; after `max_dropped`
@@ -29,8 +36,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use actor_core::ChildFailure;
 use actor_core::prelude::*;
-use actor_core::{ActorId, ChildFailure};
+use actor_remote::node::{Node, PeerState};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -79,17 +88,41 @@ pub struct ChatServer {
     pub local_addr: SocketAddr,
     /// Its counters.
     pub stats: Arc<ChatStats>,
-    /// The lobby actor.
+    /// This node's lobby actor.
     pub lobby: ActorRef<LobbyMsg>,
     accept: tokio::task::JoinHandle<()>,
 }
 
+/// The path of every node's lobby.
+pub const LOBBY_PATH: &str = "/user/chat-lobby";
+
 impl ChatServer {
-    /// Binds `addr` (port 0 for any) and serves until dropped.
+    /// Binds `addr` (port 0 for any) and serves on this node alone until dropped.
     pub async fn start(
         system: &ActorSystem,
         addr: &str,
         config: ChatConfig,
+    ) -> std::io::Result<Self> {
+        Self::start_with(system, addr, config, None).await
+    }
+
+    /// Like [`ChatServer::start`], as one node of a cluster: this node's lobby is exposed on
+    /// `node`, and rooms are spread over the nodes that are up (connect the nodes with
+    /// [`Node::connect`]; every node must run a clustered chat server).
+    pub async fn start_clustered(
+        system: &ActorSystem,
+        addr: &str,
+        config: ChatConfig,
+        node: Arc<Node>,
+    ) -> std::io::Result<Self> {
+        Self::start_with(system, addr, config, Some(node)).await
+    }
+
+    async fn start_with(
+        system: &ActorSystem,
+        addr: &str,
+        config: ChatConfig,
+        node: Option<Arc<Node>>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
@@ -97,8 +130,18 @@ impl ChatServer {
         let lobby = system
             .spawn(Props::new(Lobby::default).name("chat-lobby"))
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if let Some(node) = &node {
+            node.expose(&lobby);
+        }
+        let directory = Directory {
+            name: node
+                .as_ref()
+                .map_or_else(|| "local".to_owned(), |n| n.name().to_owned()),
+            local: lobby.clone(),
+            node,
+        };
         let accept = {
-            let (system, lobby, stats) = (system.clone(), lobby.clone(), stats.clone());
+            let (system, directory, stats) = (system.clone(), directory.clone(), stats.clone());
             tokio::spawn(async move {
                 let mut guest = 0u64;
                 loop {
@@ -111,7 +154,7 @@ impl ChatServer {
                     };
                     guest += 1;
                     stats.connections.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = connect(&system, &lobby, &stats, &config, stream, guest) {
+                    if let Err(e) = connect(&system, &directory, &stats, &config, stream, guest) {
                         tracing::warn!(%peer, error = %e, "could not start a session");
                     }
                 }
@@ -133,10 +176,58 @@ impl Drop for ChatServer {
     }
 }
 
+/// Where rooms live: this node's lobby, and on a cluster the lobbies of the other nodes.
+#[derive(Clone)]
+struct Directory {
+    /// This node's name ("local" without a cluster).
+    name: String,
+    local: ActorRef<LobbyMsg>,
+    node: Option<Arc<Node>>,
+}
+
+impl Directory {
+    /// The nodes that are up, this one included, sorted by name.
+    fn nodes(&self) -> Vec<String> {
+        let mut nodes = vec![self.name.clone()];
+        if let Some(node) = &self.node {
+            nodes.extend(
+                node.peers()
+                    .into_iter()
+                    .filter(|p| p.state == PeerState::Up)
+                    .map(|p| p.node),
+            );
+        }
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    }
+
+    /// The node that hosts `room`: FNV-1a of the name over the nodes that are up.
+    fn owner(&self, room: &str) -> String {
+        let hash = room.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let mut nodes = self.nodes();
+        let i = (hash % nodes.len() as u64) as usize;
+        nodes.swap_remove(i)
+    }
+
+    /// The lobby of `node`.
+    async fn lobby(&self, node: &str) -> Result<ActorRef<LobbyMsg>, String> {
+        match &self.node {
+            Some(n) if node != self.name => n
+                .lookup::<LobbyMsg>(node, LOBBY_PATH)
+                .await
+                .map_err(|e| e.to_string()),
+            _ => Ok(self.local.clone()),
+        }
+    }
+}
+
 /// Starts the session actor, the reader task and the writer task of one connection.
 fn connect(
     system: &ActorSystem,
-    lobby: &ActorRef<LobbyMsg>,
+    directory: &Directory,
     stats: &Arc<ChatStats>,
     config: &ChatConfig,
     stream: TcpStream,
@@ -155,13 +246,14 @@ fn connect(
         let _ = write.shutdown().await;
     });
     let session = {
-        let (lobby, stats, config) = (lobby.clone(), stats.clone(), config.clone());
+        let (directory, stats, config) = (directory.clone(), stats.clone(), config.clone());
         let out = out_tx.clone();
         system.spawn(Props::new(move || Session {
             nick: format!("guest-{guest}"),
+            key: String::new(),
             room: None,
             out: out.clone(),
-            lobby: lobby.clone(),
+            directory: directory.clone(),
             stats: stats.clone(),
             config: config.clone(),
             dropped: 0,
@@ -215,7 +307,11 @@ struct Member {
     session: ActorRef<SessionMsg>,
 }
 
+/// A session's name in the whole cluster: its node and its actor id there.
+pub type SessionKey = String;
+
 /// Messages of a session.
+#[derive(Debug, Serialize, Deserialize)]
 pub enum SessionMsg {
     /// A line typed by the client.
     Input(String),
@@ -228,11 +324,19 @@ pub enum SessionMsg {
     Closed,
 }
 
+/// The room a session is in: its name, the room, and the lobby that placed the session there.
+struct InRoom {
+    name: String,
+    room: ActorRef<RoomMsg>,
+    lobby: ActorRef<LobbyMsg>,
+}
+
 struct Session {
     nick: String,
-    room: Option<(String, ActorRef<RoomMsg>)>,
+    key: SessionKey,
+    room: Option<InRoom>,
     out: mpsc::Sender<String>,
-    lobby: ActorRef<LobbyMsg>,
+    directory: Directory,
     stats: Arc<ChatStats>,
     config: ChatConfig,
     dropped: u64,
@@ -264,6 +368,11 @@ impl Session {
 impl Actor for Session {
     type Msg = SessionMsg;
 
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        self.key = format!("{}/{}", self.directory.name, ctx.id());
+        Ok(())
+    }
+
     async fn handle(&mut self, msg: SessionMsg, ctx: &mut Context<Self>) -> ActorResult {
         let line = match msg {
             SessionMsg::Deliver(line) => {
@@ -293,7 +402,7 @@ impl Actor for Session {
         match cmd {
             "" if arg.is_empty() => {}
             "" => match &self.room {
-                Some((_, room)) => room.tell(RoomMsg::Say {
+                Some(InRoom { room, .. }) => room.tell(RoomMsg::Say {
                     nick: self.nick.clone(),
                     text: arg.to_owned(),
                 }),
@@ -304,17 +413,17 @@ impl Actor for Session {
                     self.reply("a nickname is 1-32 characters without spaces", ctx);
                 } else {
                     let old = std::mem::replace(&mut self.nick, arg.to_owned());
-                    if let Some((_, room)) = &self.room {
+                    if let Some(InRoom { room, lobby, .. }) = &self.room {
                         room.tell(RoomMsg::Renamed {
-                            session: ctx.id(),
+                            session: self.key.clone(),
                             old: old.clone(),
                             new: self.nick.clone(),
                         });
+                        lobby.tell(LobbyMsg::Nick {
+                            session: self.key.clone(),
+                            nick: self.nick.clone(),
+                        });
                     }
-                    self.lobby.tell(LobbyMsg::Nick {
-                        session: ctx.id(),
-                        nick: self.nick.clone(),
-                    });
                     self.reply(format!("you are now {}", self.nick), ctx);
                 }
             }
@@ -322,25 +431,26 @@ impl Actor for Session {
                 if arg.is_empty() || arg.len() > 64 || arg.contains(char::is_whitespace) {
                     self.reply("a room name is 1-64 characters without spaces", ctx);
                 } else {
-                    let me = ctx.myself().clone();
-                    let joined = self
-                        .lobby
-                        .ask(|reply| LobbyMsg::Join {
-                            room: arg.to_owned(),
-                            nick: self.nick.clone(),
-                            session: me,
-                            reply,
-                        })
-                        .await?;
-                    self.room = Some((arg.to_owned(), joined));
+                    self.join(arg, ctx).await;
                 }
             }
             "leave" => match self.room.take() {
-                Some(_) => self.lobby.tell(LobbyMsg::Leave { session: ctx.id() }),
+                Some(InRoom { lobby, .. }) => lobby.tell(LobbyMsg::Leave {
+                    session: self.key.clone(),
+                }),
                 None => self.reply("you are not in a room", ctx),
             },
             "rooms" => {
-                let rooms = self.lobby.ask(LobbyMsg::Rooms).await?;
+                // Every node's lobby knows its own rooms.
+                let mut rooms = BTreeMap::new();
+                for node in self.directory.nodes() {
+                    let Ok(lobby) = self.directory.lobby(&node).await else {
+                        continue;
+                    };
+                    if let Ok(list) = lobby.ask(LobbyMsg::Rooms).await {
+                        rooms.extend(list);
+                    }
+                }
                 let list: Vec<String> = rooms
                     .iter()
                     .map(|(name, n)| format!("{name} ({n})"))
@@ -358,10 +468,12 @@ impl Actor for Session {
                 );
             }
             "who" => match &self.room {
-                Some((name, room)) => {
+                Some(InRoom { name, room, .. }) => {
                     let name = name.clone();
-                    let who = room.ask(RoomMsg::Who).await?;
-                    self.reply(format!("in {name}: {}", who.join(", ")), ctx);
+                    match room.ask(RoomMsg::Who).await {
+                        Ok(who) => self.reply(format!("in {name}: {}", who.join(", ")), ctx),
+                        Err(e) => self.reply(format!("room {name} did not answer: {e}"), ctx),
+                    }
                 }
                 None => self.reply("you are not in a room", ctx),
             },
@@ -370,7 +482,7 @@ impl Actor for Session {
                 ctx.stop();
             }
             "crash-room" if self.config.allow_crash => match &self.room {
-                Some((_, room)) => room.tell(RoomMsg::Crash),
+                Some(InRoom { room, .. }) => room.tell(RoomMsg::Crash),
                 None => self.reply("you are not in a room", ctx),
             },
             "__too_long" => self.reply(
@@ -382,19 +494,64 @@ impl Actor for Session {
         Ok(())
     }
 
-    async fn stopped(&mut self, ctx: &mut Context<Self>) {
-        if self.room.take().is_some() {
-            self.lobby.tell(LobbyMsg::Leave { session: ctx.id() });
+    async fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(InRoom { lobby, .. }) = self.room.take() {
+            lobby.tell(LobbyMsg::Leave {
+                session: self.key.clone(),
+            });
+        }
+    }
+}
+
+impl Session {
+    /// Joins `room` through the lobby of the node that hosts it, leaving the current room.
+    async fn join(&mut self, room: &str, ctx: &mut Context<Self>) {
+        let owner = self.directory.owner(room);
+        let lobby = match self.directory.lobby(&owner).await {
+            Ok(lobby) => lobby,
+            Err(e) => {
+                self.reply(
+                    format!("room {room} lives on node {owner}, which is unreachable: {e}"),
+                    ctx,
+                );
+                return;
+            }
+        };
+        if let Some(InRoom { lobby: old, .. }) = self.room.take() {
+            old.tell(LobbyMsg::Leave {
+                session: self.key.clone(),
+            });
+        }
+        let me = ctx.myself().clone();
+        let joined = lobby
+            .ask(|reply| LobbyMsg::Join {
+                room: room.to_owned(),
+                nick: self.nick.clone(),
+                key: self.key.clone(),
+                session: me,
+                reply,
+            })
+            .await;
+        match joined {
+            Ok(joined) => {
+                self.room = Some(InRoom {
+                    name: room.to_owned(),
+                    room: joined,
+                    lobby,
+                })
+            }
+            Err(e) => self.reply(format!("could not join {room}: {e}"), ctx),
         }
     }
 }
 
 /// Messages of a room.
+#[derive(Debug, Serialize, Deserialize)]
 pub enum RoomMsg {
     /// Someone joins.
     Join {
-        /// The session's id.
-        session: ActorId,
+        /// The session's key.
+        session: SessionKey,
         /// Its nickname.
         nick: String,
         /// Its ref.
@@ -402,8 +559,8 @@ pub enum RoomMsg {
     },
     /// Someone leaves.
     Leave {
-        /// The session's id.
-        session: ActorId,
+        /// The session's key.
+        session: SessionKey,
     },
     /// Someone speaks.
     Say {
@@ -414,8 +571,8 @@ pub enum RoomMsg {
     },
     /// Someone changed nickname.
     Renamed {
-        /// The session's id.
-        session: ActorId,
+        /// The session's key.
+        session: SessionKey,
         /// The old nickname.
         old: String,
         /// The new nickname.
@@ -430,7 +587,7 @@ pub enum RoomMsg {
 struct Room {
     name: String,
     lobby: ActorRef<LobbyMsg>,
-    members: BTreeMap<ActorId, Member>,
+    members: BTreeMap<SessionKey, Member>,
 }
 
 impl Room {
@@ -480,8 +637,8 @@ impl Actor for Room {
                 self.broadcast(&format!("* {nick} joined {}", self.name));
             }
             RoomMsg::Leave { session } => {
-                ctx.unwatch(session);
                 if let Some(m) = self.members.remove(&session) {
+                    ctx.unwatch(m.session.id());
                     self.broadcast(&format!("* {} left {}", m.nick, self.name));
                     m.session
                         .tell(SessionMsg::Deliver(format!("* you left {}", self.name)));
@@ -504,7 +661,12 @@ impl Actor for Room {
 
     async fn on_signal(&mut self, signal: Signal, _ctx: &mut Context<Self>) -> ActorResult {
         if let Signal::Terminated(t) = signal
-            && let Some(m) = self.members.remove(&t.id)
+            && let Some(key) = self
+                .members
+                .iter()
+                .find(|(_, m)| m.session.id() == t.id)
+                .map(|(k, _)| k.clone())
+            && let Some(m) = self.members.remove(&key)
         {
             self.broadcast(&format!("* {} left {}", m.nick, self.name));
         }
@@ -513,6 +675,7 @@ impl Actor for Room {
 }
 
 /// Messages of the lobby.
+#[derive(Debug, Serialize, Deserialize)]
 pub enum LobbyMsg {
     /// Put a session in a room (creating the room), leaving its previous room.
     Join {
@@ -520,6 +683,8 @@ pub enum LobbyMsg {
         room: String,
         /// The session's nickname.
         nick: String,
+        /// The session's key.
+        key: SessionKey,
         /// The session.
         session: ActorRef<SessionMsg>,
         /// The room's ref.
@@ -527,13 +692,13 @@ pub enum LobbyMsg {
     },
     /// Take a session out of its room.
     Leave {
-        /// The session's id.
-        session: ActorId,
+        /// The session's key.
+        session: SessionKey,
     },
     /// A session changed nickname.
     Nick {
-        /// The session's id.
-        session: ActorId,
+        /// The session's key.
+        session: SessionKey,
         /// Its new nickname.
         nick: String,
     },
@@ -543,8 +708,8 @@ pub enum LobbyMsg {
     Members {
         /// The room.
         room: String,
-        /// Its members: session id, nickname, session.
-        reply: Reply<Vec<(ActorId, String, ActorRef<SessionMsg>)>>,
+        /// Its members: session key, nickname, session.
+        reply: Reply<Vec<(SessionKey, String, ActorRef<SessionMsg>)>>,
     },
 }
 
@@ -552,15 +717,17 @@ pub enum LobbyMsg {
 struct Lobby {
     rooms: HashMap<String, ActorRef<RoomMsg>>,
     /// Who is where: session -> (room, nick, ref).
-    placement: HashMap<ActorId, (String, String, ActorRef<SessionMsg>)>,
+    placement: HashMap<SessionKey, (String, String, ActorRef<SessionMsg>)>,
 }
 
 impl Lobby {
-    fn remove(&mut self, session: ActorId) {
-        if let Some((room, _, _)) = self.placement.remove(&session)
+    fn remove(&mut self, session: &SessionKey) {
+        if let Some((room, _, _)) = self.placement.remove(session)
             && let Some(r) = self.rooms.get(&room)
         {
-            r.tell(RoomMsg::Leave { session });
+            r.tell(RoomMsg::Leave {
+                session: session.clone(),
+            });
         }
     }
 }
@@ -573,11 +740,11 @@ impl Actor for Lobby {
             LobbyMsg::Join {
                 room,
                 nick,
+                key,
                 session,
                 reply,
             } => {
-                let id = session.id();
-                self.remove(id);
+                self.remove(&key);
                 let room_ref = match self.rooms.get(&room) {
                     Some(r) => r.clone(),
                     None => {
@@ -595,15 +762,15 @@ impl Actor for Lobby {
                     }
                 };
                 self.placement
-                    .insert(id, (room, nick.clone(), session.clone()));
+                    .insert(key.clone(), (room, nick.clone(), session.clone()));
                 room_ref.tell(RoomMsg::Join {
-                    session: id,
+                    session: key,
                     nick,
                     session_ref: session,
                 });
                 reply.send(room_ref);
             }
-            LobbyMsg::Leave { session } => self.remove(session),
+            LobbyMsg::Leave { session } => self.remove(&session),
             LobbyMsg::Nick { session, nick } => {
                 if let Some(p) = self.placement.get_mut(&session) {
                     p.1 = nick;
@@ -621,7 +788,7 @@ impl Actor for Lobby {
                 self.placement
                     .iter()
                     .filter(|(_, (r, _, _))| *r == room)
-                    .map(|(id, (_, nick, session))| (*id, nick.clone(), session.clone()))
+                    .map(|(key, (_, nick, session))| (key.clone(), nick.clone(), session.clone()))
                     .collect(),
             ),
         }

@@ -1,58 +1,12 @@
 //! The chat server driven through real TCP connections on 127.0.0.1.
 
-use std::time::Duration;
-
 use actor_core::{ActorSystem, SystemConfig};
 use examples::chat::{ChatConfig, ChatServer};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-const T: Duration = Duration::from_secs(10);
-
-struct Client {
-    lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
-    write: OwnedWriteHalf,
-}
-
-impl Client {
-    async fn connect(server: &ChatServer) -> Self {
-        let stream = TcpStream::connect(server.local_addr)
-            .await
-            .expect("connect");
-        let (read, write) = stream.into_split();
-        let mut c = Self {
-            lines: BufReader::new(read).lines(),
-            write,
-        };
-        assert!(c.line().await.starts_with("* welcome"));
-        c
-    }
-    async fn send(&mut self, line: &str) {
-        self.write
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("write");
-    }
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(T, self.lines.next_line())
-            .await
-            .expect("a line in time")
-            .expect("read")
-            .expect("not closed")
-    }
-    /// Sends a command and waits for the server's answer to it.
-    async fn cmd(&mut self, line: &str) -> String {
-        self.send(line).await;
-        self.line().await
-    }
-    async fn closed(&mut self) -> bool {
-        matches!(
-            tokio::time::timeout(T, self.lines.next_line()).await,
-            Ok(Ok(None)) | Ok(Err(_))
-        )
-    }
-}
+mod support;
+use support::{Client, T};
 
 async fn server(config: ChatConfig) -> (ActorSystem, ChatServer) {
     let system = ActorSystem::new(SystemConfig::default()).expect("rt");

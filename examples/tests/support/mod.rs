@@ -1,0 +1,57 @@
+//! A line-protocol chat client for the tests: a real TCP connection to a real server.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use examples::chat::ChatServer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+pub(crate) const T: Duration = Duration::from_secs(10);
+
+pub(crate) struct Client {
+    lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    write: OwnedWriteHalf,
+}
+
+impl Client {
+    pub(crate) async fn connect(server: &ChatServer) -> Self {
+        Self::connect_to(server.local_addr).await
+    }
+    pub(crate) async fn connect_to(addr: std::net::SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (read, write) = stream.into_split();
+        let mut c = Self {
+            lines: BufReader::new(read).lines(),
+            write,
+        };
+        assert!(c.line().await.starts_with("* welcome"));
+        c
+    }
+    pub(crate) async fn send(&mut self, line: &str) {
+        self.write
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("write");
+    }
+    pub(crate) async fn line(&mut self) -> String {
+        tokio::time::timeout(T, self.lines.next_line())
+            .await
+            .expect("a line in time")
+            .expect("read")
+            .expect("not closed")
+    }
+    /// Sends a command and waits for the server's answer to it.
+    pub(crate) async fn cmd(&mut self, line: &str) -> String {
+        self.send(line).await;
+        self.line().await
+    }
+    pub(crate) async fn closed(&mut self) -> bool {
+        matches!(
+            tokio::time::timeout(T, self.lines.next_line()).await,
+            Ok(Ok(None)) | Ok(Err(_))
+        )
+    }
+}
