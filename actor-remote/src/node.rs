@@ -305,6 +305,26 @@ pub(crate) struct Shared {
     next_request: AtomicU64,
     /// Frames received that could not be delivered (malformed payload, unknown recipient).
     rejected_frames: AtomicU64,
+    /// Messages written to and read from peers.
+    traffic: Arc<Traffic>,
+}
+
+/// Message counters of a node (added to once per batch, not per message).
+#[derive(Debug, Default)]
+struct Traffic {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+/// What a node has moved so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeStats {
+    /// User messages (tells, asks and replies) written to peers.
+    pub messages_sent: u64,
+    /// User messages read from peers.
+    pub messages_received: u64,
+    /// Frames from peers that were rejected (malformed, wrong type).
+    pub rejected_frames: u64,
 }
 
 impl Shared {
@@ -478,6 +498,7 @@ impl Node {
             pending_lookups: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             rejected_frames: AtomicU64::new(0),
+            traffic: Arc::new(Traffic::default()),
         });
         let accept = {
             let (endpoint, shared) = (endpoint.clone(), shared.clone());
@@ -636,6 +657,15 @@ impl Node {
     /// Frames from peers that could not be delivered (malformed payload, unknown recipient).
     pub fn rejected_frames(&self) -> u64 {
         self.shared.rejected_frames.load(Ordering::Relaxed)
+    }
+
+    /// Messages moved so far.
+    pub fn stats(&self) -> NodeStats {
+        NodeStats {
+            messages_sent: self.shared.traffic.sent.load(Ordering::Relaxed),
+            messages_received: self.shared.traffic.received.load(Ordering::Relaxed),
+            rejected_frames: self.shared.rejected_frames.load(Ordering::Relaxed),
+        }
     }
 
     /// Connection attempts this node refused, with the reason.
@@ -798,6 +828,7 @@ async fn establish(
         link.clone(),
         shared.system.clone(),
         peer.node.clone(),
+        shared.traffic.clone(),
     ));
     tokio::spawn(associate(
         shared.clone(),
@@ -820,6 +851,7 @@ async fn writer(
     link: Arc<Link>,
     system: ActorSystem,
     node: String,
+    traffic: Arc<Traffic>,
 ) {
     let mut out = Vec::with_capacity(64 * 1024);
     let mut batch_tells = 0u64;
@@ -848,6 +880,7 @@ async fn writer(
         if send.write_all(&out).await.is_err() {
             break;
         }
+        traffic.sent.fetch_add(batch_tells, Ordering::Relaxed);
         batch_tells = 0;
     }
     rx.close();
@@ -946,15 +979,22 @@ async fn associate(
         decoder.push(&buf[..n]);
         assoc.on_received(Instant::now());
         set_state(PeerState::Up);
+        let mut tells = 0u64;
         loop {
             match decoder.next_decoded() {
                 Ok(Some(Decoded::Tell {
                     recipient,
                     manifest,
                     payload,
-                })) => deliver_tell(&shared, &peer, &scope, recipient, manifest, payload),
+                })) => {
+                    tells += 1;
+                    deliver_tell(&shared, &peer, &scope, recipient, manifest, payload)
+                }
                 Ok(Some(Decoded::Frame(frame))) => on_frame(&shared, &peer, &scope, &tx, frame),
-                Ok(None) => break,
+                Ok(None) => {
+                    shared.traffic.received.fetch_add(tells, Ordering::Relaxed);
+                    break;
+                }
                 Err(e) => {
                     shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(node = %peer.node, error = %e, "protocol violation; closing the connection");

@@ -153,6 +153,17 @@ async fn ask_across_nodes_returns_the_answer() {
     for ask in asks {
         assert_eq!(ask.await.expect("joins"), Ok(0));
     }
+    // 101 requests went out and 101 answers came back (counted per batch, so poll briefly).
+    let mut counted = false;
+    for _ in 0..100 {
+        let (a, b) = (t.a.stats(), t.b.stats());
+        if a.messages_sent == 101 && a.messages_received == 101 && b.messages_received == 101 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(counted, "{:?} {:?}", t.a.stats(), t.b.stats());
     drop((t.a, t.b, t.sys_a, t.sys_b));
 }
 

@@ -1,14 +1,19 @@
-//! The demo behind the README's run command: a chat server and a matchmaking server in one
-//! process, simulated chatters and players driving them over real TCP, one match crashed on
-//! purpose (and restarted by its supervisor), and a live summary every second. Afterwards the
-//! servers keep running for you to try with netcat, until Ctrl-C (or `--duration SECS`).
+//! The demo behind the README's run command: a two-node cluster in one process (two actor
+//! systems joined over QUIC on 127.0.0.1), each node with a chat server, chatters connected to
+//! both nodes and meeting in rooms spread over the two, a matchmaking server with simulated
+//! players, one match crashed on purpose (and restarted by its supervisor), and a live summary
+//! every second. Afterwards the servers keep running for you to try with netcat, until Ctrl-C
+//! (or `--duration SECS`).
 //!
 //! `cargo run --release -p examples --bin demo`
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use actor_core::{ActorSystem, SystemConfig};
+use actor_remote::node::{Node, NodeConfig};
 use examples::chat::{ChatConfig, ChatServer};
 use examples::matchmaking::{MatchConfig, MatchServer};
 use serde_json::json;
@@ -42,23 +47,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let system = rt.system().clone();
     rt.block_on(async {
+        // Two nodes: this system is "alpha", a second one is "beta"; both on QUIC with the
+        // development-mode TLS and a cluster secret.
+        let system_b = ActorSystem::new(SystemConfig { name: "demo-beta".into(), ..Default::default() })?;
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let alpha = Arc::new(Node::start(&system, NodeConfig::new("alpha", any, "demo-secret"))?);
+        let beta = Arc::new(Node::start(&system_b, NodeConfig::new("beta", any, "demo-secret"))?);
+        alpha.connect(beta.local_addr()?).await?;
         // Fixed ports if free, any port otherwise.
         let chat_cfg = ChatConfig::default();
-        let chat = match ChatServer::start(&system, "127.0.0.1:7000", chat_cfg.clone()).await {
+        let chat = match ChatServer::start_clustered(&system, "127.0.0.1:7000", chat_cfg.clone(), alpha.clone()).await {
             Ok(s) => s,
-            Err(_) => ChatServer::start(&system, "127.0.0.1:0", chat_cfg).await?,
+            Err(_) => ChatServer::start_clustered(&system, "127.0.0.1:0", chat_cfg.clone(), alpha.clone()).await?,
+        };
+        let chat_b = match ChatServer::start_clustered(&system_b, "127.0.0.1:7001", chat_cfg.clone(), beta.clone()).await {
+            Ok(s) => s,
+            Err(_) => ChatServer::start_clustered(&system_b, "127.0.0.1:0", chat_cfg, beta.clone()).await?,
         };
         let mm_cfg = MatchConfig { match_ticks: 60, allow_crash: true, ..Default::default() };
         let mm = match MatchServer::start(&system, "127.0.0.1:7100", mm_cfg.clone()).await {
             Ok(s) => s,
             Err(_) => MatchServer::start(&system, "127.0.0.1:0", mm_cfg).await?,
         };
-        println!("chat server:        nc {} {}", chat.local_addr.ip(), chat.local_addr.port());
+        println!("cluster:            nodes alpha ({}) and beta ({}) over QUIC", alpha.local_addr()?, beta.local_addr()?);
+        println!("chat on alpha:      nc {} {}", chat.local_addr.ip(), chat.local_addr.port());
+        println!("chat on beta:       nc {} {}   (same rooms: clients of both nodes meet)", chat_b.local_addr.ip(), chat_b.local_addr.port());
         println!("matchmaking server: nc {} {}   (one JSON object per line)", mm.local_addr.ip(), mm.local_addr.port());
-        println!("simulating 24 chatters in 3 rooms and 600 players in 3 regions; one match will crash...\n");
+        println!("simulating 24 chatters (half on each node) in 3 rooms and 600 players in 3 regions; one match will crash...\n");
 
         for bot in 0..24u32 {
-            let addr = chat.local_addr;
+            let addr = if bot % 2 == 0 { chat.local_addr } else { chat_b.local_addr };
             tokio::spawn(async move {
                 let Ok(stream) = TcpStream::connect(addr).await else { return };
                 let (read, mut write) = stream.into_split();
@@ -118,22 +136,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             second += 1;
             println!(
-                "[{second:>3}s] actors {:>4} | chat: {} connections, {} lines dropped | matchmaking: {} matches, {} players matched | dead letters {}",
+                "[{second:>3}s] actors {:>4}+{:<3} | chat: {}+{} connections, {} lines dropped | matchmaking: {} matches, {} players matched | alpha<->beta {} msgs | dead letters {}",
                 system.actor_count(),
+                system_b.actor_count(),
                 chat.stats.connections.load(Ordering::Relaxed),
-                chat.stats.dropped_lines.load(Ordering::Relaxed),
+                chat_b.stats.connections.load(Ordering::Relaxed),
+                chat.stats.dropped_lines.load(Ordering::Relaxed) + chat_b.stats.dropped_lines.load(Ordering::Relaxed),
                 mm.stats.matches.load(Ordering::Relaxed),
                 mm.stats.players_matched.load(Ordering::Relaxed),
-                system.dead_letter_count(),
+                alpha.stats().messages_sent + beta.stats().messages_sent,
+                system.dead_letter_count() + system_b.dead_letter_count(),
             );
             if second == 6 {
                 println!("        (a match crashed above and was restarted by its supervisor; the other matches kept ticking)");
-                println!("        try it yourself: nc {} {}  then /nick you, /join lobby", chat.local_addr.ip(), chat.local_addr.port());
+                println!("        try it yourself: nc {} {}  (or port {} on the other node)  then /nick you, /join lobby", chat.local_addr.ip(), chat.local_addr.port(), chat_b.local_addr.port());
             }
             if duration.is_some_and(|d| second >= d) {
                 break;
             }
         }
+        alpha.shutdown();
+        beta.shutdown();
+        let _ = system_b.shutdown(Duration::from_secs(5)).await;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     let report = rt.shutdown(Duration::from_secs(5));
