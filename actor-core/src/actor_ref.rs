@@ -171,8 +171,9 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
-    /// The remote address of a ref to another node's actor (`None` for local targets).
-    pub(crate) fn remote_wire_ref(&self) -> Option<crate::transport::WireRef> {
+    /// Where the actor lives if it is on another node (`None` for local actors, adapters and
+    /// probes): what transports send to.
+    pub fn remote_wire_ref(&self) -> Option<crate::transport::WireRef> {
         match &self.inner {
             Inner::Local(_) => None,
             Inner::Dyn(d) => d.wire_ref(),

@@ -26,6 +26,7 @@ pub mod handshake;
 pub mod node;
 pub mod ping;
 mod refs;
+mod streams;
 mod tls;
 pub mod wire;
 

@@ -40,6 +40,7 @@ use crate::association::{Action, Association, Incarnation, Incarnations, Livenes
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo, Progress};
 use crate::refs::{NodeTransport, Remote, RemoteRef, export, fail_replies};
+use crate::streams::{Outbound, accept_streams, large_writer, read_datagrams, writer};
 pub use crate::tls::ClusterTls;
 pub use crate::tls::dev_quic_configs;
 use crate::tls::{SERVER_NAME, cluster_quic_configs, tls_failure};
@@ -64,8 +65,15 @@ pub struct NodeConfig {
     pub handshake_timeout: Duration,
     /// Largest frame accepted from a peer.
     pub max_frame: usize,
-    /// Frames queued per peer before further sends become dead letters.
+    /// Messages queued per peer (over all its lanes) before further sends become dead letters.
     pub outbound_queue: usize,
+    /// Ordered lanes for user messages (default 4): one stream each, chosen by a hash of the
+    /// recipient, so each recipient's messages stay in order and one stalled lane does not hold
+    /// up the others.
+    pub lanes: usize,
+    /// Messages whose encoding is larger than this (default 64 KiB) travel on a stream of their
+    /// own instead of a lane; up to [`NodeConfig::max_frame`].
+    pub large_message: usize,
     /// How long a lookup waits for the peer's answer.
     pub lookup_timeout: Duration,
     /// How a lost connection this node dialled is re-established: delays between attempts
@@ -85,6 +93,8 @@ impl NodeConfig {
             handshake_timeout: Duration::from_secs(5),
             max_frame: 16 * 1024 * 1024,
             outbound_queue: 64 * 1024,
+            lanes: 4,
+            large_message: 64 * 1024,
             lookup_timeout: Duration::from_secs(5),
             reconnect: Some(
                 Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).jitter(0.2),
@@ -162,6 +172,29 @@ pub enum RemoteError {
     /// The connection was lost meanwhile.
     #[error("the connection to {0} was lost")]
     Disconnected(String),
+}
+
+/// Why an unreliable send was not made (the message is counted as a dead letter).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnreliableError {
+    /// No connection to the actor's node.
+    #[error("not connected to node {0}")]
+    NotConnected(String),
+    /// The encoded message does not fit in one datagram on this connection.
+    #[error("a message of {size} bytes does not fit in a datagram (at most {max} bytes here)")]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The largest datagram the connection carries now.
+        max: usize,
+    },
+    /// The message could not be encoded.
+    #[error("the message could not be encoded: {0}")]
+    Encode(String),
+    /// The connection does not carry datagrams (the peer disabled them).
+    #[error("the connection to node {0} does not carry datagrams")]
+    Unsupported(String),
 }
 
 /// A peer's state as this node sees it.
@@ -266,14 +299,21 @@ pub(crate) struct RemoteWatch {
 /// The sending side of one established connection.
 pub(crate) struct Link {
     node: String,
+    /// The user-message lanes' queues.
+    pub(crate) lanes: Vec<mpsc::Sender<Frame>>,
+    /// The queue of messages too large for a lane.
+    pub(crate) large: mpsc::Sender<Frame>,
+    /// Encodings above this go to `large`; above `max_frame` they are refused.
+    pub(crate) large_message: usize,
+    pub(crate) max_frame: usize,
     /// Unique per link in this node (reply ports fail with the link they were sent over).
     pub(crate) serial: u64,
     conn: quinn::Connection,
     pub(crate) tx: mpsc::Sender<Frame>,
     /// False once the peer is lost: sends become dead letters at once.
     pub(crate) alive: std::sync::atomic::AtomicBool,
-    /// Tells the writer to stop and count what is still queued.
-    shutdown: tokio::sync::Notify,
+    /// Tells the writers to stop and count what is still queued.
+    shutdown: tokio::sync::watch::Sender<bool>,
     /// Watchers of actors on this node: told `Terminated` when the remote actor ends, or
     /// `Unreachable` when the link dies.
     pub(crate) watchers: Mutex<Vec<RemoteWatch>>,
@@ -306,14 +346,14 @@ pub(crate) struct Shared {
     /// Frames received that could not be delivered (malformed payload, unknown recipient).
     rejected_frames: AtomicU64,
     /// Messages written to and read from peers.
-    traffic: Arc<Traffic>,
+    pub(crate) traffic: Arc<Traffic>,
 }
 
 /// Message counters of a node (added to once per batch, not per message).
 #[derive(Debug, Default)]
-struct Traffic {
-    sent: AtomicU64,
-    received: AtomicU64,
+pub(crate) struct Traffic {
+    pub(crate) sent: AtomicU64,
+    pub(crate) received: AtomicU64,
 }
 
 /// What a node has moved so far.
@@ -328,6 +368,11 @@ pub struct NodeStats {
 }
 
 impl Shared {
+    /// Counts a frame from a peer that was rejected.
+    pub(crate) fn count_rejected(&self) {
+        self.rejected_frames.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The link is gone: mark its peer, drop the link, fail what waits on it, tell the watchers
     /// of the peer's actors, and start reconnecting if this node dialled it. A link that was
     /// already replaced (the peer reconnected) only ends itself.
@@ -356,7 +401,7 @@ impl Shared {
             }
             std::mem::take(&mut *w)
         };
-        lost.shutdown.notify_one();
+        lost.shutdown.send_replace(true);
         lost.conn.close(0u32.into(), why.as_bytes());
         fail_replies(self, lost.serial, node, why);
         {
@@ -659,6 +704,84 @@ impl Node {
         self.shared.rejected_frames.load(Ordering::Relaxed)
     }
 
+    /// Sends `msg` to `to` as one QUIC datagram: no retransmission, no ordering, no congestion
+    /// queueing; for game-state snapshots that would be stale by the time a retransmission
+    /// arrived. Loss in the network is silent (nobody can count it); every failure this node can
+    /// see is returned and counted as a dead letter. A local `to` gets a plain `tell`.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: &actor_remote::node::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// # use actor_core::ActorRef;
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Snapshot { tick: u64, x: f32, y: f32 }
+    /// let view: ActorRef<Snapshot> = node.lookup("beta", "/user/view").await?;
+    /// node.tell_unreliable(&view, Snapshot { tick: 7, x: 1.0, y: 2.0 })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tell_unreliable<M>(&self, to: &ActorRef<M>, msg: M) -> Result<(), UnreliableError>
+    where
+        M: Serialize + Send + 'static,
+    {
+        let Some(wire) = to.remote_wire_ref() else {
+            to.tell(msg);
+            return Ok(());
+        };
+        let result = self.datagram(&wire, &msg);
+        if let Err(e) = &result {
+            tracing::debug!(to = %to.path(), error = %e, "unreliable send not made");
+            self.shared.system.record_dead_letter(
+                &to.path(),
+                std::any::type_name::<M>(),
+                DeadLetterReason::Remote,
+            );
+        }
+        result
+    }
+
+    fn datagram<M: Serialize>(&self, wire: &WireRef, msg: &M) -> Result<(), UnreliableError> {
+        let link = self
+            .shared
+            .links
+            .lock()
+            .get(&wire.node)
+            .cloned()
+            .ok_or_else(|| UnreliableError::NotConnected(wire.node.clone()))?;
+        let mut payload = Vec::new();
+        with_transport(&link.scope, || Bincode.encode(msg, &mut payload))
+            .map_err(|e| UnreliableError::Encode(e.0))?;
+        let mut bytes = Vec::with_capacity(payload.len() + 32);
+        Frame::Tell {
+            recipient: wire.id,
+            manifest: crate::wire::manifest_id(&wire.manifest),
+            payload,
+        }
+        .encode(&Bincode, &mut bytes)
+        .map_err(|e| UnreliableError::Encode(e.to_string()))?;
+        let max = link
+            .conn
+            .max_datagram_size()
+            .ok_or_else(|| UnreliableError::Unsupported(wire.node.clone()))?;
+        if bytes.len() > max {
+            return Err(UnreliableError::TooLarge {
+                size: bytes.len(),
+                max,
+            });
+        }
+        match link.conn.send_datagram(bytes.into()) {
+            Ok(()) => {
+                self.shared.traffic.sent.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(quinn::SendDatagramError::TooLarge) => {
+                Err(UnreliableError::TooLarge { size: 0, max })
+            }
+            Err(quinn::SendDatagramError::ConnectionLost(_)) => {
+                Err(UnreliableError::NotConnected(wire.node.clone()))
+            }
+            Err(_) => Err(UnreliableError::Unsupported(wire.node.clone())),
+        }
+    }
+
     /// Messages moved so far.
     pub fn stats(&self) -> NodeStats {
         NodeStats {
@@ -801,6 +924,12 @@ async fn establish(
     );
     tracing::info!(node = %peer.node, %addr, "peer up");
     let (tx, rx) = mpsc::channel(shared.config.outbound_queue.max(1));
+    let lane_count = shared.config.lanes.clamp(1, 64);
+    let per_lane = (shared.config.outbound_queue / lane_count).max(1);
+    let (lane_txs, lane_rxs): (Vec<_>, Vec<_>) =
+        (0..lane_count).map(|_| mpsc::channel(per_lane)).unzip();
+    let (large_tx, large_rx) = mpsc::channel(per_lane);
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let serial = shared.next_request.fetch_add(1, Ordering::Relaxed);
     let scope: Arc<dyn Transport> = Arc::new(NodeTransport {
         shared: Arc::downgrade(shared),
@@ -812,8 +941,12 @@ async fn establish(
         scope: scope.clone(),
         node: peer.node.clone(),
         tx: tx.clone(),
+        lanes: lane_txs,
+        large: large_tx,
+        large_message: shared.config.large_message,
+        max_frame: shared.config.max_frame,
         alive: std::sync::atomic::AtomicBool::new(true),
-        shutdown: tokio::sync::Notify::new(),
+        shutdown,
         watchers: Mutex::new(Vec::new()),
     });
     let replaced = shared.links.lock().insert(peer.node.clone(), link.clone());
@@ -822,13 +955,39 @@ async fn establish(
         // out: the newest connection wins and refs through the old one are dead.
         shared.lose(&old, 0, "replaced by a newer connection");
     }
-    tokio::spawn(writer(
-        send,
-        rx,
-        link.clone(),
+    let spawn_writer = |out: Outbound, rx| {
+        tokio::spawn(writer(
+            out,
+            rx,
+            shutdown_rx.clone(),
+            shared.system.clone(),
+            peer.node.clone(),
+            shared.traffic.clone(),
+        ))
+    };
+    spawn_writer(Outbound::Stream(send), rx);
+    for (i, rx) in lane_rxs.into_iter().enumerate() {
+        spawn_writer(Outbound::Lane(conn.clone(), i as u8), rx);
+    }
+    tokio::spawn(large_writer(
+        conn.clone(),
+        large_rx,
+        shutdown_rx.clone(),
         shared.system.clone(),
         peer.node.clone(),
         shared.traffic.clone(),
+    ));
+    tokio::spawn(accept_streams(
+        shared.clone(),
+        peer.clone(),
+        conn.clone(),
+        scope.clone(),
+    ));
+    tokio::spawn(read_datagrams(
+        shared.clone(),
+        peer.clone(),
+        conn.clone(),
+        scope.clone(),
     ));
     tokio::spawn(associate(
         shared.clone(),
@@ -839,64 +998,6 @@ async fn establish(
         decoder,
     ));
     Ok(peer)
-}
-
-/// The connection's only writer: drains everything queued and writes it as one buffer (writing
-/// one frame per call is what makes small messages slow). When the link dies it closes the queue
-/// and counts every message that did not go out as a dead letter (at most once: a batch whose
-/// write failed counts as lost).
-async fn writer(
-    mut send: quinn::SendStream,
-    mut rx: mpsc::Receiver<Frame>,
-    link: Arc<Link>,
-    system: ActorSystem,
-    node: String,
-    traffic: Arc<Traffic>,
-) {
-    let mut out = Vec::with_capacity(64 * 1024);
-    let mut batch_tells = 0u64;
-    loop {
-        let first = tokio::select! {
-            f = rx.recv() => f,
-            _ = link.shutdown.notified() => None,
-        };
-        let Some(first) = first else { break };
-        out.clear();
-        batch_tells = 0;
-        let mut next = Some(first);
-        while let Some(frame) = next {
-            if matches!(frame, Frame::Tell { .. }) {
-                batch_tells += 1;
-            }
-            if let Err(e) = frame.encode(&Bincode, &mut out) {
-                tracing::error!(error = %e, "could not encode a frame; dropped");
-            }
-            next = if out.len() < 256 * 1024 {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        if send.write_all(&out).await.is_err() {
-            break;
-        }
-        traffic.sent.fetch_add(batch_tells, Ordering::Relaxed);
-        batch_tells = 0;
-    }
-    rx.close();
-    let mut lost = batch_tells;
-    while let Ok(frame) = rx.try_recv() {
-        if matches!(frame, Frame::Tell { .. }) {
-            lost += 1;
-        }
-    }
-    let path = ActorPath::from_string(format!("//{node}"));
-    for _ in 0..lost {
-        system.record_dead_letter(&path, "remote message", DeadLetterReason::Remote);
-    }
-    if lost > 0 {
-        tracing::warn!(%node, lost, "messages to a lost node counted as dead letters");
-    }
 }
 
 /// Why the control stream ended during the handshake: a TLS refusal if the connection closed
@@ -1114,7 +1215,7 @@ pub(crate) fn wire_reason(reason: &TerminationReason) -> String {
 
 /// Delivers one received message to its exposed recipient or to a waiting reply port, decoding
 /// the payload in place with this peer's transport scope current (refs inside it resolve).
-fn deliver_tell(
+pub(crate) fn deliver_tell(
     shared: &Shared,
     peer: &PeerInfo,
     scope: &Arc<dyn Transport>,

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::node::{Deliver, Exposed, Link, PendingReply, RemoteWatch, Shared};
+use crate::streams::lane_of;
 use crate::wire::{Frame, manifest_id};
 
 /// The untyped core of every ref to an actor (or reply port) on another node.
@@ -73,12 +74,24 @@ impl Remote {
             tracing::error!(recipient = %self.path, error = %e, "message could not be encoded");
             RemoteSendError::Encode(e.0)
         })?;
+        let queue = if payload.len() <= link.large_message {
+            &link.lanes[lane_of(self.wire.id, link.lanes.len())]
+        } else if payload.len() <= link.max_frame.saturating_sub(16) {
+            &link.large
+        } else {
+            tracing::error!(recipient = %self.path, size = payload.len(), max = link.max_frame, "message too large; not sent");
+            return Err(RemoteSendError::Encode(format!(
+                "a message of {} bytes is over the maximum frame of {} bytes",
+                payload.len(),
+                link.max_frame
+            )));
+        };
         let frame = Frame::Tell {
             recipient: self.wire.id,
             manifest: self.manifest_id,
             payload,
         };
-        link.tx.try_send(frame).map_err(|e| match e {
+        queue.try_send(frame).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => RemoteSendError::Full,
             mpsc::error::TrySendError::Closed(_) => {
                 RemoteSendError::Closed(format!("node {} is unreachable", self.wire.node))

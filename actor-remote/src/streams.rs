@@ -1,0 +1,317 @@
+//! The streams of one connection beyond the control stream: user messages travel on ordered
+//! **lanes** (one unidirectional stream each; the lane is a hash of the recipient, so each
+//! recipient's messages stay in order and a stalled lane does not hold up the others), a
+//! **large message** gets a stream of its own (so it does not hold up a lane while it crawls),
+//! and an **unreliable** message is one QUIC datagram.
+//!
+//! Every outbound stream has one writer task that drains its queue into one buffer per write
+//! (writing one frame per call is what makes small messages slow). A stream opens with a header:
+//! `[LANE_STREAM, lane]` or `[LARGE_STREAM]`. Anything else, or a frame other than a message on
+//! these streams, is a protocol violation that closes the connection.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use actor_core::transport::Transport;
+use actor_core::{ActorPath, ActorSystem, DeadLetterReason};
+use tokio::sync::{mpsc, watch};
+
+use crate::codec::Bincode;
+use crate::handshake::PeerInfo;
+use crate::node::{Shared, Traffic, deliver_tell};
+use crate::wire::{Decoded, Frame, FrameDecoder};
+
+/// First byte of a lane stream (the second is the lane's index).
+pub(crate) const LANE_STREAM: u8 = 1;
+/// First byte of a stream carrying one large message.
+pub(crate) const LARGE_STREAM: u8 = 2;
+
+/// The lane of `recipient` among `lanes` (a multiplicative hash: consecutive ids spread).
+pub(crate) fn lane_of(recipient: u64, lanes: usize) -> usize {
+    (recipient.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % lanes.max(1)
+}
+
+/// Where a writer writes: a stream it was given, or a lane it opens on its first message.
+pub(crate) enum Outbound {
+    /// An open stream (the control stream).
+    Stream(quinn::SendStream),
+    /// Lane `index` of `conn`, opened lazily (idle lanes cost nothing).
+    Lane(quinn::Connection, u8),
+}
+
+/// One outbound stream's writer: drains everything queued and writes it as one buffer. When the
+/// link dies (`shutdown` turns true, or the write fails) it closes the queue and counts every
+/// message that did not go out as a dead letter (at most once: a batch whose write failed counts
+/// as lost).
+pub(crate) async fn writer(
+    out_stream: Outbound,
+    mut rx: mpsc::Receiver<Frame>,
+    mut shutdown: watch::Receiver<bool>,
+    system: ActorSystem,
+    node: String,
+    traffic: Arc<Traffic>,
+) {
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut batch_tells = 0u64;
+    let mut target = out_stream;
+    loop {
+        let first = tokio::select! {
+            f = rx.recv() => f,
+            _ = shutdown.wait_for(|down| *down) => None,
+        };
+        let Some(first) = first else { break };
+        out.clear();
+        batch_tells = 0;
+        if let Outbound::Lane(conn, index) = &target {
+            let index = *index;
+            match conn.open_uni().await {
+                Ok(send) => {
+                    out.extend_from_slice(&[LANE_STREAM, index]);
+                    target = Outbound::Stream(send);
+                }
+                Err(_) => {
+                    batch_tells = u64::from(matches!(first, Frame::Tell { .. }));
+                    break;
+                }
+            }
+        }
+        let Outbound::Stream(send) = &mut target else {
+            break;
+        };
+        let mut next = Some(first);
+        while let Some(frame) = next {
+            if matches!(frame, Frame::Tell { .. }) {
+                batch_tells += 1;
+            }
+            if let Err(e) = frame.encode(&Bincode, &mut out) {
+                tracing::error!(error = %e, "could not encode a frame; dropped");
+            }
+            next = if out.len() < 256 * 1024 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if send.write_all(&out).await.is_err() {
+            break;
+        }
+        traffic.sent.fetch_add(batch_tells, Ordering::Relaxed);
+        batch_tells = 0;
+    }
+    rx.close();
+    let mut lost = batch_tells;
+    while let Ok(frame) = rx.try_recv() {
+        if matches!(frame, Frame::Tell { .. }) {
+            lost += 1;
+        }
+    }
+    count_lost(&system, &node, lost);
+}
+
+fn count_lost(system: &ActorSystem, node: &str, lost: u64) {
+    let path = ActorPath::from_string(format!("//{node}"));
+    for _ in 0..lost {
+        system.record_dead_letter(&path, "remote message", DeadLetterReason::Remote);
+    }
+    if lost > 0 {
+        tracing::warn!(%node, lost, "messages to a lost node counted as dead letters");
+    }
+}
+
+/// Writes each large message on a stream of its own, one after the other.
+pub(crate) async fn large_writer(
+    conn: quinn::Connection,
+    mut rx: mpsc::Receiver<Frame>,
+    mut shutdown: watch::Receiver<bool>,
+    system: ActorSystem,
+    node: String,
+    traffic: Arc<Traffic>,
+) {
+    let mut out = Vec::new();
+    let mut lost = 0u64;
+    loop {
+        let frame = tokio::select! {
+            f = rx.recv() => f,
+            _ = shutdown.wait_for(|down| *down) => None,
+        };
+        let Some(frame) = frame else { break };
+        out.clear();
+        out.push(LARGE_STREAM);
+        if let Err(e) = frame.encode(&Bincode, &mut out) {
+            tracing::error!(error = %e, "could not encode a large frame; dropped");
+            lost += 1;
+            continue;
+        }
+        let sent = async {
+            let mut send = conn.open_uni().await.ok()?;
+            send.write_all(&out).await.ok()?;
+            send.finish().ok()
+        }
+        .await;
+        match sent {
+            Some(()) => {
+                traffic.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                lost += 1;
+                break;
+            }
+        }
+    }
+    rx.close();
+    while rx.try_recv().is_ok() {
+        lost += 1;
+    }
+    count_lost(&system, &node, lost);
+}
+
+/// Accepts the peer's lanes and large-message streams and reads each in a task of its own,
+/// until the connection ends.
+pub(crate) async fn accept_streams(
+    shared: Arc<Shared>,
+    peer: PeerInfo,
+    conn: quinn::Connection,
+    scope: Arc<dyn Transport>,
+) {
+    while let Ok(recv) = conn.accept_uni().await {
+        tokio::spawn(read_stream(
+            shared.clone(),
+            peer.clone(),
+            conn.clone(),
+            scope.clone(),
+            recv,
+        ));
+    }
+}
+
+/// Closes the connection for a protocol violation, counting it.
+fn violation(shared: &Shared, peer: &PeerInfo, conn: &quinn::Connection, why: &str) {
+    shared.count_rejected();
+    tracing::warn!(node = %peer.node, %why, "protocol violation on a stream; closing the connection");
+    conn.close(2u32.into(), why.as_bytes());
+}
+
+async fn read_stream(
+    shared: Arc<Shared>,
+    peer: PeerInfo,
+    conn: quinn::Connection,
+    scope: Arc<dyn Transport>,
+    mut recv: quinn::RecvStream,
+) {
+    let max_frame = shared.config.max_frame;
+    let mut kind = [0u8; 1];
+    if recv.read_exact(&mut kind).await.is_err() {
+        return;
+    }
+    match kind[0] {
+        LANE_STREAM => {
+            let mut lane = [0u8; 1];
+            if recv.read_exact(&mut lane).await.is_err() {
+                return;
+            }
+            let mut decoder = FrameDecoder::new(Bincode, max_frame);
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(Some(n)) = recv.read(&mut buf).await {
+                decoder.push(&buf[..n]);
+                let mut tells = 0u64;
+                loop {
+                    match decoder.next_decoded() {
+                        Ok(Some(Decoded::Tell {
+                            recipient,
+                            manifest,
+                            payload,
+                        })) => {
+                            tells += 1;
+                            deliver_tell(&shared, &peer, &scope, recipient, manifest, payload);
+                        }
+                        Ok(Some(Decoded::Frame(other))) => {
+                            let why = format!("a {} frame on lane {}", other.kind_name(), lane[0]);
+                            return violation(&shared, &peer, &conn, &why);
+                        }
+                        Ok(None) => break,
+                        Err(e) => return violation(&shared, &peer, &conn, &e.to_string()),
+                    }
+                }
+                shared.traffic.received.fetch_add(tells, Ordering::Relaxed);
+            }
+        }
+        LARGE_STREAM => {
+            // The length prefix and kind byte come on top of the maximum frame body.
+            let bytes = match recv.read_to_end(max_frame + 8).await {
+                Ok(bytes) => bytes,
+                Err(quinn::ReadToEndError::TooLong) => {
+                    return violation(&shared, &peer, &conn, "a large message over max_frame");
+                }
+                Err(_) => return,
+            };
+            deliver_one(
+                &shared,
+                &peer,
+                &conn,
+                &scope,
+                &bytes,
+                "large message stream",
+            );
+        }
+        other => violation(
+            &shared,
+            &peer,
+            &conn,
+            &format!("unknown stream kind {other}"),
+        ),
+    }
+}
+
+/// Decodes `bytes` as exactly one message frame and delivers it.
+fn deliver_one(
+    shared: &Shared,
+    peer: &PeerInfo,
+    conn: &quinn::Connection,
+    scope: &Arc<dyn Transport>,
+    bytes: &[u8],
+    what: &str,
+) {
+    let mut decoder = FrameDecoder::new(Bincode, shared.config.max_frame);
+    decoder.push(bytes);
+    let complete = match decoder.next_decoded() {
+        Ok(Some(Decoded::Tell {
+            recipient,
+            manifest,
+            payload,
+        })) => {
+            deliver_tell(shared, peer, scope, recipient, manifest, payload);
+            shared.traffic.received.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Ok(Some(Decoded::Frame(other))) => {
+            return violation(
+                shared,
+                peer,
+                conn,
+                &format!("a {} frame in a {what}", other.kind_name()),
+            );
+        }
+        Ok(None) => false,
+        Err(e) => return violation(shared, peer, conn, &e.to_string()),
+    };
+    if !complete || decoder.buffered() > 0 {
+        violation(
+            shared,
+            peer,
+            conn,
+            &format!("a {what} that is not exactly one message"),
+        );
+    }
+}
+
+/// Reads the peer's datagrams (unreliable messages) until the connection ends.
+pub(crate) async fn read_datagrams(
+    shared: Arc<Shared>,
+    peer: PeerInfo,
+    conn: quinn::Connection,
+    scope: Arc<dyn Transport>,
+) {
+    while let Ok(datagram) = conn.read_datagram().await {
+        deliver_one(&shared, &peer, &conn, &scope, &datagram, "datagram");
+    }
+}
