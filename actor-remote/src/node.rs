@@ -10,14 +10,13 @@
 //!
 //! Messaging: a node [`Node::expose`]s local actors; a peer [`Node::lookup`]s one by path with its
 //! message type checked, and gets an ordinary `ActorRef<M>` whose `tell` encodes the message and
-//! queues a frame for the connection's writer task, which drains the queue into one write.
-//! Delivery is at most once and per-recipient ordered; a message that cannot be queued (peer gone,
-//! queue full) is a counted dead letter. Watchers of a remote ref get `Terminated` when the remote
-//! actor ends (a `Watch` frame asks the peer, which answers with `Terminated` and the reason), or
-//! with `TerminationReason::Unreachable` when its node is lost.
-//!
-//! Not built yet: remote ask (reply ports that travel), refs inside messages, several lanes,
-//! datagrams, reconnecting, mutual TLS.
+//! queues a frame for one of the connection's lanes (see `streams.rs`), and whose `ask` sends a
+//! reply port that travels. Refs and reply ports inside messages are exported and resolved by the
+//! link's transport scope (`refs.rs`). Delivery is at most once and per-recipient ordered; a
+//! message that cannot be queued (peer gone, queue full) is a counted dead letter. Watchers of a
+//! remote ref get `Terminated` when the remote actor ends (a `Watch` frame asks the peer, which
+//! answers with `Terminated` and the reason), or with `TerminationReason::Unreachable` when its
+//! node is lost; pending asks over a lost link fail with `AskError::Lost`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -483,6 +482,27 @@ async fn dial(shared: &Arc<Shared>, addr: SocketAddr) -> Result<PeerInfo, NodeEr
 }
 
 /// A node of the cluster: one QUIC endpoint, its peers and their liveness.
+///
+/// ```
+/// use actor_core::{ActorSystem, SystemConfig};
+/// use actor_remote::node::{Node, NodeConfig, PeerState};
+/// use actor_remote::ping::{PING_PATH, PingMsg, spawn_ping};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let any = "127.0.0.1:0".parse()?;
+/// let (sys_a, sys_b) = (ActorSystem::new(SystemConfig::default())?, ActorSystem::new(SystemConfig::default())?);
+/// let alpha = Node::start(&sys_a, NodeConfig::new("alpha", any, "secret"))?;
+/// let beta = Node::start(&sys_b, NodeConfig::new("beta", any, "secret"))?;
+/// spawn_ping(&sys_b, &beta)?;
+///
+/// let peer = alpha.connect(beta.local_addr()?).await?;
+/// assert_eq!(peer.node, "beta");
+/// assert_eq!(alpha.peers()[0].state, PeerState::Up);
+/// let ping = alpha.lookup::<PingMsg>("beta", PING_PATH).await?;
+/// let pong = ping.ask(|reply| PingMsg::Ping { reply }).await?;
+/// assert_eq!(pong.incarnation, beta.incarnation());
+/// # Ok(()) }
+/// ```
 pub struct Node {
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,

@@ -46,6 +46,13 @@ fn node(name: &str) -> BenchResult<(ActorSystem, Node)> {
     let system = ActorSystem::new(SystemConfig::default()).map_err(|e| e.to_string())?;
     let mut config = NodeConfig::new(name, any_port(), b"bench".to_vec());
     config.outbound_queue = 1 << 20;
+    // For lane-count experiments: `BENCH_LANES=1 cargo run ... --suite remote`.
+    if let Some(lanes) = std::env::var("BENCH_LANES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.lanes = lanes;
+    }
     let node = Node::start(&system, config).map_err(|e| e.to_string())?;
     Ok((system, node))
 }

@@ -36,8 +36,3 @@ pub use supervisor::{
     ChildReport, ChildSpec, ChildStatus, Shutdown, Supervisor, SupervisorApi, SupervisorBuilder,
     SupervisorError, SupervisorMsg,
 };
-
-/// The README's examples (they use actor-core and this crate), compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
