@@ -1,0 +1,266 @@
+//! A misbehaving peer over real QUIC: the test authenticates with raw quinn and the public
+//! sans-IO handshake, then sends bad input. Nothing panics; every rejection is counted; a peer
+//! that breaks the protocol is disconnected, while a peer that merely sends a message that does
+//! not decode keeps its connection.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use actor_core::{Actor, ActorResult, ActorSystem, Context, Props, SystemConfig};
+use actor_remote::handshake::{Handshake, HandshakeConfig, Progress};
+use actor_remote::node::{Node, NodeConfig, PeerState, dev_quic_configs};
+use actor_remote::wire::{Frame, FrameDecoder, LookupResult, manifest_id};
+use actor_remote::{Bincode, Codec};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+enum EchoMsg {
+    Text(String),
+}
+
+struct Sink;
+
+impl Actor for Sink {
+    type Msg = EchoMsg;
+    async fn handle(&mut self, _msg: EchoMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        Ok(())
+    }
+}
+
+struct Rogue {
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    decoder: FrameDecoder<Bincode>,
+    _endpoint: quinn::Endpoint,
+}
+
+impl Rogue {
+    /// Connects to `node` and passes its handshake honestly (it knows the secret).
+    async fn join(node: &Node) -> Rogue {
+        let (_, client_cfg) = dev_quic_configs(Duration::from_secs(10)).expect("tls");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let mut endpoint = quinn::Endpoint::client(any).expect("endpoint");
+        endpoint.set_default_client_config(client_cfg);
+        let conn = endpoint
+            .connect(node.local_addr().expect("addr"), "actor-node")
+            .expect("connect")
+            .await
+            .expect("QUIC up");
+        let (mut send, mut recv) = conn.open_bi().await.expect("control stream");
+        let config = HandshakeConfig {
+            node: "rogue".into(),
+            incarnation: 1,
+            secret: Some(b"k".to_vec()),
+            codec: Bincode.name().into(),
+            timeout: Duration::from_secs(5),
+        };
+        let mut handshake = Handshake::new(config, [7; 16], Instant::now());
+        let mut decoder = FrameDecoder::new(Bincode, 1 << 20);
+        let mut buf = vec![0u8; 4096];
+        'outer: loop {
+            let mut out = Vec::new();
+            for f in handshake.poll_transmit() {
+                f.encode(&Bincode, &mut out).expect("encode");
+            }
+            send.write_all(&out).await.expect("write");
+            let n = recv.read(&mut buf).await.expect("read").expect("open");
+            decoder.push(&buf[..n]);
+            while let Some(frame) = decoder.next_frame().expect("valid frames") {
+                if let Progress::Established(_) = handshake.handle(frame).expect("accepted") {
+                    let mut out = Vec::new();
+                    for f in handshake.poll_transmit() {
+                        f.encode(&Bincode, &mut out).expect("encode");
+                    }
+                    send.write_all(&out).await.expect("write");
+                    break 'outer;
+                }
+            }
+        }
+        Rogue {
+            conn,
+            send,
+            recv,
+            decoder,
+            _endpoint: endpoint,
+        }
+    }
+
+    async fn send_frame(&mut self, frame: Frame) {
+        let mut out = Vec::new();
+        frame.encode(&Bincode, &mut out).expect("encode");
+        self.send.write_all(&out).await.expect("write");
+    }
+
+    /// The next frame from the node that is not a heartbeat.
+    async fn next_frame(&mut self) -> Frame {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            if let Some(frame) = self.decoder.next_frame().expect("valid") {
+                match frame {
+                    Frame::Heartbeat { .. } | Frame::HeartbeatAck { .. } => continue,
+                    other => return other,
+                }
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), self.recv.read(&mut buf))
+                .await
+                .expect("in time")
+                .expect("read")
+                .expect("open");
+            self.decoder.push(&buf[..n]);
+        }
+    }
+}
+
+fn node() -> (ActorSystem, Node) {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let node = Node::start(
+        &system,
+        NodeConfig::new("alpha", "127.0.0.1:0".parse().expect("addr"), b"k".to_vec()),
+    )
+    .expect("node");
+    let sink = system
+        .spawn(Props::new(|| Sink).name("sink"))
+        .expect("spawn");
+    node.expose(&sink);
+    (system, node)
+}
+
+async fn closed_within(conn: &quinn::Connection, limit: Duration) -> bool {
+    tokio::time::timeout(limit, conn.closed()).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_frame_kind_disconnects_the_peer_and_is_counted() {
+    let (_system, node) = node();
+    let mut rogue = Rogue::join(&node).await;
+    // [length = 1][kind = 0xEE]: no such kind.
+    rogue
+        .send
+        .write_all(&[1, 0, 0, 0, 0xEE])
+        .await
+        .expect("write");
+    assert!(
+        closed_within(&rogue.conn, Duration::from_secs(10)).await,
+        "disconnected"
+    );
+    assert_eq!(node.stats().rejected_frames, 1);
+    // The node closes the connection first, then marks the peer.
+    let mut marked = false;
+    for _ in 0..250 {
+        if node.peers()[0].state == PeerState::Unreachable {
+            marked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(marked, "{:?}", node.peers());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_length_prefix_disconnects_the_peer_before_buffering() {
+    let (_system, node) = node();
+    let mut rogue = Rogue::join(&node).await;
+    rogue
+        .send
+        .write_all(&u32::MAX.to_le_bytes())
+        .await
+        .expect("write");
+    assert!(
+        closed_within(&rogue.conn, Duration::from_secs(10)).await,
+        "disconnected"
+    );
+    assert_eq!(node.stats().rejected_frames, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_that_does_not_decode_is_rejected_and_the_peer_stays() {
+    let (_system, node) = node();
+    let mut rogue = Rogue::join(&node).await;
+    rogue
+        .send_frame(Frame::Lookup {
+            request: 1,
+            path: "/user/sink".into(),
+            manifest: std::any::type_name::<EchoMsg>().into(),
+        })
+        .await;
+    let sink = match rogue.next_frame().await {
+        Frame::LookupReply {
+            result: LookupResult::Found { actor },
+            ..
+        } => actor,
+        other => panic!("expected the sink, got {other:?}"),
+    };
+    // The right manifest, a payload that is not an EchoMsg; then the wrong manifest.
+    let manifest = manifest_id(std::any::type_name::<EchoMsg>());
+    rogue
+        .send_frame(Frame::Tell {
+            recipient: sink,
+            manifest,
+            payload: vec![0xFF; 9],
+        })
+        .await;
+    rogue
+        .send_frame(Frame::Tell {
+            recipient: sink,
+            manifest: manifest ^ 1,
+            payload: vec![0],
+        })
+        .await;
+    let mut counted = false;
+    for _ in 0..250 {
+        if node.stats().rejected_frames == 2 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(counted, "{:?}", node.stats());
+    // Still connected: a lookup is still answered.
+    rogue
+        .send_frame(Frame::Lookup {
+            request: 2,
+            path: "/user/nobody".into(),
+            manifest: "x".into(),
+        })
+        .await;
+    assert!(matches!(
+        rogue.next_frame().await,
+        Frame::LookupReply {
+            request: 2,
+            result: LookupResult::NotFound
+        }
+    ));
+    assert_eq!(node.peers()[0].state, PeerState::Up);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_stream_kind_disconnects_the_peer() {
+    let (_system, node) = node();
+    let rogue = Rogue::join(&node).await;
+    let mut uni = rogue.conn.open_uni().await.expect("uni");
+    uni.write_all(&[9, 9, 9]).await.expect("write");
+    let _ = uni.finish();
+    assert!(
+        closed_within(&rogue.conn, Duration::from_secs(10)).await,
+        "disconnected"
+    );
+    assert_eq!(node.stats().rejected_frames, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_frame_on_a_lane_disconnects_the_peer() {
+    let (_system, node) = node();
+    let rogue = Rogue::join(&node).await;
+    let mut uni = rogue.conn.open_uni().await.expect("uni");
+    let mut bytes = vec![1u8, 0]; // lane 0
+    Frame::Heartbeat { seq: 1 }
+        .encode(&Bincode, &mut bytes)
+        .expect("encode");
+    uni.write_all(&bytes).await.expect("write");
+    assert!(
+        closed_within(&rogue.conn, Duration::from_secs(10)).await,
+        "disconnected"
+    );
+    assert_eq!(node.stats().rejected_frames, 1);
+}
