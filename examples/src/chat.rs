@@ -38,7 +38,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use actor_core::ChildFailure;
 use actor_core::prelude::*;
-use actor_remote::node::{Node, PeerState};
+use actor_remote::node::Node;
+
+use crate::cluster::Placement;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -134,11 +136,8 @@ impl ChatServer {
             node.expose(&lobby);
         }
         let directory = Directory {
-            name: node
-                .as_ref()
-                .map_or_else(|| "local".to_owned(), |n| n.name().to_owned()),
+            placement: node.map_or_else(Placement::alone, Placement::clustered),
             local: lobby.clone(),
-            node,
         };
         let accept = {
             let (system, directory, stats) = (system.clone(), directory.clone(), stats.clone());
@@ -179,48 +178,14 @@ impl Drop for ChatServer {
 /// Where rooms live: this node's lobby, and on a cluster the lobbies of the other nodes.
 #[derive(Clone)]
 struct Directory {
-    /// This node's name ("local" without a cluster).
-    name: String,
+    placement: Placement,
     local: ActorRef<LobbyMsg>,
-    node: Option<Arc<Node>>,
 }
 
 impl Directory {
-    /// The nodes that are up, this one included, sorted by name.
-    fn nodes(&self) -> Vec<String> {
-        let mut nodes = vec![self.name.clone()];
-        if let Some(node) = &self.node {
-            nodes.extend(
-                node.peers()
-                    .into_iter()
-                    .filter(|p| p.state == PeerState::Up)
-                    .map(|p| p.node),
-            );
-        }
-        nodes.sort();
-        nodes.dedup();
-        nodes
-    }
-
-    /// The node that hosts `room`: FNV-1a of the name over the nodes that are up.
-    fn owner(&self, room: &str) -> String {
-        let hash = room.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        let mut nodes = self.nodes();
-        let i = (hash % nodes.len() as u64) as usize;
-        nodes.swap_remove(i)
-    }
-
     /// The lobby of `node`.
     async fn lobby(&self, node: &str) -> Result<ActorRef<LobbyMsg>, String> {
-        match &self.node {
-            Some(n) if node != self.name => n
-                .lookup::<LobbyMsg>(node, LOBBY_PATH)
-                .await
-                .map_err(|e| e.to_string()),
-            _ => Ok(self.local.clone()),
-        }
+        self.placement.resolve(node, LOBBY_PATH, &self.local).await
     }
 }
 
@@ -369,7 +334,7 @@ impl Actor for Session {
     type Msg = SessionMsg;
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
-        self.key = format!("{}/{}", self.directory.name, ctx.id());
+        self.key = format!("{}/{}", self.directory.placement.name(), ctx.id());
         Ok(())
     }
 
@@ -443,7 +408,7 @@ impl Actor for Session {
             "rooms" => {
                 // Every node's lobby knows its own rooms.
                 let mut rooms = BTreeMap::new();
-                for node in self.directory.nodes() {
+                for node in self.directory.placement.nodes() {
                     let Ok(lobby) = self.directory.lobby(&node).await else {
                         continue;
                     };
@@ -506,7 +471,7 @@ impl Actor for Session {
 impl Session {
     /// Joins `room` through the lobby of the node that hosts it, leaving the current room.
     async fn join(&mut self, room: &str, ctx: &mut Context<Self>) {
-        let owner = self.directory.owner(room);
+        let owner = self.directory.placement.owner(room);
         let lobby = match self.directory.lobby(&owner).await {
             Ok(lobby) => lobby,
             Err(e) => {

@@ -2,5 +2,6 @@
 //! port 0 and drive them through real sockets.
 
 pub mod chat;
+pub mod cluster;
 pub mod matchmaking;
 pub mod serve;
