@@ -14,6 +14,12 @@
 //! <- {"op":"error","reason":"..."}         bad JSON, missing fields, duplicate queueing
 //! ```
 //! A bad line is answered with an error; the connection stays open.
+//!
+//! Several nodes ([`MatchServer::start_clustered`]): each region's queue lives on one node (a hash
+//! of the region over the nodes that are up); a client connected to any node is queued in its
+//! region's queue wherever that is, and hears back through its connection actor's ref, which
+//! travels with the request. Matches run on the node that formed them. Duplicate queueing is
+//! detected per node that owns the regions involved.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -22,13 +28,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actor_core::prelude::*;
-use serde::Deserialize;
+use actor_remote::node::Node;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use supervision::{DynamicMsg, DynamicSupervisor, DynamicSupervisorApi, RestartType};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use crate::cluster::Placement;
+
+/// The path of every node's director.
+pub const DIRECTOR_PATH: &str = "/user/matchmaking";
 
 /// Server settings.
 #[derive(Clone, Debug)]
@@ -83,7 +95,29 @@ struct Request {
     match_id: Option<u64>,
 }
 
-type Out = mpsc::Sender<String>;
+/// Lines for one client connection.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// A JSON line to write.
+    Line(String),
+}
+
+/// One client connection's actor: writes what it is told to the socket's writer task (dropping
+/// lines for a client that does not read). Its ref is how the client is reached from any node.
+struct Connection {
+    out: mpsc::Sender<String>,
+}
+
+impl Actor for Connection {
+    type Msg = ClientMsg;
+    async fn handle(&mut self, msg: ClientMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        let ClientMsg::Line(line) = msg;
+        let _ = self.out.try_send(line);
+        Ok(())
+    }
+}
+
+type Out = ActorRef<ClientMsg>;
 
 /// A running matchmaking server.
 pub struct MatchServer {
@@ -101,16 +135,36 @@ impl Drop for MatchServer {
 }
 
 impl MatchServer {
-    /// Binds `addr` and serves until dropped.
+    /// Binds `addr` and serves on this node alone until dropped.
     pub async fn start(
         system: &ActorSystem,
         addr: &str,
         config: MatchConfig,
     ) -> std::io::Result<Self> {
+        Self::start_with(system, addr, config, Placement::alone()).await
+    }
+
+    /// Like [`MatchServer::start`], as one node of a cluster: regions are spread over the nodes
+    /// that are up, and this node's director is exposed on `node` (every node must run one).
+    pub async fn start_clustered(
+        system: &ActorSystem,
+        addr: &str,
+        config: MatchConfig,
+        node: Arc<Node>,
+    ) -> std::io::Result<Self> {
+        Self::start_with(system, addr, config, Placement::clustered(node)).await
+    }
+
+    async fn start_with(
+        system: &ActorSystem,
+        addr: &str,
+        config: MatchConfig,
+        placement: Placement,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let stats = Arc::new(MatchStats::default());
-        let (cfg, st) = (config.clone(), stats.clone());
+        let (cfg, st, pl) = (config.clone(), stats.clone(), placement.clone());
         let rooms = system
             .spawn(
                 DynamicSupervisor::builder(|args: RoomArgs| {
@@ -131,6 +185,8 @@ impl MatchServer {
             .spawn(
                 Props::new(move || Director {
                     config: cfg.clone(),
+                    placement: pl.clone(),
+                    directors: HashMap::new(),
                     rooms: rooms.clone(),
                     regions: HashMap::new(),
                     queued: HashSet::new(),
@@ -140,6 +196,10 @@ impl MatchServer {
                 .name("matchmaking"),
             )
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if let Some(node) = placement.node() {
+            node.expose(&director);
+        }
+        let system = system.clone();
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -156,12 +216,22 @@ impl MatchServer {
                         }
                     }
                 });
+                let client = match system.spawn(Props::new(move || Connection { out: tx.clone() }))
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not start a connection actor");
+                        continue;
+                    }
+                };
                 let director = director.clone();
                 tokio::spawn(async move {
                     let mut lines = BufReader::new(read).lines();
                     while let Ok(Some(line)) = lines.next_line().await {
-                        director.tell(DirectorMsg::Line(line, tx.clone()));
+                        director.tell(DirectorMsg::Line(line, client.clone()));
                     }
+                    // Lines already queued for the client still go out.
+                    client.stop_when_idle();
                 });
             }
         });
@@ -175,7 +245,9 @@ impl MatchServer {
 }
 
 fn error(out: &Out, reason: impl Into<String>) {
-    let _ = out.try_send(json!({"op": "error", "reason": reason.into()}).to_string());
+    out.tell(ClientMsg::Line(
+        json!({"op": "error", "reason": reason.into()}).to_string(),
+    ));
 }
 
 /// A waiting player.
@@ -228,7 +300,7 @@ impl Actor for MatchRoom {
                     let line = json!({"op": "ended", "match": self.args.id, "region": self.args.region, "ticks": self.ticks})
                         .to_string();
                     for p in &self.args.players {
-                        let _ = p.out.try_send(line.clone());
+                        p.out.tell(ClientMsg::Line(line.clone()));
                     }
                     ctx.stop();
                 }
@@ -241,9 +313,21 @@ impl Actor for MatchRoom {
 }
 
 /// Messages of the director.
+#[derive(Debug, Serialize, Deserialize)]
 pub enum DirectorMsg {
-    /// A line from a client, with the client's output.
-    Line(String, mpsc::Sender<String>),
+    /// A line from a client of this node, with the client's connection.
+    Line(String, ActorRef<ClientMsg>),
+    /// Queue a player here (this node owns the region), for a client of any node.
+    Queue {
+        /// The player.
+        player: String,
+        /// Its rating.
+        rating: f64,
+        /// The region.
+        region: String,
+        /// The client's connection.
+        client: ActorRef<ClientMsg>,
+    },
     /// Retry forming matches in every region.
     Match,
 }
@@ -251,6 +335,9 @@ pub enum DirectorMsg {
 /// Owns the queues (one per region), forms matches and starts their rooms.
 struct Director {
     config: MatchConfig,
+    placement: Placement,
+    /// Other nodes' directors, looked up on first use.
+    directors: HashMap<String, ActorRef<DirectorMsg>>,
     rooms: ActorRef<DynamicMsg<RoomMsg, RoomArgs>>,
     regions: HashMap<String, Vec<Waiting>>,
     queued: HashSet<String>,
@@ -311,7 +398,7 @@ impl Director {
                 DirectorMsg::Match
             });
             for p in &players {
-                let _ = p.out.try_send(line.clone());
+                p.out.tell(ClientMsg::Line(line.clone()));
             }
             self.stats.matches.fetch_add(1, Ordering::Relaxed);
             self.stats
@@ -325,6 +412,69 @@ impl Director {
             );
         }
         Ok(())
+    }
+}
+
+impl Director {
+    /// Queues a player in a region this node owns, and tries to form matches.
+    async fn enqueue(
+        &mut self,
+        player: String,
+        rating: f64,
+        region: String,
+        out: Out,
+        ctx: &mut Context<Self>,
+    ) -> ActorResult {
+        if !self.queued.insert(player.clone()) {
+            error(&out, format!("player {player} is already queued"));
+            return Ok(());
+        }
+        out.tell(ClientMsg::Line(
+            json!({"op": "queued", "player": player, "region": region}).to_string(),
+        ));
+        self.regions
+            .entry(region.clone())
+            .or_default()
+            .push(Waiting {
+                player,
+                rating,
+                since: Instant::now(),
+                out,
+            });
+        self.start_matches(&region, ctx).await
+    }
+
+    /// Sends `msg` to the director of `node` (looked up once, again if its ref went dead).
+    async fn forward(
+        &mut self,
+        node: &str,
+        msg: DirectorMsg,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), String> {
+        let mut msg = msg;
+        for _ in 0..2 {
+            let director = match self.directors.get(node) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = self
+                        .placement
+                        .resolve(node, DIRECTOR_PATH, ctx.myself())
+                        .await
+                        .map_err(|e| format!("the region's node {node} is unreachable: {e}"))?;
+                    self.directors.insert(node.to_owned(), d.clone());
+                    d
+                }
+            };
+            match director.try_tell(msg) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    // A ref through a lost connection: look the director up again.
+                    self.directors.remove(node);
+                    msg = e.into_inner();
+                }
+            }
+        }
+        Err(format!("the region's node {node} is unreachable"))
     }
 }
 
@@ -347,6 +497,12 @@ impl Actor for Director {
                 }
                 return Ok(());
             }
+            DirectorMsg::Queue {
+                player,
+                rating,
+                region,
+                client,
+            } => return self.enqueue(player, rating, region, client, ctx).await,
             DirectorMsg::Line(line, out) => (line, out),
         };
         let req: Request = match serde_json::from_str(&line) {
@@ -371,23 +527,19 @@ impl Actor for Director {
                     );
                     return Ok(());
                 }
-                if !self.queued.insert(player.clone()) {
-                    error(&out, format!("player {player} is already queued"));
-                    return Ok(());
+                let owner = self.placement.owner(&region);
+                if owner == self.placement.name() {
+                    return self.enqueue(player, rating, region, out, ctx).await;
                 }
-                let _ = out.try_send(
-                    json!({"op": "queued", "player": player, "region": region}).to_string(),
-                );
-                self.regions
-                    .entry(region.clone())
-                    .or_default()
-                    .push(Waiting {
-                        player,
-                        rating,
-                        since: Instant::now(),
-                        out,
-                    });
-                self.start_matches(&region, ctx).await?;
+                let queue = DirectorMsg::Queue {
+                    player,
+                    rating,
+                    region,
+                    client: out.clone(),
+                };
+                if let Err(why) = self.forward(&owner, queue, ctx).await {
+                    error(&out, why);
+                }
             }
             "crash" if self.config.allow_crash => match req.match_id {
                 Some(id) => match ctx

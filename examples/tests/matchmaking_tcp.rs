@@ -4,52 +4,10 @@ use std::time::Duration;
 
 use actor_core::{ActorRef, ActorSystem, SystemConfig};
 use examples::matchmaking::{MatchConfig, MatchServer, RoomMsg};
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use serde_json::json;
 
-const T: Duration = Duration::from_secs(10);
-
-struct Client {
-    lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
-    write: OwnedWriteHalf,
-}
-
-impl Client {
-    async fn connect(server: &MatchServer) -> Self {
-        let (read, write) = TcpStream::connect(server.local_addr)
-            .await
-            .expect("connect")
-            .into_split();
-        Self {
-            lines: BufReader::new(read).lines(),
-            write,
-        }
-    }
-    async fn send(&mut self, line: &str) {
-        self.write
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("write");
-    }
-    async fn recv(&mut self) -> Value {
-        let line = tokio::time::timeout(T, self.lines.next_line())
-            .await
-            .expect("a line in time")
-            .expect("read")
-            .expect("open");
-        serde_json::from_str(&line).expect("the server sends JSON")
-    }
-    async fn queue(&mut self, player: &str, rating: f64, region: &str) -> Value {
-        self.send(
-            &json!({"op": "queue", "player": player, "rating": rating, "region": region})
-                .to_string(),
-        )
-        .await;
-        self.recv().await
-    }
-}
+mod support;
+use support::JsonClient as Client;
 
 async fn start(config: MatchConfig) -> (ActorSystem, MatchServer) {
     let system = ActorSystem::new(SystemConfig::default()).expect("rt");

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p examples --bin chat-server -- [--listen ADDR]
-//!     [--node ADDR [--name NAME] [--secret S] [--join ADDR]...]
+//!     [--node ADDR [--name NAME] --secret S [--join ADDR]...]
 //! ```
 //!
 //! Alone: connect with `nc 127.0.0.1 7000`, then `/nick ada`, `/join lobby`, and type.
@@ -16,104 +16,45 @@
 //! chat-server --listen 127.0.0.1:7001 --node 127.0.0.1:7401 --name b --secret s --join 127.0.0.1:7400
 //! ```
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use actor_remote::node::{Node, NodeConfig};
 use examples::chat::{ChatConfig, ChatServer};
+use examples::serve::NodeArgs;
 
-const USAGE: &str =
-    "usage: chat-server [--listen ADDR] [--node ADDR [--name NAME] [--secret S] [--join ADDR]...]";
-
-struct Args {
-    listen: String,
-    node: Option<SocketAddr>,
-    name: Option<String>,
-    secret: String,
-    join: Vec<SocketAddr>,
-}
-
-fn parse() -> Result<Args, String> {
-    let mut a = Args {
-        listen: "127.0.0.1:7000".into(),
-        node: None,
-        name: None,
-        secret: String::new(),
-        join: Vec::new(),
-    };
+fn parse() -> Result<(String, NodeArgs), String> {
+    let (mut listen, mut cluster) = ("127.0.0.1:7000".to_owned(), NodeArgs::default());
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let addr = |v: &str| {
-            v.parse::<SocketAddr>()
-                .map_err(|e| format!("{flag} {v}: {e}"))
-        };
-        match flag.as_str() {
-            "--listen" => a.listen = value,
-            "--node" => a.node = Some(addr(&value)?),
-            "--name" => a.name = Some(value),
-            "--secret" => a.secret = value,
-            "--join" => a.join.push(addr(&value)?),
-            other => return Err(format!("unknown flag {other}")),
+        if flag == "--listen" {
+            listen = value;
+        } else if !cluster.take(&flag, &value)? {
+            return Err(format!("unknown flag {flag}"));
         }
     }
-    if a.node.is_none() && (!a.join.is_empty() || a.name.is_some()) {
-        return Err("--join and --name need --node".into());
-    }
-    if a.node.is_some() && a.secret.is_empty() {
-        return Err("--node needs --secret (the shared cluster secret)".into());
-    }
-    Ok(a)
+    cluster.check()?;
+    Ok((listen, cluster))
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
+    let (listen, cluster) = match parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\n{USAGE}");
+            eprintln!(
+                "{e}\nusage: chat-server [--listen ADDR] {}",
+                NodeArgs::USAGE
+            );
             return ExitCode::from(2);
         }
     };
     examples::serve::run("chat", |system| async move {
         let config = ChatConfig::default();
-        let (server, node) = match args.node {
-            None => (
-                ChatServer::start(&system, &args.listen, config).await?,
-                None,
-            ),
-            Some(bind) => {
-                let name = args
-                    .name
-                    .unwrap_or_else(|| format!("chat-{}", std::process::id()));
-                let node = Node::start(&system, NodeConfig::new(name, bind, args.secret))
-                    .map(Arc::new)
-                    .map_err(std::io::Error::other)?;
-                for peer in args.join {
-                    let node = node.clone();
-                    tokio::spawn(async move {
-                        // The peer may not be up yet: retry until it answers.
-                        loop {
-                            match node.connect(peer).await {
-                                Ok(p) => {
-                                    println!("joined node {} at {peer}", p.node);
-                                    break;
-                                }
-                                Err(e) => {
-                                    eprintln!("joining {peer}: {e}; retrying in 1 s");
-                                    tokio::time::sleep(Duration::from_secs(1)).await;
-                                }
-                            }
-                        }
-                    });
-                }
-                let server =
-                    ChatServer::start_clustered(&system, &args.listen, config, node.clone())
-                        .await?;
-                println!("node {} on {} (QUIC)", node.name(), node.local_addr()?);
-                (server, Some(node))
+        let node = cluster.start(&system)?;
+        let server = match &node {
+            None => ChatServer::start(&system, &listen, config).await?,
+            Some(node) => {
+                ChatServer::start_clustered(&system, &listen, config, node.clone()).await?
             }
         };
         let addr = server.local_addr;

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use examples::chat::ChatServer;
+use examples::matchmaking::MatchServer;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -53,5 +55,46 @@ impl Client {
             tokio::time::timeout(T, self.lines.next_line()).await,
             Ok(Ok(None)) | Ok(Err(_))
         )
+    }
+}
+
+/// A matchmaking client: one JSON object per line.
+pub(crate) struct JsonClient {
+    lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    write: OwnedWriteHalf,
+}
+
+impl JsonClient {
+    pub(crate) async fn connect(server: &MatchServer) -> Self {
+        let (read, write) = TcpStream::connect(server.local_addr)
+            .await
+            .expect("connect")
+            .into_split();
+        Self {
+            lines: BufReader::new(read).lines(),
+            write,
+        }
+    }
+    pub(crate) async fn send(&mut self, line: &str) {
+        self.write
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("write");
+    }
+    pub(crate) async fn recv(&mut self) -> Value {
+        let line = tokio::time::timeout(T, self.lines.next_line())
+            .await
+            .expect("a line in time")
+            .expect("read")
+            .expect("open");
+        serde_json::from_str(&line).expect("the server sends JSON")
+    }
+    pub(crate) async fn queue(&mut self, player: &str, rating: f64, region: &str) -> Value {
+        self.send(
+            &json!({"op": "queue", "player": player, "rating": rating, "region": region})
+                .to_string(),
+        )
+        .await;
+        self.recv().await
     }
 }
