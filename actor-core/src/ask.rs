@@ -94,6 +94,12 @@ impl<T: Send + 'static> Reply<T> {
         Self::new(ReplyInner::Remote(Box::new(f)))
     }
 
+    /// Drops the port without answering and without the "dropped" notice of a port from another
+    /// node.
+    pub(crate) fn forget(&self) {
+        drop(self.inner.take());
+    }
+
     /// Moves the port out, leaving this one spent (a transport exporting it).
     pub(crate) fn take(&self) -> Option<Self> {
         self.inner.take().map(Self::new)

@@ -120,6 +120,10 @@ pub trait ReplyExport: Send + 'static {
     fn fail(self: Box<Self>, reason: Arc<str>);
     /// True when the asker has given up, so the export can be forgotten.
     fn is_closed(&self) -> bool;
+    /// Drops the port without telling anyone (for a transport that is shutting down: a port
+    /// from another node would otherwise send its "dropped" notice while the transport may be in
+    /// the middle of encoding).
+    fn abandon(self: Box<Self>);
     /// The `Reply<T>` itself, returned when the port comes back to this node.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
@@ -348,6 +352,9 @@ impl<T: DeserializeOwned + Send + 'static> ReplyExport for Reply<T> {
     }
     fn is_closed(&self) -> bool {
         Reply::is_closed(self)
+    }
+    fn abandon(self: Box<Self>) {
+        self.forget();
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self

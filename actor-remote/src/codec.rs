@@ -45,10 +45,10 @@ impl Codec for Bincode {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard())
-            .map_err(|e| CodecError(e.to_string()))?;
-        out.extend_from_slice(&bytes);
-        Ok(())
+        // Straight into `out`: no intermediate buffer per value.
+        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+            .map(|_| ())
+            .map_err(|e| CodecError(e.to_string()))
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {

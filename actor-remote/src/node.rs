@@ -39,7 +39,7 @@ use crate::association::{Action, Association, Incarnation, Incarnations, Livenes
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo, Progress};
 use crate::refs::{NodeTransport, Remote, RemoteRef, export, fail_replies};
-use crate::streams::{Outbound, accept_streams, large_writer, read_datagrams, writer};
+use crate::streams::{Lane, accept_streams, lane_writer, large_writer, read_datagrams, writer};
 pub use crate::tls::ClusterTls;
 pub use crate::tls::dev_quic_configs;
 use crate::tls::{SERVER_NAME, cluster_quic_configs, tls_failure};
@@ -299,9 +299,9 @@ pub(crate) struct RemoteWatch {
 pub(crate) struct Link {
     node: String,
     /// The user-message lanes' queues.
-    pub(crate) lanes: Vec<mpsc::Sender<Frame>>,
+    pub(crate) lanes: Vec<Arc<Lane>>,
     /// The queue of messages too large for a lane.
-    pub(crate) large: mpsc::Sender<Frame>,
+    pub(crate) large: mpsc::Sender<Vec<u8>>,
     /// Encodings above this go to `large`; above `max_frame` they are refused.
     pub(crate) large_message: usize,
     pub(crate) max_frame: usize,
@@ -946,8 +946,9 @@ async fn establish(
     let (tx, rx) = mpsc::channel(shared.config.outbound_queue.max(1));
     let lane_count = shared.config.lanes.clamp(1, 64);
     let per_lane = (shared.config.outbound_queue / lane_count).max(1);
-    let (lane_txs, lane_rxs): (Vec<_>, Vec<_>) =
-        (0..lane_count).map(|_| mpsc::channel(per_lane)).unzip();
+    let lanes: Vec<Arc<Lane>> = (0..lane_count)
+        .map(|_| Arc::new(Lane::new(per_lane)))
+        .collect();
     let (large_tx, large_rx) = mpsc::channel(per_lane);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let serial = shared.next_request.fetch_add(1, Ordering::Relaxed);
@@ -961,7 +962,7 @@ async fn establish(
         scope: scope.clone(),
         node: peer.node.clone(),
         tx: tx.clone(),
-        lanes: lane_txs,
+        lanes: lanes.clone(),
         large: large_tx,
         large_message: shared.config.large_message,
         max_frame: shared.config.max_frame,
@@ -975,19 +976,24 @@ async fn establish(
         // out: the newest connection wins and refs through the old one are dead.
         shared.lose(&old, 0, "replaced by a newer connection");
     }
-    let spawn_writer = |out: Outbound, rx| {
-        tokio::spawn(writer(
-            out,
-            rx,
+    tokio::spawn(writer(
+        send,
+        rx,
+        shutdown_rx.clone(),
+        shared.system.clone(),
+        peer.node.clone(),
+        shared.traffic.clone(),
+    ));
+    for (i, lane) in lanes.into_iter().enumerate() {
+        tokio::spawn(lane_writer(
+            conn.clone(),
+            i as u8,
+            lane,
             shutdown_rx.clone(),
             shared.system.clone(),
             peer.node.clone(),
             shared.traffic.clone(),
-        ))
-    };
-    spawn_writer(Outbound::Stream(send), rx);
-    for (i, rx) in lane_rxs.into_iter().enumerate() {
-        spawn_writer(Outbound::Lane(conn.clone(), i as u8), rx);
+        ));
     }
     tokio::spawn(large_writer(
         conn.clone(),

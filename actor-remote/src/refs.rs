@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::node::{Deliver, Exposed, Link, PendingReply, RemoteWatch, Shared};
-use crate::streams::lane_of;
+use crate::streams::{PushError, lane_of};
 use crate::wire::{Frame, manifest_id};
 
 /// The untyped core of every ref to an actor (or reply port) on another node.
@@ -69,34 +69,33 @@ impl Remote {
                 self.wire.node
             )));
         }
-        let mut payload = Vec::new();
-        with_transport(&link.scope, || encode(&mut payload)).map_err(|e| {
-            tracing::error!(recipient = %self.path, error = %e, "message could not be encoded");
-            RemoteSendError::Encode(e.0)
-        })?;
-        let queue = if payload.len() <= link.large_message {
-            &link.lanes[lane_of(self.wire.id, link.lanes.len())]
-        } else if payload.len() <= link.max_frame.saturating_sub(16) {
-            &link.large
-        } else {
-            tracing::error!(recipient = %self.path, size = payload.len(), max = link.max_frame, "message too large; not sent");
-            return Err(RemoteSendError::Encode(format!(
-                "a message of {} bytes is over the maximum frame of {} bytes",
-                payload.len(),
-                link.max_frame
-            )));
-        };
-        let frame = Frame::Tell {
-            recipient: self.wire.id,
-            manifest: self.manifest_id,
-            payload,
-        };
-        queue.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RemoteSendError::Full,
-            mpsc::error::TrySendError::Closed(_) => {
-                RemoteSendError::Closed(format!("node {} is unreachable", self.wire.node))
+        let lane = &link.lanes[lane_of(self.wire.id, link.lanes.len())];
+        let pushed = with_transport(&link.scope, || {
+            lane.push(self.wire.id, self.manifest_id, link.large_message, encode)
+        });
+        let unreachable =
+            || RemoteSendError::Closed(format!("node {} is unreachable", self.wire.node));
+        match pushed {
+            Ok(()) => Ok(()),
+            Err(PushError::Full) => Err(RemoteSendError::Full),
+            Err(PushError::Closed) => Err(unreachable()),
+            Err(PushError::Encode(e)) => {
+                tracing::error!(recipient = %self.path, error = %e, "message could not be encoded");
+                Err(RemoteSendError::Encode(e.0))
             }
-        })
+            Err(PushError::Large(frame)) if frame.len() > link.max_frame => {
+                tracing::error!(recipient = %self.path, size = frame.len(), max = link.max_frame, "message too large; not sent");
+                Err(RemoteSendError::Encode(format!(
+                    "a message of {} bytes is over the maximum frame of {} bytes",
+                    frame.len(),
+                    link.max_frame
+                )))
+            }
+            Err(PushError::Large(frame)) => link.large.try_send(frame).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => RemoteSendError::Full,
+                mpsc::error::TrySendError::Closed(_) => unreachable(),
+            }),
+        }
     }
 
     fn dead(&self, message_type: &'static str) {
@@ -264,7 +263,15 @@ impl Transport for NodeTransport {
     }
 
     fn export_reply(&self, port: Box<dyn ReplyExport>) -> Result<WireRef, String> {
-        let shared = self.shared()?;
+        let shared = match self.shared() {
+            Ok(shared) => shared,
+            Err(e) => {
+                // Called while a lane is locked for encoding: a notice sent from here could need
+                // that same lane. The node is gone anyway.
+                port.abandon();
+                return Err(e);
+            }
+        };
         let id = shared.system.allocate_id().as_u64();
         let manifest = port.manifest();
         {

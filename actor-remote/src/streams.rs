@@ -4,13 +4,17 @@
 //! **large message** gets a stream of its own (so it does not hold up a lane while it crawls),
 //! and an **unreliable** message is one QUIC datagram.
 //!
-//! Every outbound stream has one writer task that drains its queue into one buffer per write
-//! (writing one frame per call is what makes small messages slow). A stream opens with a header:
+//! Every outbound stream has one writer task that writes everything queued as one buffer
+//! (writing one frame per call is what makes small messages slow). A lane's queue *is* that
+//! buffer: senders encode their frame straight into it under a short lock, and the writer swaps it
+//! for an empty one, so a message costs no allocation and no copy between encoding and the write. A stream opens with a header:
 //! `[LANE_STREAM, lane]` or `[LARGE_STREAM]`. Anything else, or a frame other than a message on
 //! these streams, is a protocol violation that closes the connection.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+use parking_lot::Mutex;
 
 use actor_core::transport::Transport;
 use actor_core::{ActorPath, ActorSystem, DeadLetterReason};
@@ -31,20 +35,148 @@ pub(crate) fn lane_of(recipient: u64, lanes: usize) -> usize {
     (recipient.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % lanes.max(1)
 }
 
-/// Where a writer writes: a stream it was given, or a lane it opens on its first message.
-pub(crate) enum Outbound {
-    /// An open stream (the control stream).
-    Stream(quinn::SendStream),
-    /// Lane `index` of `conn`, opened lazily (idle lanes cost nothing).
-    Lane(quinn::Connection, u8),
+/// One lane's queue: frames encoded back to back, ready to write.
+pub(crate) struct Lane {
+    state: Mutex<LaneState>,
+    wake: tokio::sync::Notify,
+    /// Messages it holds before refusing more.
+    limit: u64,
 }
 
-/// One outbound stream's writer: drains everything queued and writes it as one buffer. When the
+struct LaneState {
+    buf: Vec<u8>,
+    /// Messages in `buf`.
+    tells: u64,
+    /// Set when the link died: pushes are refused.
+    closed: bool,
+}
+
+/// Why a push was refused.
+pub(crate) enum PushError {
+    Full,
+    Closed,
+    /// The encoder failed (nothing was queued).
+    Encode(crate::codec::CodecError),
+    /// The payload is over the lane's limit: here is the whole encoded frame, for the large
+    /// message stream.
+    Large(Vec<u8>),
+}
+
+impl Lane {
+    pub(crate) fn new(limit: usize) -> Self {
+        Lane {
+            state: Mutex::new(LaneState {
+                buf: Vec::new(),
+                tells: 0,
+                closed: false,
+            }),
+            wake: tokio::sync::Notify::new(),
+            limit: limit.max(1) as u64,
+        }
+    }
+
+    /// Encodes a `Tell` into the lane's buffer (`encode` writes the payload) and wakes the writer
+    /// if the buffer was empty. A payload over `large` bytes is handed back encoded.
+    pub(crate) fn push(
+        &self,
+        recipient: u64,
+        manifest: u32,
+        large: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), crate::codec::CodecError>,
+    ) -> Result<(), PushError> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(PushError::Closed);
+        }
+        if st.tells >= self.limit {
+            return Err(PushError::Full);
+        }
+        let start = st.buf.len();
+        let len = crate::wire::encode_tell_with(recipient, manifest, &mut st.buf, encode)
+            .map_err(PushError::Encode)?;
+        if len > large {
+            return Err(PushError::Large(st.buf.split_off(start)));
+        }
+        st.tells += 1;
+        let first = st.tells == 1;
+        drop(st);
+        if first {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// A lane's writer: opens its stream on the first message, then writes whatever the senders
+/// encoded since the last write, one buffer per write. When the link dies it closes the lane and
+/// counts what did not go out (at most once: a batch whose write failed counts as lost).
+pub(crate) async fn lane_writer(
+    conn: quinn::Connection,
+    index: u8,
+    lane: Arc<Lane>,
+    mut shutdown: watch::Receiver<bool>,
+    system: ActorSystem,
+    node: String,
+    traffic: Arc<Traffic>,
+) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    let mut send: Option<quinn::SendStream> = None;
+    let mut unsent = 0u64;
+    loop {
+        tokio::select! {
+            _ = lane.wake.notified() => {}
+            _ = shutdown.wait_for(|down| *down) => break,
+        }
+        let tells = {
+            let mut st = lane.state.lock();
+            std::mem::swap(&mut st.buf, &mut batch);
+            std::mem::take(&mut st.tells)
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        if send.is_none() {
+            match conn.open_uni().await {
+                Ok(mut s) => {
+                    if s.write_all(&[LANE_STREAM, index]).await.is_err() {
+                        unsent = tells;
+                        break;
+                    }
+                    send = Some(s);
+                }
+                Err(_) => {
+                    unsent = tells;
+                    break;
+                }
+            }
+        }
+        let Some(stream) = send.as_mut() else { break };
+        if stream.write_all(&batch).await.is_err() {
+            unsent = tells;
+            break;
+        }
+        traffic.sent.fetch_add(tells, Ordering::Relaxed);
+        batch.clear();
+        if batch.capacity() > 4 * 1024 * 1024 {
+            // One burst should not pin its peak size for the link's lifetime.
+            batch = Vec::with_capacity(64 * 1024);
+        }
+    }
+    let queued = {
+        let mut st = lane.state.lock();
+        st.closed = true;
+        st.buf = Vec::new();
+        std::mem::take(&mut st.tells)
+    };
+    count_lost(&system, &node, queued + unsent);
+}
+
+/// The control stream's writer: drains everything queued and writes it as one buffer. When the
 /// link dies (`shutdown` turns true, or the write fails) it closes the queue and counts every
 /// message that did not go out as a dead letter (at most once: a batch whose write failed counts
 /// as lost).
 pub(crate) async fn writer(
-    out_stream: Outbound,
+    mut send: quinn::SendStream,
     mut rx: mpsc::Receiver<Frame>,
     mut shutdown: watch::Receiver<bool>,
     system: ActorSystem,
@@ -53,7 +185,6 @@ pub(crate) async fn writer(
 ) {
     let mut out = Vec::with_capacity(64 * 1024);
     let mut batch_tells = 0u64;
-    let mut target = out_stream;
     loop {
         let first = tokio::select! {
             f = rx.recv() => f,
@@ -62,22 +193,6 @@ pub(crate) async fn writer(
         let Some(first) = first else { break };
         out.clear();
         batch_tells = 0;
-        if let Outbound::Lane(conn, index) = &target {
-            let index = *index;
-            match conn.open_uni().await {
-                Ok(send) => {
-                    out.extend_from_slice(&[LANE_STREAM, index]);
-                    target = Outbound::Stream(send);
-                }
-                Err(_) => {
-                    batch_tells = u64::from(matches!(first, Frame::Tell { .. }));
-                    break;
-                }
-            }
-        }
-        let Outbound::Stream(send) = &mut target else {
-            break;
-        };
         let mut next = Some(first);
         while let Some(frame) = next {
             if matches!(frame, Frame::Tell { .. }) {
@@ -121,7 +236,7 @@ fn count_lost(system: &ActorSystem, node: &str, lost: u64) {
 /// Writes each large message on a stream of its own, one after the other.
 pub(crate) async fn large_writer(
     conn: quinn::Connection,
-    mut rx: mpsc::Receiver<Frame>,
+    mut rx: mpsc::Receiver<Vec<u8>>,
     mut shutdown: watch::Receiver<bool>,
     system: ActorSystem,
     node: String,
@@ -137,11 +252,8 @@ pub(crate) async fn large_writer(
         let Some(frame) = frame else { break };
         out.clear();
         out.push(LARGE_STREAM);
-        if let Err(e) = frame.encode(&Bincode, &mut out) {
-            tracing::error!(error = %e, "could not encode a large frame; dropped");
-            lost += 1;
-            continue;
-        }
+        out.extend_from_slice(&frame);
+        drop(frame);
         let sent = async {
             let mut send = conn.open_uni().await.ok()?;
             send.write_all(&out).await.ok()?;

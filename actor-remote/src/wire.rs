@@ -534,6 +534,32 @@ pub fn manifest_id(type_name: &str) -> u32 {
 
 const TELL_HEADER: usize = 12;
 
+/// Appends a `Tell` frame whose payload `encode` writes in place (no buffer of its own), and
+/// returns the payload's length. On error `out` is left as it was.
+pub fn encode_tell_with(
+    recipient: u64,
+    manifest: u32,
+    out: &mut Vec<u8>,
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+) -> Result<usize, CodecError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; LENGTH_PREFIX]);
+    out.push(kind::TELL);
+    encode_tell_body(recipient, manifest, &[], out);
+    let payload_start = out.len();
+    if let Err(e) = encode(out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let len = out.len() - start - LENGTH_PREFIX;
+    let Ok(len32) = u32::try_from(len) else {
+        out.truncate(start);
+        return Err(CodecError(format!("frame of {len} bytes is too large")));
+    };
+    out[start..start + LENGTH_PREFIX].copy_from_slice(&len32.to_le_bytes());
+    Ok(out.len() - payload_start)
+}
+
 fn encode_tell_body(recipient: u64, manifest: u32, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&recipient.to_le_bytes());
     out.extend_from_slice(&manifest.to_le_bytes());
