@@ -375,7 +375,8 @@ impl<M: Send + 'static> ActorRef<M> {
         let c = self.cell()?;
         Some(ActorStats {
             path: c.core.path.clone(),
-            mailbox_depth: c.mailbox.len(),
+            mailbox_depth: c.mailbox.len()
+                + c.core.batched.load(std::sync::atomic::Ordering::Relaxed) as usize,
             processed: c.core.processed.load(std::sync::atomic::Ordering::Relaxed),
             failures: c.core.failures.load(std::sync::atomic::Ordering::Relaxed),
             restarts: c.core.restarts.load(std::sync::atomic::Ordering::Relaxed),

@@ -88,7 +88,7 @@ struct ActorLoop<A: Actor> {
     delayed_restart: Option<AbortHandle>,
     /// Told the outcome of the first start, for `Context::spawn_and_wait_started`.
     start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
-    cursor: Cursor,
+    cursor: Cursor<A::Msg>,
     /// Stop gracefully the next time the mailbox is empty (`stop_when_idle`).
     stop_when_idle: bool,
     throughput: usize,
@@ -306,11 +306,10 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn flush_stats(&self) {
-        self.ctx
-            .cell
-            .core
-            .processed
-            .store(self.processed, Ordering::Relaxed);
+        let core = &self.ctx.cell.core;
+        core.processed.store(self.processed, Ordering::Relaxed);
+        core.batched
+            .store(self.cursor.batched() as u64, Ordering::Relaxed);
     }
 
     /// Builds fresh state from the factory and runs `started` (or `post_restart`).
@@ -638,6 +637,9 @@ impl<A: Actor> Drop for ActorLoop<A> {
             h.abort();
         }
         cell.mailbox.close();
+        for _ in self.cursor.drain() {
+            core.dead_letter(DeadLetterReason::Stopped);
+        }
         cell.drain_dead();
         if let Some(mut x) = self.ctx.extras.take() {
             for child in std::mem::take(&mut x.children).into_values() {

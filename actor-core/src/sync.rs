@@ -1,9 +1,8 @@
 //! Synchronisation primitives behind one seam, so the mailbox can be model-checked with loom.
 //!
-//! Under `--cfg actor_loom` the atomics, the mutex and the queue are loom's (the queue becomes a
-//! loom-mutex-protected `VecDeque`), so the loom tests check the mailbox's send / receive / wake
-//! protocol exhaustively; in normal builds they are `std` atomics, `parking_lot` and crossbeam's
-//! lock-free block-linked `SegQueue`.
+//! Under `--cfg actor_loom` the atomics and the mutex are loom's, so the loom tests check the
+//! mailbox's send / receive / wake protocol, and the user lanes' queue built on the mutex,
+//! exhaustively; in normal builds they are `std` atomics and `parking_lot`.
 
 #[cfg(actor_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
@@ -41,57 +40,69 @@ impl<T> Mutex<T> {
     }
 }
 
-/// Multi-producer queue used by the user lanes.
-#[cfg(not(actor_loom))]
-pub(crate) struct Queue<T>(crossbeam_queue::SegQueue<T>);
-
-#[cfg(not(actor_loom))]
-impl<T> Queue<T> {
-    pub(crate) const fn new() -> Self {
-        Self(crossbeam_queue::SegQueue::new())
-    }
-    #[inline]
-    pub(crate) fn push(&self, value: T) {
-        self.0.push(value)
-    }
-    #[inline]
-    pub(crate) fn pop(&self) -> Option<T> {
-        self.0.pop()
-    }
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
+/// The queue of the user lanes: a `VecDeque` under a short lock (no allocation per message once
+/// it has grown, 40 bytes when empty, no cache-line padding). Any thread may pop (a producer
+/// draining a closed mailbox, or evicting the oldest message of a bounded lane). The consumer of
+/// an unbounded lane takes everything queued at once with [`Queue::take_all`], so it takes the
+/// producers' lock once per batch, not once per message. The same code runs under loom (`Mutex`
+/// is the seam).
+///
+/// `nonempty` mirrors "the deque is not empty" and is only written under the lock, so at every
+/// unlock it is exact; read without the lock it lets the consumer find an empty queue with one
+/// load instead of a lock. A stale `false` is covered by the mailbox's wake protocol: the
+/// producer's push (and flag store) precedes its `SeqCst` fence, the consumer's park stores
+/// `IDLE` and fences before it reads the flag, so one of them sees the other.
+pub(crate) struct Queue<T> {
+    queue: Mutex<std::collections::VecDeque<T>>,
+    nonempty: AtomicBool,
 }
 
-#[cfg(actor_loom)]
-pub(crate) struct Queue<T>(loom::sync::Mutex<std::collections::VecDeque<T>>);
-
-#[cfg(actor_loom)]
 impl<T> Queue<T> {
     pub(crate) fn new() -> Self {
-        Self(loom::sync::Mutex::new(std::collections::VecDeque::new()))
-    }
-    fn inner(&self) -> loom::sync::MutexGuard<'_, std::collections::VecDeque<T>> {
-        match self.0.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+        Self {
+            queue: Mutex::new(std::collections::VecDeque::new()),
+            nonempty: AtomicBool::new(false),
         }
     }
+    #[inline]
     pub(crate) fn push(&self, value: T) {
-        self.inner().push_back(value)
+        let mut queue = self.queue.lock();
+        queue.push_back(value);
+        self.nonempty.store(true, Ordering::Release);
     }
+    #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
-        self.inner().pop_front()
+        if !self.nonempty.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut queue = self.queue.lock();
+        let value = queue.pop_front();
+        if queue.is_empty() {
+            self.nonempty.store(false, Ordering::Release);
+        }
+        value
     }
+    /// Moves every queued value to the back of `into`, oldest first (an O(1) swap when `into`
+    /// is empty, which is how the consumer calls it).
+    #[inline]
+    pub(crate) fn take_all(&self, into: &mut std::collections::VecDeque<T>) {
+        if !self.nonempty.load(Ordering::Acquire) {
+            return;
+        }
+        let mut queue = self.queue.lock();
+        if into.is_empty() {
+            std::mem::swap(&mut *queue, into);
+        } else {
+            into.extend(queue.drain(..));
+        }
+        self.nonempty.store(false, Ordering::Release);
+    }
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.inner().is_empty()
+        !self.nonempty.load(Ordering::Acquire)
     }
     pub(crate) fn len(&self) -> usize {
-        self.inner().len()
+        self.queue.lock().len()
     }
 }
 

@@ -1,9 +1,11 @@
 //! The user lanes of a mailbox: unbounded, bounded, priority classes and conflating.
 //!
 //! Every lane is multi-producer, single-consumer and keeps FIFO order per producer within a class.
-//! The unbounded, bounded and priority lanes are lock-free on the send path (crossbeam's
-//! block-linked queue: no allocation per message beyond the queue's blocks). The conflating lane
-//! takes a short `parking_lot` lock, because replacing a queued message in place needs one.
+//! A send takes one short lock on the lane's queue (`sync::Queue`: a `VecDeque`, no allocation per
+//! message once grown). The consumer of the unbounded lane (the default) takes the whole queue at
+//! once into its private batch (`Cursor`), so it pays the lock once per batch; the bounded,
+//! priority and conflating lanes pop one message at a time, because capacity, class order and
+//! conflation must see every message that has not been handled.
 //! Wake-ups are not this module's business: `super::Mailbox` owns the wake protocol.
 
 use std::collections::{HashMap, VecDeque};
@@ -20,12 +22,37 @@ pub(crate) enum Pushed<M> {
     Shed(M),
 }
 
-/// Consumer-private cursor of the weighted round robin (kept out of the shared mailbox so the
-/// consumer's bookkeeping never bounces between cores).
-#[derive(Debug, Default)]
-pub(crate) struct Cursor {
+/// The consumer's private state (kept out of the shared mailbox so its bookkeeping never bounces
+/// between cores): the weighted round robin's position, and the batch taken from an unbounded
+/// lane. Messages in the batch are still queued as far as the actor is concerned: whoever drops a
+/// cursor must drain it first ([`Cursor::drain`]).
+#[derive(Debug)]
+pub(crate) struct Cursor<M> {
     class: usize,
     credit: u32,
+    batch: VecDeque<M>,
+}
+
+impl<M> Default for Cursor<M> {
+    fn default() -> Self {
+        Self {
+            class: 0,
+            credit: 0,
+            batch: VecDeque::new(),
+        }
+    }
+}
+
+impl<M> Cursor<M> {
+    /// Messages taken from the lane but not handed out yet.
+    pub(crate) fn batched(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Removes the messages of the batch.
+    pub(crate) fn drain(&mut self) -> std::collections::vec_deque::Drain<'_, M> {
+        self.batch.drain(..)
+    }
 }
 
 // The unbounded lane is the default and the hottest: it stays inline to save an indirection per
@@ -127,9 +154,20 @@ impl<M> UserLane<M> {
 
     /// Consumer side: the next message per the lane's order.
     #[inline]
-    pub(crate) fn pop(&self, cursor: &mut Cursor) -> Option<M> {
+    pub(crate) fn pop(&self, cursor: &mut Cursor<M>) -> Option<M> {
         match self {
-            UserLane::Unbounded(q) => q.pop(),
+            UserLane::Unbounded(q) => {
+                if let Some(msg) = cursor.batch.pop_front() {
+                    return Some(msg);
+                }
+                if cursor.batch.capacity() > 4096 {
+                    // A burst is over: do not keep its peak size (the deques swap between the
+                    // queue and the batch, so this bounds both).
+                    cursor.batch = VecDeque::new();
+                }
+                q.take_all(&mut cursor.batch);
+                cursor.batch.pop_front()
+            }
             UserLane::Bounded(b) => b.pop(),
             UserLane::Priority(p) => p.pop(cursor),
             UserLane::Conflating(c) => c.pop(),
@@ -226,7 +264,7 @@ impl<M> Bounded<M> {
 }
 
 impl<M> Priority<M> {
-    fn pop(&self, cursor: &mut Cursor) -> Option<M> {
+    fn pop(&self, cursor: &mut Cursor<M>) -> Option<M> {
         if let Some(msg) = self.classes[0].pop() {
             return Some(msg);
         }

@@ -4,7 +4,9 @@
 //! # Invariants
 //!
 //! * **Many producers, one consumer.** Only the actor's own task pops (a producer may evict from a
-//!   bounded `DropOldest` lane or drain a closed mailbox, both of which the queues allow).
+//!   bounded `DropOldest` lane or drain a closed mailbox, both of which the locked queues allow).
+//!   The consumer of an unbounded lane takes the whole queue into its private batch (`Cursor`);
+//!   the actor loop drains that batch as dead letters when it stops.
 //! * **System first.** The consumer always drains the system lane before taking a user message;
 //!   the system lane is unbounded and never drops.
 //! * **Wake on the idle-to-running transition only.** The state word is `RUNNING` while the
@@ -137,7 +139,7 @@ impl<M, S> Mailbox<M, S> {
 
     /// Consumer side: the next user message, if any.
     #[inline]
-    pub(crate) fn pop_user(&self, cursor: &mut Cursor) -> Option<M> {
+    pub(crate) fn pop_user(&self, cursor: &mut Cursor<M>) -> Option<M> {
         self.user.pop(cursor)
     }
 
@@ -366,13 +368,14 @@ mod loom_tests {
         builder.check(f);
     }
 
-    fn recv(mb: &Mailbox<u32, u32>) -> (Option<u32>, Option<u32>) {
+    /// Receives one message like the actor loop does (the cursor keeps the taken batch).
+    fn recv(mb: &Mailbox<u32, u32>, cursor: &mut Cursor<u32>) -> (Option<u32>, Option<u32>) {
         loom::future::block_on(poll_fn(|cx| {
             loop {
                 if let Some(s) = mb.pop_sys() {
                     return Poll::Ready((Some(s), None));
                 }
-                if let Some(m) = mb.pop_user(&mut Cursor::default()) {
+                if let Some(m) = mb.pop_user(cursor) {
                     return Poll::Ready((None, Some(m)));
                 }
                 if mb.poll_park(cx, false).is_pending() {
@@ -392,8 +395,27 @@ mod loom_tests {
             let producer = loom::thread::spawn(move || {
                 p.push_user(1, false).expect("open");
             });
-            assert_eq!(recv(&mb), (None, Some(1)));
+            assert_eq!(recv(&mb, &mut Cursor::default()), (None, Some(1)));
             producer.join().expect("producer");
+        });
+    }
+
+    /// Two producers race on the user lane while the consumer takes batches: both messages
+    /// arrive, each once, and the consumer is never left parked with a message queued.
+    #[test]
+    fn two_producers_and_batches_lose_nothing() {
+        model(|| {
+            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
+            let (a, b) = (mb.clone(), mb.clone());
+            let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
+            let t2 = loom::thread::spawn(move || b.push_user(2, false).map(|_| ()).expect("open"));
+            let mut cursor = Cursor::default();
+            let mut got = [recv(&mb, &mut cursor).1, recv(&mb, &mut cursor).1];
+            got.sort();
+            assert_eq!(got, [Some(1), Some(2)]);
+            assert_eq!(cursor.batched(), 0);
+            t1.join().expect("t1");
+            t2.join().expect("t2");
         });
     }
 
@@ -405,8 +427,9 @@ mod loom_tests {
             let (a, b) = (mb.clone(), mb.clone());
             let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
             let t2 = loom::thread::spawn(move || b.push_sys(2).expect("open"));
-            let first = recv(&mb);
-            let second = recv(&mb);
+            let mut cursor = Cursor::default();
+            let first = recv(&mb, &mut cursor);
+            let second = recv(&mb, &mut cursor);
             let mut got = [first, second];
             got.sort();
             assert_eq!(got, [(None, Some(1)), (Some(2), None)]);
