@@ -48,7 +48,51 @@ impl ActorPath {
 
     /// The path of a child named `name` below this one.
     pub fn child(&self, name: &str) -> Self {
-        Self(Arc::from(format!("{}/{}", self.0, name)))
+        self.join(&[name.as_bytes()])
+    }
+
+    /// The path of an anonymous child: `$` and its id below this one.
+    pub(crate) fn anonymous_child(&self, id: u64) -> Self {
+        // Decimal digits without the formatting machinery (spawning is hot).
+        let mut digits = [0u8; 20];
+        let mut n = id;
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.join(&[b"$", &digits[at..]])
+    }
+
+    /// `self` + `/` + the concatenation of `parts`, with one allocation (the `Arc`) for paths
+    /// up to 256 bytes.
+    fn join(&self, parts: &[&[u8]]) -> Self {
+        let len = self.0.len() + 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut stack = [0u8; 256];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap
+        };
+        let mut at = self.0.len();
+        buf[..at].copy_from_slice(self.0.as_bytes());
+        buf[at] = b'/';
+        at += 1;
+        for part in parts {
+            buf[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        // Only whole `str`s and ASCII were copied in, so this is valid UTF-8.
+        match std::str::from_utf8(buf) {
+            Ok(path) => Self(Arc::from(path)),
+            Err(_) => Self(Arc::from(String::from_utf8_lossy(buf).as_ref())),
+        }
     }
 
     /// Builds a path from its string form (for transports and lookups).
@@ -92,5 +136,24 @@ pub(crate) fn validate_name(name: &str) -> Result<(), &'static str> {
         Err("an actor name must be at most 256 bytes")
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::ActorPath;
+
+    #[test]
+    fn children_join_with_a_slash_named_or_anonymous() {
+        let root = ActorPath::user_root();
+        assert_eq!(root.child("lobby").as_str(), "/user/lobby");
+        assert_eq!(root.anonymous_child(0).as_str(), "/user/$0");
+        assert_eq!(
+            root.child("a").anonymous_child(u64::MAX).as_str(),
+            "/user/a/$18446744073709551615"
+        );
+        let long = "x".repeat(300);
+        assert_eq!(root.child(&long).as_str(), format!("/user/{long}"));
+        assert_eq!(root.child("h\u{e9}").name(), "h\u{e9}");
     }
 }

@@ -119,7 +119,7 @@ pub(crate) fn spawn_actor<A: Actor>(
             })?;
             parent_path.child(name)
         }
-        None => parent_path.child(&format!("${}", id.0)),
+        None => parent_path.anonymous_child(id.0),
     };
     let named = props.name.is_some();
     let cell = Arc::new(Cell::new(
@@ -665,5 +665,45 @@ impl<A: Actor> Drop for ActorLoop<A> {
         core.terminate(reason);
         self.parent
             .send(SystemMsg::ChildTerminated { child: core.id });
+    }
+}
+
+#[cfg(all(test, not(actor_loom)))]
+mod size_probe {
+    #[test]
+    #[ignore = "prints the sizes behind the memory per actor; run with --ignored --nocapture"]
+    fn sizes() {
+        struct Idle;
+        impl crate::Actor for Idle {
+            type Msg = u64;
+            async fn handle(
+                &mut self,
+                _m: u64,
+                _c: &mut crate::Context<Self>,
+            ) -> crate::ActorResult {
+                Ok(())
+            }
+        }
+        eprintln!(
+            "Cell<u64>: {}",
+            std::mem::size_of::<crate::cell::Cell<u64>>()
+        );
+        eprintln!(
+            "ActorLoop<Idle>: {}",
+            std::mem::size_of::<super::ActorLoop<Idle>>()
+        );
+        eprintln!(
+            "Context<Idle>: {}",
+            std::mem::size_of::<crate::Context<Idle>>()
+        );
+        eprintln!(
+            "Mailbox<u64, SystemMsg>: {}",
+            std::mem::size_of::<crate::mailbox::Mailbox<u64, crate::cell::SystemMsg>>()
+        );
+        eprintln!("CellCore: {}", std::mem::size_of::<crate::cell::CellCore>());
+        eprintln!(
+            "Cursor<u64>: {}",
+            std::mem::size_of::<crate::mailbox::Cursor<u64>>()
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! is taken only on spawn, failure and termination of a top-level actor.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -158,11 +158,13 @@ pub(crate) struct SystemShared {
     pub(crate) dead_letters: DeadLetterOffice,
     next_id: AtomicU64,
     registry: RwLock<HashMap<Arc<str>, RegistryEntry>>,
-    guardian: Mutex<BTreeMap<ActorId, TopLevel>>,
+    guardian: Mutex<HashMap<ActorId, TopLevel>>,
     guardian_empty: Notify,
     live: AtomicUsize,
     shutting_down: AtomicBool,
     killed_log: Mutex<Vec<ActorPath>>,
+    /// `/user`, built once (every top-level spawn needs it).
+    pub(crate) user_root: ActorPath,
 }
 
 /// Restart history kept per child: the most recent restarts, oldest first.
@@ -301,12 +303,13 @@ impl ActorSystem {
         tracing::debug!(system = %config.name, "actor system created");
         Self {
             shared: Arc::new(SystemShared {
+                user_root: ActorPath::user_root(),
                 config,
                 handle,
                 dead_letters,
                 next_id: AtomicU64::new(1),
                 registry: RwLock::new(HashMap::new()),
-                guardian: Mutex::new(BTreeMap::new()),
+                guardian: Mutex::new(HashMap::new()),
                 guardian_empty: Notify::new(),
                 live: AtomicUsize::new(0),
                 shutting_down: AtomicBool::new(false),
@@ -357,7 +360,7 @@ impl ActorSystem {
         let (actor_ref, _) = spawn_actor(
             &self.shared,
             Parent::Guardian(self.shared.clone()),
-            &ActorPath::user_root(),
+            &self.shared.user_root,
             props,
             None,
         )?;
@@ -375,7 +378,7 @@ impl ActorSystem {
         let (actor_ref, _) = spawn_actor(
             &self.shared,
             Parent::Guardian(self.shared.clone()),
-            &ActorPath::user_root(),
+            &self.shared.user_root,
             props,
             Some(tx),
         )?;
