@@ -82,6 +82,16 @@ impl<T> Queue<T> {
         }
         value
     }
+    /// Pops under the lock whatever the flag says (a producer evicting the oldest message must
+    /// not miss one that another producer queued a moment ago).
+    pub(crate) fn pop_locked(&self) -> Option<T> {
+        let mut queue = self.queue.lock();
+        let value = queue.pop_front();
+        if queue.is_empty() {
+            self.nonempty.store(false, Ordering::Release);
+        }
+        value
+    }
     /// Moves every queued value to the back of `into`, oldest first (an O(1) swap when `into`
     /// is empty, which is how the consumer calls it).
     #[inline]

@@ -233,7 +233,7 @@ impl<M> Bounded<M> {
             Overflow::DropOldest => {
                 // The queue is multi-consumer, so a producer may evict the oldest entry. If the
                 // consumer emptied it meanwhile, our increment of `len` simply stands.
-                let evicted = self.queue.pop();
+                let evicted = self.queue.pop_locked();
                 if evicted.is_some() {
                     self.len.fetch_sub(1, Ordering::AcqRel);
                 }
