@@ -264,3 +264,72 @@ async fn a_control_frame_on_a_lane_disconnects_the_peer() {
     );
     assert_eq!(node.stats().rejected_frames, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_speaking_another_protocol_version_is_refused_with_the_cause_on_both_sides() {
+    use actor_remote::handshake::HandshakeError;
+    use actor_remote::wire::{Hello, PROTOCOL_VERSION, RejectReason};
+    let (_system, node) = node();
+    let (_, client_cfg) = dev_quic_configs(Duration::from_secs(10)).expect("tls");
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    endpoint.set_default_client_config(client_cfg);
+    let conn = endpoint
+        .connect(node.local_addr().expect("addr"), "actor-node")
+        .expect("connect")
+        .await
+        .expect("QUIC up");
+    let (mut send, mut recv) = conn.open_bi().await.expect("control stream");
+    let mut out = Vec::new();
+    Frame::Hello(Hello {
+        protocol: PROTOCOL_VERSION + 1,
+        codec: Bincode.name().into(),
+        node: "future".into(),
+        incarnation: 1,
+        nonce: [1; 16],
+    })
+    .encode(&Bincode, &mut out)
+    .expect("encode");
+    send.write_all(&out).await.expect("write");
+    // Our side of the story: the node's Hello, then a Reject naming the version.
+    let mut decoder = FrameDecoder::new(Bincode, 1 << 20);
+    let mut buf = vec![0u8; 4096];
+    let reject = loop {
+        if let Some(frame) = decoder.next_frame().expect("valid") {
+            match frame {
+                Frame::Reject(reason) => break reason,
+                _ => continue,
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), recv.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read")
+            .expect("a Reject before the stream ends");
+        decoder.push(&buf[..n]);
+    };
+    assert_eq!(
+        reject,
+        RejectReason::Version {
+            ours: PROTOCOL_VERSION,
+            theirs: PROTOCOL_VERSION + 1
+        }
+    );
+    assert!(reject.to_string().contains("incompatible protocol version"));
+    // The node's side: the refusal is recorded with the same cause, and nobody was admitted.
+    let mut recorded = false;
+    for _ in 0..250 {
+        if node.refusals().iter().any(|r| {
+            matches!(
+                &r.error,
+                HandshakeError::Refused(RejectReason::Version { .. })
+            )
+        }) {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(recorded, "{:?}", node.refusals());
+    assert!(node.peers().is_empty());
+}
