@@ -1117,7 +1117,27 @@ async fn associate(
                     tells += 1;
                     deliver_tell(&shared, &peer, &scope, recipient, manifest, payload)
                 }
-                Ok(Some(Decoded::Frame(frame))) => on_frame(&shared, &peer, &scope, &tx, frame),
+                Ok(Some(Decoded::Frame(frame))) => {
+                    match on_frame(&shared, &peer, &scope, &tx, frame) {
+                        Ok(()) => {}
+                        Err(StreamEnd::Goodbye) => {
+                            conn.close(0u32.into(), b"goodbye");
+                            shared.lose(&link, peer.incarnation, "the peer said goodbye");
+                            return;
+                        }
+                        Err(StreamEnd::Violation(e)) => {
+                            shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(node = %peer.node, error = %e, "protocol violation; closing the connection");
+                            conn.close(2u32.into(), e.as_bytes());
+                            shared.lose(
+                                &link,
+                                peer.incarnation,
+                                &format!("protocol violation: {e}"),
+                            );
+                            return;
+                        }
+                    }
+                }
                 Ok(None) => {
                     shared.traffic.received.fetch_add(tells, Ordering::Relaxed);
                     break;
@@ -1136,6 +1156,14 @@ async fn associate(
     shared.lose(&link, peer.incarnation, &why);
 }
 
+/// Why the control stream stops being read.
+enum StreamEnd {
+    /// The peer leaves gracefully.
+    Goodbye,
+    /// The peer broke the protocol.
+    Violation(String),
+}
+
 /// Handles one frame from an established peer.
 fn on_frame(
     shared: &Shared,
@@ -1143,7 +1171,7 @@ fn on_frame(
     scope: &Arc<dyn Transport>,
     tx: &mpsc::Sender<Frame>,
     frame: Frame,
-) {
+) -> Result<(), StreamEnd> {
     match frame {
         Frame::Heartbeat { seq } => {
             let _ = tx.try_send(Frame::HeartbeatAck { seq });
@@ -1223,10 +1251,19 @@ fn on_frame(
             }
         }
         Frame::HeartbeatAck { .. } => {}
+        // Watches are answered when the actor ends whoever still watches; nothing to undo.
+        Frame::Unwatch { .. } => {}
+        Frame::Goodbye => return Err(StreamEnd::Goodbye),
+        // Handshake frames after the handshake, and the reserved request kinds (asks travel as
+        // tells carrying a reply port).
         other => {
-            tracing::debug!(node = %peer.node, kind = other.kind_name(), "frame not handled yet; ignored");
+            return Err(StreamEnd::Violation(format!(
+                "unexpected {} frame on an established connection",
+                other.kind_name()
+            )));
         }
     }
+    Ok(())
 }
 
 /// A termination reason as sent in a `Terminated` frame ("stopped" and "killed" arrive as the same

@@ -333,3 +333,27 @@ async fn a_peer_speaking_another_protocol_version_is_refused_with_the_cause_on_b
     assert!(recorded, "{:?}", node.refusals());
     assert!(node.peers().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_frame_after_the_handshake_disconnects_the_peer() {
+    let (_system, node) = node();
+    let mut rogue = Rogue::join(&node).await;
+    rogue.send_frame(Frame::Accept).await;
+    assert!(
+        closed_within(&rogue.conn, Duration::from_secs(10)).await,
+        "disconnected"
+    );
+    assert_eq!(node.stats().rejected_frames, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goodbye_ends_the_association_without_counting_a_violation() {
+    let (_system, node) = node();
+    let mut rogue = Rogue::join(&node).await;
+    rogue.send_frame(Frame::Goodbye).await;
+    assert!(
+        closed_within(&rogue.conn, Duration::from_secs(10)).await,
+        "closed"
+    );
+    assert_eq!(node.stats().rejected_frames, 0);
+}
