@@ -129,6 +129,19 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime can be built")
 }
 
+/// Runs `work` as a task on a fresh 2-worker runtime and waits for it: code that talks to actors
+/// from a worker thread, as an actor or a session task does, rather than from the thread blocked
+/// in `block_on` (every wake-up of which crosses threads).
+pub fn on_worker<T: Send + 'static>(
+    work: impl std::future::Future<Output = BenchResult<T>> + Send + 'static,
+) -> BenchResult<T> {
+    runtime().block_on(async {
+        tokio::spawn(work)
+            .await
+            .map_err(|e| format!("the task failed: {e}"))?
+    })
+}
+
 /// Rate of `count` events over `elapsed`.
 pub fn rate(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()

@@ -178,7 +178,8 @@ fn fanout(n: u64, receivers: usize) -> BenchResult<f64> {
 }
 
 fn ask_latency(n: u64) -> BenchResult<Percentiles> {
-    runtime().block_on(async {
+    // The asker is a task on the runtime, like an actor or a session asking another actor.
+    crate::on_worker(async move {
         let c = start(Counter::default());
         let mut h = histogram();
         for i in 0..n {

@@ -228,7 +228,8 @@ fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
 // ---------- ask latency ----------
 
 fn ask_latency(n: u64) -> BenchResult<Percentiles> {
-    runtime().block_on(async {
+    // The asker is a task on the runtime, like an actor or a session asking another actor.
+    crate::on_worker(async move {
         let sys = system();
         let c = sys
             .spawn(P::new(Counter::default))
