@@ -272,7 +272,24 @@ impl<M: Send + 'static> ActorRef<M> {
                 TrySendError::Closed(_) => AskError::Stopped(self.path()),
             });
         }
-        match tokio::time::timeout(timeout, rx).await {
+        // Most answers come within one scheduling round (an actor on this worker runs before we
+        // are polled again): look once after yielding, and only then pay for a timer (registering
+        // and removing one is more than half the cost of a local ask).
+        let mut rx = rx;
+        tokio::task::yield_now().await;
+        let first = match rx.try_recv() {
+            Ok(answer) => Some(Ok(answer)),
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(())),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+        };
+        let answer = match first {
+            Some(Ok(answer)) => Ok(Ok(answer)),
+            Some(Err(())) => Ok(Err(())),
+            None => tokio::time::timeout(timeout, rx)
+                .await
+                .map(|r| r.map_err(|_| ())),
+        };
+        match answer {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(reason))) => Err(AskError::Lost {
                 actor: self.path(),
