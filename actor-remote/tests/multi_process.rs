@@ -127,12 +127,13 @@ async fn two_processes_talk_detect_a_killed_peer_and_reconnect_to_its_new_incarn
     assert_eq!(line, format!("PONG alpha {}", alpha.incarnation()));
 
     // Kill beta's process: no goodbye, no connection close. alpha's watcher hears of it within
-    // the configured detection time (plus one heartbeat of slack for the timer's granularity).
+    // the configured detection time, plus one second of slack for a loaded CI machine (the exact
+    // timing is tested on simulated time in handshake_assoc.rs).
     let mut watcher = TestProbe::<()>::new(&system);
     watcher.watch(&beta_ping);
     beta.kill();
     let end = watcher
-        .expect_terminated(&beta_ping, UNREACHABLE + HEARTBEAT * 2)
+        .expect_terminated(&beta_ping, UNREACHABLE + Duration::from_secs(1))
         .await;
     match &end.reason {
         TerminationReason::Unreachable(why) => assert!(why.contains("beta"), "{why}"),

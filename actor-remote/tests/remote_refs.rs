@@ -280,6 +280,9 @@ async fn refs_and_reply_ports_forwarded_to_a_third_node_still_work() {
     room_c_from_a.tell(RoomMsg::Join {
         who: probe.actor_ref(),
     });
+    // Same sender, same recipient: the ask is handled after the join. (The delegated ask below
+    // comes from beta, which is not ordered with alpha's join.)
+    assert_eq!(room_c_from_a.ask(RoomMsg::Count).await, Ok(1));
     let answer = t
         .room
         .ask(|port| RoomMsg::Delegate {
