@@ -79,6 +79,20 @@ struct ActorLoop<A: Actor> {
     parent: Parent,
     /// Set by a graceful stop; `None` at drop means the task was aborted (killed).
     reason: Option<TerminationReason>,
+    /// State only failures, restarts and waited-for starts need, boxed on first use so that it
+    /// does not grow every actor's task.
+    rare: Option<Box<Rare>>,
+    cursor: Cursor<A::Msg>,
+    /// Stop gracefully the next time the mailbox is empty (`stop_when_idle`).
+    stop_when_idle: bool,
+    throughput: usize,
+    processed: u64,
+    idle_since: Instant,
+}
+
+/// The rarely used part of an actor loop.
+#[derive(Default)]
+struct Rare {
     /// The failure this actor is suspended on, waiting for its parent's directive.
     suspended: Option<Failure>,
     /// A child whose failure this actor escalated (resumed if this actor is resumed).
@@ -88,12 +102,6 @@ struct ActorLoop<A: Actor> {
     delayed_restart: Option<AbortHandle>,
     /// Told the outcome of the first start, for `Context::spawn_and_wait_started`.
     start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
-    cursor: Cursor<A::Msg>,
-    /// Stop gracefully the next time the mailbox is empty (`stop_when_idle`).
-    stop_when_idle: bool,
-    throughput: usize,
-    processed: u64,
-    idle_since: Instant,
 }
 
 /// A spawned actor: its ref and its type-erased system target (for its parent).
@@ -145,11 +153,12 @@ pub(crate) fn spawn_actor<A: Actor>(
         factory: props.factory.clone(),
         parent,
         reason: None,
-        suspended: None,
-        escalated_child: None,
-        deferred: VecDeque::new(),
-        delayed_restart: None,
-        start_signal,
+        rare: start_signal.map(|tx| {
+            Box::new(Rare {
+                start_signal: Some(tx),
+                ..Rare::default()
+            })
+        }),
         cursor: Cursor::default(),
         stop_when_idle: false,
         throughput: props.throughput.unwrap_or(shared.config.throughput).max(1),
@@ -256,7 +265,7 @@ impl<A: Actor> ActorLoop<A> {
                 }
                 continue;
             }
-            if self.suspended.is_some() || self.actor.is_none() {
+            if self.is_suspended() || self.actor.is_none() {
                 self.flush_stats();
                 self.mailbox_park(true).await;
                 continue;
@@ -298,7 +307,7 @@ impl<A: Actor> ActorLoop<A> {
 
     /// A timer tick: hot for game loops, so handled inline.
     async fn on_timer(&mut self, id: u64) {
-        if self.suspended.is_some() || self.actor.is_none() {
+        if self.is_suspended() || self.actor.is_none() {
             self.ctx.x().timers.skip(id);
         } else if let Some(msg) = self.ctx.x().timers.fire(id) {
             self.handle_user(msg).await;
@@ -350,7 +359,7 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn signal_start(&mut self, outcome: Result<(), Failure>) {
-        if let Some(tx) = self.start_signal.take() {
+        if let Some(tx) = self.rare.as_mut().and_then(|r| r.start_signal.take()) {
             let _ = tx.send(outcome);
         }
     }
@@ -395,7 +404,7 @@ impl<A: Actor> ActorLoop<A> {
             error = %failure.message,
             "actor failed"
         );
-        self.suspended = Some(failure.clone());
+        self.rare.get_or_insert_with(Box::default).suspended = Some(failure.clone());
         if !self.parent.send(SystemMsg::ChildFailed {
             child: core.id,
             failure,
@@ -417,7 +426,7 @@ impl<A: Actor> ActorLoop<A> {
             SystemMsg::Restart(cause) => self.restart(cause).await,
             SystemMsg::Supervise(directive) => {
                 // A directive for a failure we are no longer suspended on is stale.
-                let Some(failure) = self.suspended.clone() else {
+                let Some(failure) = self.rare.as_ref().and_then(|r| r.suspended.clone()) else {
                     return Flow::Continue;
                 };
                 match directive {
@@ -432,15 +441,18 @@ impl<A: Actor> ActorLoop<A> {
                 }
             }
             SystemMsg::RestartNow => {
-                self.delayed_restart = None;
-                if let Some(failure) = self.suspended.clone() {
+                if let Some(r) = self.rare.as_mut() {
+                    r.delayed_restart = None;
+                }
+                if let Some(failure) = self.rare.as_ref().and_then(|r| r.suspended.clone()) {
                     self.restart(failure).await;
                 }
             }
             SystemMsg::ChildFailed { child, failure } => {
-                if self.suspended.is_some() || self.actor.is_none() {
+                if self.is_suspended() || self.actor.is_none() {
                     // Decided once this actor is running again.
-                    self.deferred
+                    self.rare()
+                        .deferred
                         .push_back(SystemMsg::ChildFailed { child, failure });
                 } else {
                     self.on_child_failed(child, failure);
@@ -450,8 +462,8 @@ impl<A: Actor> ActorLoop<A> {
                 self.ctx.x().children.remove(&child);
             }
             SystemMsg::Terminated(t) => {
-                if self.suspended.is_some() || self.actor.is_none() {
-                    self.deferred.push_back(SystemMsg::Terminated(t));
+                if self.is_suspended() || self.actor.is_none() {
+                    self.rare().deferred.push_back(SystemMsg::Terminated(t));
                 } else if self.ctx.x().watching.remove(&t.id).is_some() {
                     Box::pin(self.deliver_signal(Signal::Terminated(t))).await;
                 }
@@ -500,7 +512,7 @@ impl<A: Actor> ActorLoop<A> {
         );
         match directive {
             Directive::Escalate => {
-                self.escalated_child = Some(child);
+                self.rare().escalated_child = Some(child);
                 let escalated = Failure::escalated(path, &failure);
                 self.fail(escalated);
             }
@@ -514,8 +526,10 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn resume(&mut self) {
-        self.suspended = None;
-        if let Some(child) = self.escalated_child.take()
+        if let Some(r) = self.rare.as_mut() {
+            r.suspended = None;
+        }
+        if let Some(child) = self.rare.as_mut().and_then(|r| r.escalated_child.take())
             && let Some(entry) = self.ctx.x().children.get(&child)
         {
             entry
@@ -525,14 +539,28 @@ impl<A: Actor> ActorLoop<A> {
         self.requeue_deferred();
     }
 
+    /// The rare state, boxed on first use.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn is_suspended(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.suspended.is_some())
+    }
+
     fn requeue_deferred(&mut self) {
-        for msg in self.deferred.drain(..) {
+        let deferred = self
+            .rare
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.deferred))
+            .unwrap_or_default();
+        for msg in deferred {
             self.ctx.cell.send_sys(msg);
         }
     }
 
     fn schedule_restart(&mut self, delay: std::time::Duration) {
-        if let Some(h) = self.delayed_restart.take() {
+        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
             h.abort();
         }
         let me: Arc<dyn SysTarget> = self.ctx.cell.clone();
@@ -541,11 +569,11 @@ impl<A: Actor> ActorLoop<A> {
             tokio::time::sleep(delay).await;
             me.send_sys(SystemMsg::RestartNow);
         });
-        self.delayed_restart = Some(task.abort_handle());
+        self.rare().delayed_restart = Some(task.abort_handle());
     }
 
     async fn restart(&mut self, cause: Failure) {
-        if let Some(h) = self.delayed_restart.take() {
+        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
             h.abort();
         }
         if let Some(actor) = self.actor.as_mut()
@@ -563,8 +591,10 @@ impl<A: Actor> ActorLoop<A> {
         self.ctx.receive_timeout = None;
         self.ctx.unstash_all();
         self.actor = None;
-        self.escalated_child = None;
-        self.suspended = None;
+        if let Some(r) = self.rare.as_mut() {
+            r.escalated_child = None;
+            r.suspended = None;
+        }
         let restarts = self.ctx.cell.core.restarts.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(
             actor = %self.ctx.cell.core.path,
@@ -590,7 +620,7 @@ impl<A: Actor> ActorLoop<A> {
                     self.ctx.x().children.remove(&child);
                 }
                 Some(msg @ (SystemMsg::Terminated(_) | SystemMsg::Stop)) => {
-                    self.deferred.push_back(msg)
+                    self.rare().deferred.push_back(msg)
                 }
                 Some(SystemMsg::Timer { id }) => self.ctx.x().timers.skip(id),
                 // Children being stopped need no decision; other requests are moot mid-teardown.
@@ -601,7 +631,7 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     async fn stop_gracefully(&mut self, reason: TerminationReason) {
-        if let Some(h) = self.delayed_restart.take() {
+        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
             h.abort();
         }
         if let Some(actor) = self.actor.as_mut()
@@ -633,7 +663,7 @@ impl<A: Actor> Drop for ActorLoop<A> {
         let reason = self.reason.take().unwrap_or(TerminationReason::Killed);
         let cell = self.ctx.cell.clone();
         let core = &cell.core;
-        if let Some(h) = self.delayed_restart.take() {
+        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
             h.abort();
         }
         cell.mailbox.close();
@@ -704,6 +734,19 @@ mod size_probe {
         eprintln!(
             "Cursor<u64>: {}",
             std::mem::size_of::<crate::mailbox::Cursor<u64>>()
+        );
+        eprintln!(
+            "Option<Failure>: {}",
+            std::mem::size_of::<Option<crate::Failure>>()
+        );
+        eprintln!(
+            "Option<TerminationReason>: {}",
+            std::mem::size_of::<Option<crate::TerminationReason>>()
+        );
+        eprintln!("Parent: {}", std::mem::size_of::<super::Parent>());
+        eprintln!(
+            "VecDeque<SystemMsg>: {}",
+            std::mem::size_of::<std::collections::VecDeque<crate::cell::SystemMsg>>()
         );
     }
 }
