@@ -976,14 +976,7 @@ async fn establish(
         // out: the newest connection wins and refs through the old one are dead.
         shared.lose(&old, 0, "replaced by a newer connection");
     }
-    tokio::spawn(writer(
-        send,
-        rx,
-        shutdown_rx.clone(),
-        shared.system.clone(),
-        peer.node.clone(),
-        shared.traffic.clone(),
-    ));
+    tokio::spawn(writer(send, rx, shutdown_rx.clone()));
     for (i, lane) in lanes.into_iter().enumerate() {
         tokio::spawn(lane_writer(
             conn.clone(),
@@ -1106,49 +1099,22 @@ async fn associate(
         decoder.push(&buf[..n]);
         assoc.on_received(Instant::now());
         set_state(PeerState::Up);
-        let mut tells = 0u64;
-        loop {
-            match decoder.next_decoded() {
-                Ok(Some(Decoded::Tell {
-                    recipient,
-                    manifest,
-                    payload,
-                })) => {
-                    tells += 1;
-                    deliver_tell(&shared, &peer, &scope, recipient, manifest, payload)
-                }
-                Ok(Some(Decoded::Frame(frame))) => {
-                    match on_frame(&shared, &peer, &scope, &tx, frame) {
-                        Ok(()) => {}
-                        Err(StreamEnd::Goodbye) => {
-                            conn.close(0u32.into(), b"goodbye");
-                            shared.lose(&link, peer.incarnation, "the peer said goodbye");
-                            return;
-                        }
-                        Err(StreamEnd::Violation(e)) => {
-                            shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(node = %peer.node, error = %e, "protocol violation; closing the connection");
-                            conn.close(2u32.into(), e.as_bytes());
-                            shared.lose(
-                                &link,
-                                peer.incarnation,
-                                &format!("protocol violation: {e}"),
-                            );
-                            return;
-                        }
-                    }
-                }
-                Ok(None) => {
-                    shared.traffic.received.fetch_add(tells, Ordering::Relaxed);
-                    break;
-                }
-                Err(e) => {
-                    shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(node = %peer.node, error = %e, "protocol violation; closing the connection");
-                    conn.close(2u32.into(), e.to_string().as_bytes());
-                    shared.lose(&link, peer.incarnation, &format!("protocol violation: {e}"));
-                    return;
-                }
+        let drained = drain(&mut decoder, &shared, &peer, &scope, |frame| {
+            on_frame(&shared, &peer, &tx, frame)
+        });
+        match drained {
+            Ok(()) => {}
+            Err(StreamEnd::Goodbye) => {
+                conn.close(0u32.into(), b"goodbye");
+                shared.lose(&link, peer.incarnation, "the peer said goodbye");
+                return;
+            }
+            Err(StreamEnd::Violation(e)) => {
+                shared.count_rejected();
+                tracing::warn!(node = %peer.node, error = %e, "protocol violation; closing the connection");
+                conn.close(2u32.into(), e.as_bytes());
+                shared.lose(&link, peer.incarnation, &format!("protocol violation: {e}"));
+                return;
             }
         }
     };
@@ -1156,19 +1122,62 @@ async fn associate(
     shared.lose(&link, peer.incarnation, &why);
 }
 
-/// Why the control stream stops being read.
-enum StreamEnd {
+/// Delivers every complete message buffered in `decoder`, hands any other frame to `on_frame`,
+/// and counts the messages. Stops at the first frame that does not decode or that `on_frame`
+/// refuses. Shared by the control stream and the lanes.
+pub(crate) fn drain(
+    decoder: &mut FrameDecoder<Bincode>,
+    shared: &Shared,
+    peer: &PeerInfo,
+    scope: &Arc<dyn Transport>,
+    mut on_frame: impl FnMut(Frame) -> Result<(), StreamEnd>,
+) -> Result<(), StreamEnd> {
+    let mut tells = 0u64;
+    let outcome = loop {
+        match decoder.next_decoded() {
+            Ok(Some(Decoded::Tell {
+                recipient,
+                manifest,
+                payload,
+            })) => {
+                tells += 1;
+                deliver_tell(shared, peer, scope, recipient, manifest, payload);
+            }
+            Ok(Some(Decoded::Frame(frame))) => {
+                if let Err(end) = on_frame(frame) {
+                    break Err(end);
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(StreamEnd::Violation(e.to_string())),
+        }
+    };
+    shared.traffic.received.fetch_add(tells, Ordering::Relaxed);
+    outcome
+}
+
+/// Why a stream stops being read.
+pub(crate) enum StreamEnd {
     /// The peer leaves gracefully.
     Goodbye,
     /// The peer broke the protocol.
     Violation(String),
 }
 
+impl StreamEnd {
+    /// Why, in words.
+    pub(crate) fn into_reason(self) -> String {
+        match self {
+            StreamEnd::Goodbye => "the peer said goodbye".into(),
+            StreamEnd::Violation(why) => why,
+        }
+    }
+}
+
 /// Handles one frame from an established peer.
 fn on_frame(
     shared: &Shared,
     peer: &PeerInfo,
-    scope: &Arc<dyn Transport>,
     tx: &mpsc::Sender<Frame>,
     frame: Frame,
 ) -> Result<(), StreamEnd> {
@@ -1195,11 +1204,6 @@ fn on_frame(
                 let _ = waiting.send(result);
             }
         }
-        Frame::Tell {
-            recipient,
-            manifest,
-            payload,
-        } => deliver_tell(shared, peer, scope, recipient, manifest, &payload),
         Frame::Watch { target, .. } => {
             // The peer watches one of our exposed actors: answer with Terminated when it ends.
             let exposed = shared.exposed_by_id.lock().get(&target).cloned();

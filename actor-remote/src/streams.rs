@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::codec::Bincode;
 use crate::handshake::PeerInfo;
-use crate::node::{Shared, Traffic, deliver_tell};
+use crate::node::{Shared, StreamEnd, Traffic, deliver_tell, drain};
 use crate::wire::{Decoded, Frame, FrameDecoder};
 
 /// First byte of a lane stream (the second is the lane's index).
@@ -171,20 +171,14 @@ pub(crate) async fn lane_writer(
     count_lost(&system, &node, queued + unsent);
 }
 
-/// The control stream's writer: drains everything queued and writes it as one buffer. When the
-/// link dies (`shutdown` turns true, or the write fails) it closes the queue and counts every
-/// message that did not go out as a dead letter (at most once: a batch whose write failed counts
-/// as lost).
+/// The control stream's writer: drains everything queued (heartbeats, lookups, watches; never
+/// user messages, which travel on lanes) and writes it as one buffer, until the link dies.
 pub(crate) async fn writer(
     mut send: quinn::SendStream,
     mut rx: mpsc::Receiver<Frame>,
     mut shutdown: watch::Receiver<bool>,
-    system: ActorSystem,
-    node: String,
-    traffic: Arc<Traffic>,
 ) {
-    let mut out = Vec::with_capacity(64 * 1024);
-    let mut batch_tells = 0u64;
+    let mut out = Vec::with_capacity(4 * 1024);
     loop {
         let first = tokio::select! {
             f = rx.recv() => f,
@@ -192,14 +186,10 @@ pub(crate) async fn writer(
         };
         let Some(first) = first else { break };
         out.clear();
-        batch_tells = 0;
         let mut next = Some(first);
         while let Some(frame) = next {
-            if matches!(frame, Frame::Tell { .. }) {
-                batch_tells += 1;
-            }
             if let Err(e) = frame.encode(&Bincode, &mut out) {
-                tracing::error!(error = %e, "could not encode a frame; dropped");
+                tracing::error!(error = %e, "could not encode a control frame; dropped");
             }
             next = if out.len() < 256 * 1024 {
                 rx.try_recv().ok()
@@ -210,17 +200,8 @@ pub(crate) async fn writer(
         if send.write_all(&out).await.is_err() {
             break;
         }
-        traffic.sent.fetch_add(batch_tells, Ordering::Relaxed);
-        batch_tells = 0;
     }
     rx.close();
-    let mut lost = batch_tells;
-    while let Ok(frame) = rx.try_recv() {
-        if matches!(frame, Frame::Tell { .. }) {
-            lost += 1;
-        }
-    }
-    count_lost(&system, &node, lost);
 }
 
 fn count_lost(system: &ActorSystem, node: &str, lost: u64) {
@@ -325,26 +306,16 @@ async fn read_stream(
             let mut buf = vec![0u8; 64 * 1024];
             while let Ok(Some(n)) = recv.read(&mut buf).await {
                 decoder.push(&buf[..n]);
-                let mut tells = 0u64;
-                loop {
-                    match decoder.next_decoded() {
-                        Ok(Some(Decoded::Tell {
-                            recipient,
-                            manifest,
-                            payload,
-                        })) => {
-                            tells += 1;
-                            deliver_tell(&shared, &peer, &scope, recipient, manifest, payload);
-                        }
-                        Ok(Some(Decoded::Frame(other))) => {
-                            let why = format!("a {} frame on lane {}", other.kind_name(), lane[0]);
-                            return violation(&shared, &peer, &conn, &why);
-                        }
-                        Ok(None) => break,
-                        Err(e) => return violation(&shared, &peer, &conn, &e.to_string()),
-                    }
+                let drained = drain(&mut decoder, &shared, &peer, &scope, |other| {
+                    Err(StreamEnd::Violation(format!(
+                        "a {} frame on lane {}",
+                        other.kind_name(),
+                        lane[0]
+                    )))
+                });
+                if let Err(end) = drained {
+                    return violation(&shared, &peer, &conn, &end.into_reason());
                 }
-                shared.traffic.received.fetch_add(tells, Ordering::Relaxed);
             }
         }
         LARGE_STREAM => {

@@ -13,6 +13,9 @@ use actor_remote::wire::{Frame, FrameDecoder, LookupResult, manifest_id};
 use actor_remote::{Bincode, Codec};
 use serde::{Deserialize, Serialize};
 
+mod support;
+use support::eventually;
+
 #[derive(Serialize, Deserialize)]
 enum EchoMsg {
     Text(String),
@@ -146,15 +149,13 @@ async fn an_unknown_frame_kind_disconnects_the_peer_and_is_counted() {
     );
     assert_eq!(node.stats().rejected_frames, 1);
     // The node closes the connection first, then marks the peer.
-    let mut marked = false;
-    for _ in 0..250 {
-        if node.peers()[0].state == PeerState::Unreachable {
-            marked = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(marked, "{:?}", node.peers());
+    assert!(
+        eventually(Duration::from_secs(5), || node.peers()[0].state
+            == PeerState::Unreachable)
+        .await,
+        "{:?}",
+        node.peers()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,15 +208,11 @@ async fn a_payload_that_does_not_decode_is_rejected_and_the_peer_stays() {
             payload: vec![0],
         })
         .await;
-    let mut counted = false;
-    for _ in 0..250 {
-        if node.stats().rejected_frames == 2 {
-            counted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(counted, "{:?}", node.stats());
+    assert!(
+        eventually(Duration::from_secs(5), || node.stats().rejected_frames == 2).await,
+        "{:?}",
+        node.stats()
+    );
     // Still connected: a lookup is still answered.
     rogue
         .send_frame(Frame::Lookup {
@@ -317,19 +314,15 @@ async fn a_peer_speaking_another_protocol_version_is_refused_with_the_cause_on_b
     );
     assert!(reject.to_string().contains("incompatible protocol version"));
     // The node's side: the refusal is recorded with the same cause, and nobody was admitted.
-    let mut recorded = false;
-    for _ in 0..250 {
-        if node.refusals().iter().any(|r| {
+    let recorded = eventually(Duration::from_secs(5), || {
+        node.refusals().iter().any(|r| {
             matches!(
                 &r.error,
                 HandshakeError::Refused(RejectReason::Version { .. })
             )
-        }) {
-            recorded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        })
+    })
+    .await;
     assert!(recorded, "{:?}", node.refusals());
     assert!(node.peers().is_empty());
 }

@@ -16,6 +16,9 @@ use actor_remote::node::{Node, NodeConfig, PeerState};
 use actor_remote::ping::{PING_PATH, PingMsg, spawn_ping};
 use supervision::Backoff;
 
+mod support;
+use support::eventually;
+
 const HEARTBEAT: Duration = Duration::from_millis(200);
 const UNREACHABLE: Duration = Duration::from_millis(1_000);
 
@@ -145,18 +148,13 @@ async fn two_processes_talk_detect_a_killed_peer_and_reconnect_to_its_new_incarn
     let (mut beta, again_addr, second) = Beta::start(&beta_addr.to_string());
     assert_eq!(again_addr, beta_addr);
     assert_ne!(first, second, "a restarted process is a new incarnation");
-    let mut reconnected = false;
-    for _ in 0..200 {
-        if alpha
+    let reconnected = eventually(Duration::from_secs(10), || {
+        alpha
             .peers()
             .iter()
             .any(|p| p.node == "beta" && p.incarnation == second && p.state == PeerState::Up)
-        {
-            reconnected = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert!(reconnected, "alpha reconnected: {:?}", alpha.peers());
     let (_, pong) = ping(&alpha).await;
     assert_eq!(pong.incarnation, second);

@@ -15,6 +15,9 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
+mod support;
+use support::eventually;
+
 /// A fresh directory for one test's PEM files.
 fn scratch() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -79,18 +82,6 @@ fn start(name: &str, tls: Option<ClusterTls>, secret: &str) -> Result<Node, Node
     let mut config = NodeConfig::new(name, addr, secret.as_bytes());
     config.tls = tls;
     Node::start(&system, config)
-}
-
-/// Polls `f` for at most `limit` (a bound on a wait, not a timing assertion).
-async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < end {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,9 @@ use actor_remote::node::{Node, NodeConfig, NodeError, PeerState, RemoteError};
 use actor_remote::wire::RejectReason;
 use serde::{Deserialize, Serialize};
 
+mod support;
+use support::eventually;
+
 fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().expect("address")
 }
@@ -33,18 +36,6 @@ fn node_in(system: &ActorSystem, name: &str, secret: &str) -> Node {
         unreachable_after: Duration::from_millis(600),
     };
     Node::start(system, config).expect("node starts")
-}
-
-/// Polls `f` until it holds, for at most `limit` (a bound on a wait, not a timing assertion).
-async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < end {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,9 @@ use actor_remote::association::Liveness;
 use actor_remote::node::{Node, NodeConfig};
 use serde::{Deserialize, Serialize};
 
+mod support;
+use support::eventually;
+
 fn system() -> ActorSystem {
     ActorSystem::new(SystemConfig::default()).expect("inside a runtime")
 }
@@ -154,15 +157,11 @@ async fn ask_across_nodes_returns_the_answer() {
         assert_eq!(ask.await.expect("joins"), Ok(0));
     }
     // 101 requests went out and 101 answers came back (counted per batch, so poll briefly).
-    let mut counted = false;
-    for _ in 0..100 {
+    let counted = eventually(Duration::from_secs(2), || {
         let (a, b) = (t.a.stats(), t.b.stats());
-        if a.messages_sent == 101 && a.messages_received == 101 && b.messages_received == 101 {
-            counted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        a.messages_sent == 101 && a.messages_received == 101 && b.messages_received == 101
+    })
+    .await;
     assert!(counted, "{:?} {:?}", t.a.stats(), t.b.stats());
     drop((t.a, t.b, t.sys_a, t.sys_b));
 }
