@@ -41,6 +41,19 @@ fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+/// A raw quinn server and client on 127.0.0.1 with exactly the node's TLS settings, and the
+/// server's address.
+fn raw_endpoints() -> BenchResult<(quinn::Endpoint, quinn::Endpoint, SocketAddr)> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let (server_cfg, client_cfg) =
+        dev_quic_configs(Duration::from_secs(30)).map_err(|e| err(&e))?;
+    let server = quinn::Endpoint::server(server_cfg, any_port()).map_err(|e| err(&e))?;
+    let mut client = quinn::Endpoint::client(any_port()).map_err(|e| err(&e))?;
+    client.set_default_client_config(client_cfg);
+    let server_addr = server.local_addr().map_err(|e| err(&e))?;
+    Ok((server, client, server_addr))
+}
+
 /// An actor system with a node named `name` on 127.0.0.1:0 and a deep outbound queue.
 fn node(name: &str) -> BenchResult<(ActorSystem, Node)> {
     let system = ActorSystem::new(SystemConfig::default()).map_err(|e| e.to_string())?;
@@ -99,12 +112,7 @@ pub fn actor_core_throughput(n: u64) -> BenchResult<f64> {
 pub fn quinn_raw_throughput(n: u64) -> BenchResult<f64> {
     runtime().block_on(async {
         let err = |e: &dyn std::fmt::Display| e.to_string();
-        let (server_cfg, client_cfg) =
-            dev_quic_configs(Duration::from_secs(30)).map_err(|e| err(&e))?;
-        let server = quinn::Endpoint::server(server_cfg, any_port()).map_err(|e| err(&e))?;
-        let mut client = quinn::Endpoint::client(any_port()).map_err(|e| err(&e))?;
-        client.set_default_client_config(client_cfg);
-        let server_addr = server.local_addr().map_err(|e| err(&e))?;
+        let (server, client, server_addr) = raw_endpoints()?;
         let frame_len = 4 + PAYLOAD;
         let receiver = tokio::spawn(async move {
             let conn = server
@@ -320,12 +328,7 @@ pub fn actor_core_rtt(n: u64, rate: Option<f64>) -> BenchResult<crate::Percentil
 pub fn quinn_raw_rtt(n: u64, rate: Option<f64>) -> BenchResult<crate::Percentiles> {
     runtime().block_on(async {
         let err = |e: &dyn std::fmt::Display| e.to_string();
-        let (server_cfg, client_cfg) =
-            dev_quic_configs(Duration::from_secs(30)).map_err(|e| err(&e))?;
-        let server = quinn::Endpoint::server(server_cfg, any_port()).map_err(|e| err(&e))?;
-        let mut client = quinn::Endpoint::client(any_port()).map_err(|e| err(&e))?;
-        client.set_default_client_config(client_cfg);
-        let server_addr = server.local_addr().map_err(|e| err(&e))?;
+        let (server, client, server_addr) = raw_endpoints()?;
         let frame_len = 4 + PAYLOAD;
         tokio::spawn(async move {
             let conn = server

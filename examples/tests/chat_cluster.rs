@@ -10,7 +10,7 @@ use actor_remote::node::{Node, NodeConfig};
 use examples::chat::{ChatConfig, ChatServer};
 
 mod support;
-use support::Client;
+use support::{Client, join_nodes};
 
 struct ChatNode {
     _system: ActorSystem,
@@ -40,17 +40,7 @@ async fn chat_node(name: &str) -> ChatNode {
 /// Two chat nodes connected to each other (both see the other as up).
 async fn cluster() -> (ChatNode, ChatNode) {
     let (a, b) = (chat_node("alpha").await, chat_node("beta").await);
-    a.node
-        .connect(b.node.local_addr().expect("addr"))
-        .await
-        .expect("connects");
-    for _ in 0..250 {
-        if !b.node.peers().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!b.node.peers().is_empty(), "beta sees alpha");
+    join_nodes(&a.node, &b.node).await;
     (a, b)
 }
 

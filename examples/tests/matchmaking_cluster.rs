@@ -11,7 +11,7 @@ use examples::matchmaking::{MatchConfig, MatchServer};
 use serde_json::json;
 
 mod support;
-use support::JsonClient as Client;
+use support::{JsonClient as Client, join_nodes};
 
 struct MatchNode {
     _system: ActorSystem,
@@ -41,16 +41,7 @@ async fn match_node(name: &str) -> MatchNode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_on_two_nodes_are_matched_together_in_every_region() {
     let (a, b) = (match_node("alpha").await, match_node("beta").await);
-    a.node
-        .connect(b.node.local_addr().expect("addr"))
-        .await
-        .expect("connects");
-    for _ in 0..250 {
-        if !b.node.peers().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    join_nodes(&a.node, &b.node).await;
     // Two regions: with two nodes, the clients of at least one node are queued remotely in each
     // region whose queue lives on the other node.
     for region in ["eu", "us"] {

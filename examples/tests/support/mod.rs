@@ -98,3 +98,17 @@ impl JsonClient {
         self.recv().await
     }
 }
+
+/// Connects node `a` to node `b` and waits until both see each other (at most 5 s).
+pub(crate) async fn join_nodes(a: &actor_remote::node::Node, b: &actor_remote::node::Node) {
+    a.connect(b.local_addr().expect("addr"))
+        .await
+        .expect("connects");
+    for _ in 0..250 {
+        if !b.peers().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{} never saw {}", b.name(), a.name());
+}
