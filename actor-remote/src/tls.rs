@@ -25,6 +25,23 @@ pub(crate) const SERVER_NAME: &str = "actor-node";
 
 /// Mutual TLS with a cluster CA: PEM files of the CA certificate(s), this node's certificate
 /// chain (leaf first) and its private key (PKCS#8, PKCS#1 or SEC1).
+///
+/// ```no_run
+/// use actor_core::{ActorSystem, SystemConfig};
+/// use actor_remote::node::{ClusterTls, Node, NodeConfig};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let system = ActorSystem::new(SystemConfig::default())?;
+/// // No shared secret: the cluster CA's signature is what admits a peer.
+/// let mut config = NodeConfig::new("alpha", "0.0.0.0:7400".parse()?, Vec::new());
+/// config.tls = Some(ClusterTls {
+///     ca_cert: "/etc/game/cluster-ca.pem".into(),
+///     cert_chain: "/etc/game/alpha.pem".into(),
+///     private_key: "/etc/game/alpha.key".into(),
+/// });
+/// let node = Node::start(&system, config)?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterTls {
     /// The cluster CA certificate(s) every peer's chain must lead to.

@@ -415,11 +415,7 @@ impl Frame {
             Frame::Goodbye => out.push(kind::GOODBYE),
             Frame::Accept => out.push(kind::ACCEPT),
         }
-        let len = out.len() - start - LENGTH_PREFIX;
-        let len32 = u32::try_from(len)
-            .map_err(|_| CodecError(format!("frame of {len} bytes is too large")))?;
-        out[start..start + LENGTH_PREFIX].copy_from_slice(&len32.to_le_bytes());
-        Ok(())
+        patch_length(out, start)
     }
 
     /// Decodes one frame body (kind byte and body, without the length prefix).
@@ -551,13 +547,20 @@ pub fn encode_tell_with(
         out.truncate(start);
         return Err(e);
     }
-    let len = out.len() - start - LENGTH_PREFIX;
-    let Ok(len32) = u32::try_from(len) else {
+    if let Err(e) = patch_length(out, start) {
         out.truncate(start);
-        return Err(CodecError(format!("frame of {len} bytes is too large")));
-    };
-    out[start..start + LENGTH_PREFIX].copy_from_slice(&len32.to_le_bytes());
+        return Err(e);
+    }
     Ok(out.len() - payload_start)
+}
+
+/// Writes the length prefix of the frame that starts at `start` and runs to the end of `out`.
+fn patch_length(out: &mut [u8], start: usize) -> Result<(), CodecError> {
+    let len = out.len() - start - LENGTH_PREFIX;
+    let len32 =
+        u32::try_from(len).map_err(|_| CodecError(format!("frame of {len} bytes is too large")))?;
+    out[start..start + LENGTH_PREFIX].copy_from_slice(&len32.to_le_bytes());
+    Ok(())
 }
 
 fn encode_tell_body(recipient: u64, manifest: u32, payload: &[u8], out: &mut Vec<u8>) {

@@ -263,3 +263,36 @@ fn tell_payloads_are_borrowed_from_the_buffer_and_manifest_ids_are_stable() {
     assert_ne!(manifest_id("game::Move"), manifest_id("game::Chat"));
     assert_eq!(manifest_id(""), 0x811c_9dc5, "FNV-1a offset basis");
 }
+
+proptest! {
+    /// A tell encoded in place (the lanes' path) is byte for byte the `Frame::Tell` encoding, and
+    /// a failing payload encoder leaves the buffer as it was.
+    #[test]
+    fn tells_encoded_in_place_match_frame_encoding(
+        recipient in any::<u64>(),
+        manifest in any::<u32>(),
+        payload in bytes(),
+        prefix in bytes(),
+    ) {
+        let mut in_place = prefix.clone();
+        let len = actor_remote::wire::encode_tell_with(recipient, manifest, &mut in_place, |out| {
+            out.extend_from_slice(&payload);
+            Ok(())
+        })
+        .expect("encodes");
+        prop_assert_eq!(len, payload.len());
+        let mut framed = prefix.clone();
+        Frame::Tell { recipient, manifest, payload: payload.clone() }
+            .encode(&Bincode, &mut framed)
+            .expect("encodes");
+        prop_assert_eq!(&in_place, &framed);
+
+        let mut failed = prefix.clone();
+        let err = actor_remote::wire::encode_tell_with(recipient, manifest, &mut failed, |out| {
+            out.extend_from_slice(&payload);
+            Err(actor_remote::CodecError("no".into()))
+        });
+        prop_assert!(err.is_err());
+        prop_assert_eq!(&failed, &prefix);
+    }
+}
