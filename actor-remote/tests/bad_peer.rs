@@ -38,19 +38,41 @@ struct Rogue {
     _endpoint: quinn::Endpoint,
 }
 
+/// A raw QUIC connection to `node` with the node's TLS settings, and its control stream.
+async fn dial(
+    node: &Node,
+) -> (
+    quinn::Endpoint,
+    quinn::Connection,
+    quinn::SendStream,
+    quinn::RecvStream,
+) {
+    let (_, client_cfg) = dev_quic_configs(Duration::from_secs(10)).expect("tls");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let mut endpoint = quinn::Endpoint::client(any).expect("endpoint");
+    endpoint.set_default_client_config(client_cfg);
+    let conn = endpoint
+        .connect(node.local_addr().expect("addr"), "actor-node")
+        .expect("connect")
+        .await
+        .expect("QUIC up");
+    let (send, recv) = conn.open_bi().await.expect("control stream");
+    (endpoint, conn, send, recv)
+}
+
+/// The node closes `conn` (within 10 s) and has counted `rejected` bad frames.
+async fn assert_disconnected(conn: &quinn::Connection, node: &Node, rejected: u64) {
+    assert!(
+        closed_within(conn, Duration::from_secs(10)).await,
+        "disconnected"
+    );
+    assert_eq!(node.stats().rejected_frames, rejected);
+}
+
 impl Rogue {
     /// Connects to `node` and passes its handshake honestly (it knows the secret).
     async fn join(node: &Node) -> Rogue {
-        let (_, client_cfg) = dev_quic_configs(Duration::from_secs(10)).expect("tls");
-        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let mut endpoint = quinn::Endpoint::client(any).expect("endpoint");
-        endpoint.set_default_client_config(client_cfg);
-        let conn = endpoint
-            .connect(node.local_addr().expect("addr"), "actor-node")
-            .expect("connect")
-            .await
-            .expect("QUIC up");
-        let (mut send, mut recv) = conn.open_bi().await.expect("control stream");
+        let (endpoint, conn, mut send, mut recv) = dial(node).await;
         let config = HandshakeConfig {
             node: "rogue".into(),
             incarnation: 1,
@@ -143,11 +165,7 @@ async fn an_unknown_frame_kind_disconnects_the_peer_and_is_counted() {
         .write_all(&[1, 0, 0, 0, 0xEE])
         .await
         .expect("write");
-    assert!(
-        closed_within(&rogue.conn, Duration::from_secs(10)).await,
-        "disconnected"
-    );
-    assert_eq!(node.stats().rejected_frames, 1);
+    assert_disconnected(&rogue.conn, &node, 1).await;
     // The node closes the connection first, then marks the peer.
     assert!(
         eventually(Duration::from_secs(5), || node.peers()[0].state
@@ -167,11 +185,7 @@ async fn an_oversized_length_prefix_disconnects_the_peer_before_buffering() {
         .write_all(&u32::MAX.to_le_bytes())
         .await
         .expect("write");
-    assert!(
-        closed_within(&rogue.conn, Duration::from_secs(10)).await,
-        "disconnected"
-    );
-    assert_eq!(node.stats().rejected_frames, 1);
+    assert_disconnected(&rogue.conn, &node, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,11 +252,7 @@ async fn an_unknown_stream_kind_disconnects_the_peer() {
     let mut uni = rogue.conn.open_uni().await.expect("uni");
     uni.write_all(&[9, 9, 9]).await.expect("write");
     let _ = uni.finish();
-    assert!(
-        closed_within(&rogue.conn, Duration::from_secs(10)).await,
-        "disconnected"
-    );
-    assert_eq!(node.stats().rejected_frames, 1);
+    assert_disconnected(&rogue.conn, &node, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,11 +265,7 @@ async fn a_control_frame_on_a_lane_disconnects_the_peer() {
         .encode(&Bincode, &mut bytes)
         .expect("encode");
     uni.write_all(&bytes).await.expect("write");
-    assert!(
-        closed_within(&rogue.conn, Duration::from_secs(10)).await,
-        "disconnected"
-    );
-    assert_eq!(node.stats().rejected_frames, 1);
+    assert_disconnected(&rogue.conn, &node, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,16 +273,7 @@ async fn a_peer_speaking_another_protocol_version_is_refused_with_the_cause_on_b
     use actor_remote::handshake::HandshakeError;
     use actor_remote::wire::{Hello, PROTOCOL_VERSION, RejectReason};
     let (_system, node) = node();
-    let (_, client_cfg) = dev_quic_configs(Duration::from_secs(10)).expect("tls");
-    let mut endpoint =
-        quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
-    endpoint.set_default_client_config(client_cfg);
-    let conn = endpoint
-        .connect(node.local_addr().expect("addr"), "actor-node")
-        .expect("connect")
-        .await
-        .expect("QUIC up");
-    let (mut send, mut recv) = conn.open_bi().await.expect("control stream");
+    let (_endpoint, _conn, mut send, mut recv) = dial(&node).await;
     let mut out = Vec::new();
     Frame::Hello(Hello {
         protocol: PROTOCOL_VERSION + 1,
@@ -332,11 +329,7 @@ async fn a_handshake_frame_after_the_handshake_disconnects_the_peer() {
     let (_system, node) = node();
     let mut rogue = Rogue::join(&node).await;
     rogue.send_frame(Frame::Accept).await;
-    assert!(
-        closed_within(&rogue.conn, Duration::from_secs(10)).await,
-        "disconnected"
-    );
-    assert_eq!(node.stats().rejected_frames, 1);
+    assert_disconnected(&rogue.conn, &node, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
