@@ -148,7 +148,9 @@ impl<M, S> Mailbox<M, S> {
     pub(crate) fn poll_park(&self, cx: &mut Context<'_>, sys_only: bool) -> Poll<()> {
         self.waker.register(cx.waker());
         let idle = if sys_only { IDLE_SYS } else { IDLE };
-        self.state.store(idle, Ordering::SeqCst);
+        // Release publishes the registration to the producer that wins the CAS back; the fence
+        // orders this store before the loads below (the store itself needs no `SeqCst`).
+        self.state.store(idle, Ordering::Release);
         fence(Ordering::SeqCst);
         let work = self.sys_pending.load(Ordering::Acquire) || (!sys_only && !self.user.is_empty());
         if work {
@@ -169,6 +171,7 @@ impl<M, S> Mailbox<M, S> {
             self.state.fetch_or(CLOSED, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
+        self.waker.clear();
         if let Some(bounded) = self.user.bounded() {
             bounded.space().notify_waiters();
         }
