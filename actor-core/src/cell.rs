@@ -109,6 +109,7 @@ pub(crate) struct CellCore {
     pub(crate) message_type: &'static str,
     pub(crate) registered: bool,
     life: Mutex<Life>,
+    /// User messages handled; written only by the actor's task.
     pub(crate) processed: AtomicU64,
     /// Messages the actor had taken from its mailbox but not handled yet, as of its last
     /// flush (part of the mailbox depth in its stats).

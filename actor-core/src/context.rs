@@ -89,6 +89,14 @@ pub(crate) struct Extras<M> {
     pub(crate) pipes: Vec<AbortHandle>,
     /// The child failure being decided, for `restart_child` called from `on_child_failure`.
     pub(crate) deciding: Option<Failure>,
+    /// Set by [`Context::set_receive_timeout`].
+    pub(crate) receive_timeout: Option<ReceiveTimeout>,
+}
+
+/// An actor's receive timeout: the idle period, and when the current one began.
+pub(crate) struct ReceiveTimeout {
+    after: Duration,
+    idle_since: Instant,
 }
 
 impl<M: Send + 'static> Default for Extras<M> {
@@ -101,6 +109,7 @@ impl<M: Send + 'static> Default for Extras<M> {
             watching: HashMap::new(),
             pipes: Vec::new(),
             deciding: None,
+            receive_timeout: None,
         }
     }
 }
@@ -111,7 +120,6 @@ pub struct Context<A: Actor> {
     myself: ActorRef<A::Msg>,
     system: ActorSystem,
     pub(crate) stash_capacity: usize,
-    pub(crate) receive_timeout: Option<Duration>,
     pub(crate) extras: Option<Box<Extras<A::Msg>>>,
 }
 
@@ -123,7 +131,6 @@ impl<A: Actor> Context<A> {
             cell,
             system,
             stash_capacity,
-            receive_timeout: None,
             extras: None,
         }
     }
@@ -402,7 +409,46 @@ impl<A: Actor> Context<A> {
     /// After `timeout` without a user message, the actor receives `Signal::ReceiveTimeout` (again
     /// after each further idle period). `None` turns it off. Reset on restart.
     pub fn set_receive_timeout(&mut self, timeout: Option<Duration>) {
-        self.receive_timeout = timeout;
+        match timeout {
+            Some(after) => {
+                self.x().receive_timeout = Some(ReceiveTimeout {
+                    after,
+                    idle_since: Instant::now(),
+                })
+            }
+            None => {
+                if let Some(x) = self.extras.as_mut() {
+                    x.receive_timeout = None;
+                }
+            }
+        }
+    }
+
+    /// When the receive timeout fires if no user message comes first (`None`: no timeout).
+    #[inline]
+    pub(crate) fn receive_deadline(&self) -> Option<Instant> {
+        let rt = self.extras.as_ref()?.receive_timeout.as_ref()?;
+        Some(rt.idle_since + rt.after)
+    }
+
+    /// Restarts the receive timeout's idle period (after a user message, a start, or a fired
+    /// timeout).
+    #[inline]
+    pub(crate) fn reset_idle(&mut self) {
+        if let Some(rt) = self
+            .extras
+            .as_mut()
+            .and_then(|x| x.receive_timeout.as_mut())
+        {
+            rt.idle_since = Instant::now();
+        }
+    }
+
+    /// Turns the receive timeout off (at restart).
+    pub(crate) fn clear_receive_timeout(&mut self) {
+        if let Some(x) = self.extras.as_mut() {
+            x.receive_timeout = None;
+        }
     }
 
     /// Puts a message aside until [`Context::unstash_all`]. Fails, handing it back, when the stash

@@ -28,7 +28,7 @@ pub(crate) enum Pushed<M> {
 /// cursor must drain it first ([`Cursor::drain`]).
 #[derive(Debug)]
 pub(crate) struct Cursor<M> {
-    class: usize,
+    class: u32,
     credit: u32,
     batch: VecDeque<M>,
 }
@@ -268,7 +268,8 @@ impl<M> Priority<M> {
         if let Some(msg) = self.classes[0].pop() {
             return Some(msg);
         }
-        let lower = self.weights.len();
+        // Class indices fit in `u32` (the cursor stores them so to stay small).
+        let lower = self.weights.len() as u32;
         if lower == 0 {
             return None;
         }
@@ -281,14 +282,14 @@ impl<M> Priority<M> {
                 cursor.credit = self.weights[0];
             }
             if cursor.credit > 0
-                && let Some(msg) = self.classes[cursor.class].pop()
+                && let Some(msg) = self.classes[cursor.class as usize].pop()
             {
                 cursor.credit -= 1;
                 return Some(msg);
             }
             cursor.class += 1;
             if cursor.class <= lower {
-                cursor.credit = self.weights[cursor.class - 1];
+                cursor.credit = self.weights[cursor.class as usize - 1];
             }
         }
         None
