@@ -94,11 +94,18 @@ impl Watcher {
     }
 }
 
+/// How an actor's end is recorded and announced. Kept small (32 bytes), since every actor has
+/// one: the reason is boxed (set once, at the end), and watchers and waiters share one list.
 #[derive(Default)]
 struct Life {
-    ended: Option<TerminationReason>,
-    watchers: Vec<Watcher>,
-    waiters: Vec<oneshot::Sender<TerminationReason>>,
+    ended: Option<Box<TerminationReason>>,
+    waiting: Vec<Waiting>,
+}
+
+/// Someone told when the actor ends.
+enum Waiting {
+    Watcher(Watcher),
+    Waiter(oneshot::Sender<TerminationReason>),
 }
 
 /// The non-generic half of a cell.
@@ -106,7 +113,8 @@ pub(crate) struct CellCore {
     pub(crate) id: ActorId,
     pub(crate) path: ActorPath,
     pub(crate) system: Arc<SystemShared>,
-    pub(crate) message_type: &'static str,
+    /// The message type's name (for dead letters), as a function: 8 bytes instead of 16.
+    pub(crate) message_type: fn() -> &'static str,
     pub(crate) registered: bool,
     life: Mutex<Life>,
     /// User messages handled; written only by the actor's task.
@@ -124,7 +132,7 @@ impl CellCore {
     pub(crate) fn dead_letter(&self, reason: DeadLetterReason) {
         self.system
             .dead_letters
-            .record(&self.path, self.message_type, reason);
+            .record(&self.path, (self.message_type)(), reason);
     }
 
     /// Adds a watcher, or notifies it at once if the actor already ended.
@@ -132,16 +140,19 @@ impl CellCore {
         let mut life = self.life.lock();
         match &life.ended {
             Some(reason) => {
-                let t = self.terminated(reason.clone());
+                let t = self.terminated((**reason).clone());
                 drop(life);
                 watcher.notify(t);
             }
-            None => life.watchers.push(watcher),
+            None => life.waiting.push(Waiting::Watcher(watcher)),
         }
     }
 
     pub(crate) fn remove_watcher(&self, id: ActorId) {
-        self.life.lock().watchers.retain(|w| w.id != id);
+        self.life
+            .lock()
+            .waiting
+            .retain(|w| !matches!(w, Waiting::Watcher(w) if w.id == id));
     }
 
     /// A receiver that resolves when the actor ends.
@@ -150,15 +161,15 @@ impl CellCore {
         let mut life = self.life.lock();
         match &life.ended {
             Some(reason) => {
-                let _ = tx.send(reason.clone());
+                let _ = tx.send((**reason).clone());
             }
-            None => life.waiters.push(tx),
+            None => life.waiting.push(Waiting::Waiter(tx)),
         }
         rx
     }
 
     pub(crate) fn ended(&self) -> Option<TerminationReason> {
-        self.life.lock().ended.clone()
+        self.life.lock().ended.as_deref().cloned()
     }
 
     fn terminated(&self, reason: TerminationReason) -> Terminated {
@@ -171,16 +182,13 @@ impl CellCore {
 
     /// Records the end and tells everyone waiting for it. Idempotent.
     pub(crate) fn terminate(&self, reason: TerminationReason) {
-        let (watchers, waiters) = {
+        let waiting = {
             let mut life = self.life.lock();
             if life.ended.is_some() {
                 return;
             }
-            life.ended = Some(reason.clone());
-            (
-                std::mem::take(&mut life.watchers),
-                std::mem::take(&mut life.waiters),
-            )
+            life.ended = Some(Box::new(reason.clone()));
+            std::mem::take(&mut life.waiting)
         };
         match &reason {
             TerminationReason::Stopped => tracing::debug!(actor = %self.path, "actor stopped"),
@@ -189,8 +197,13 @@ impl CellCore {
         // Bookkeeping first: whoever learns of the end may at once spawn an actor with the same
         // name (a supervisor restarting a child) or count the live actors.
         self.system.actor_ended(self, &reason);
-        for w in watchers {
-            w.notify(self.terminated(reason.clone()));
+        // Watchers before waiters: whoever waited for the end sees the watchers told.
+        let mut waiters = Vec::new();
+        for w in waiting {
+            match w {
+                Waiting::Watcher(w) => w.notify(self.terminated(reason.clone())),
+                Waiting::Waiter(tx) => waiters.push(tx),
+            }
         }
         for tx in waiters {
             let _ = tx.send(reason.clone());
@@ -235,7 +248,7 @@ impl<M: Send + 'static> Cell<M> {
                 id,
                 path,
                 system,
-                message_type: std::any::type_name::<M>(),
+                message_type: std::any::type_name::<M>,
                 registered,
                 life: Mutex::new(Life::default()),
                 processed: AtomicU64::new(0),
