@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustc_hash::FxBuildHasher;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -25,6 +26,7 @@ use crate::failure::{
 use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
 use crate::runner::{Parent, spawn_actor};
+use crate::system::RestartHistory;
 use crate::system::{ActorSystem, SpawnError};
 use crate::timer::{TimerKey, Timers};
 
@@ -73,8 +75,7 @@ pub struct ChildInfo {
 
 pub(crate) struct ChildEntry {
     pub(crate) target: Arc<dyn SysTarget>,
-    pub(crate) restart_count: u32,
-    pub(crate) recent: VecDeque<Instant>,
+    pub(crate) restarts: RestartHistory,
 }
 
 /// The parts of a context most actors never use (children, timers, stash, watches, pipes),
@@ -85,7 +86,7 @@ pub(crate) struct Extras<M> {
     pub(crate) stash: VecDeque<M>,
     /// Unstashed messages, handled before the mailbox.
     pub(crate) pending: VecDeque<M>,
-    pub(crate) watching: HashMap<ActorId, Box<dyn Fn(ActorId) + Send>>,
+    pub(crate) watching: HashMap<ActorId, Box<dyn Fn(ActorId) + Send>, FxBuildHasher>,
     pub(crate) pipes: Vec<AbortHandle>,
     /// The child failure being decided, for `restart_child` called from `on_child_failure`.
     pub(crate) deciding: Option<Failure>,
@@ -106,7 +107,7 @@ impl<M: Send + 'static> Default for Extras<M> {
             timers: Timers::new(),
             stash: VecDeque::new(),
             pending: VecDeque::new(),
-            watching: HashMap::new(),
+            watching: HashMap::default(),
             pipes: Vec::new(),
             deciding: None,
             receive_timeout: None,
@@ -197,8 +198,7 @@ impl<A: Actor> Context<A> {
             actor_ref.id(),
             ChildEntry {
                 target,
-                restart_count: 0,
-                recent: VecDeque::new(),
+                restarts: RestartHistory::default(),
             },
         );
         Ok(actor_ref)
@@ -275,7 +275,7 @@ impl<A: Actor> Context<A> {
             .map(|(id, c)| ChildInfo {
                 id: *id,
                 path: c.target.core().path.clone(),
-                restart_count: c.restart_count,
+                restart_count: c.restarts.count(),
             })
             .collect()
     }
@@ -301,7 +301,7 @@ impl<A: Actor> Context<A> {
         let now = Instant::now();
         match self.x().children.get_mut(&child) {
             Some(c) => {
-                crate::system::record_restart(&mut c.recent, &mut c.restart_count, now);
+                c.restarts.record(now);
                 c.target.send_sys(SystemMsg::Restart(cause))
             }
             None => false,

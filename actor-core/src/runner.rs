@@ -45,7 +45,7 @@ use crate::failure::{
 use crate::mailbox::Cursor;
 use crate::path::{ActorId, ActorPath, validate_name};
 use crate::props::Props;
-use crate::system::{SpawnError, SystemShared, record_restart};
+use crate::system::{SpawnError, SystemShared};
 
 /// Who supervises an actor: the user guardian (the system) or another actor.
 pub(crate) enum Parent {
@@ -518,8 +518,8 @@ impl<A: Actor> ActorLoop<A> {
         let cf = ChildFailure {
             child,
             failure: failure.clone(),
-            restart_count: entry.restart_count,
-            recent_restarts: entry.recent.iter().copied().collect(),
+            restart_count: entry.restarts.count(),
+            recent_restarts: entry.restarts.recent(),
         };
         let Some(actor) = self.actor.as_mut() else {
             return;
@@ -541,7 +541,7 @@ impl<A: Actor> ActorLoop<A> {
             actor = %path,
             child = %failure.actor,
             error = %failure.message,
-            restarts = entry.restart_count,
+            restarts = entry.restarts.count(),
             ?directive,
             "supervision decision"
         );
@@ -553,7 +553,7 @@ impl<A: Actor> ActorLoop<A> {
             }
             d => {
                 if matches!(d, Directive::Restart | Directive::RestartAfter(_)) {
-                    record_restart(&mut entry.recent, &mut entry.restart_count, Instant::now());
+                    entry.restarts.record(Instant::now());
                 }
                 entry.target.send_sys(SystemMsg::Supervise(d));
             }
