@@ -5,7 +5,7 @@
 //! watcher lock; a watcher added after that is notified at once, so `Terminated` is delivered to
 //! every watcher exactly once whatever the interleaving.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -95,12 +95,20 @@ impl Watcher {
 }
 
 /// How an actor's end is recorded and announced. Kept small (32 bytes), since every actor has
-/// one: the reason is boxed (set once, at the end), and watchers and waiters share one list.
+/// one: watchers and waiters share one list, and the reason is boxed when it is not a plain stop
+/// or kill (those are recorded in `CellCore::end`, without an allocation).
 #[derive(Default)]
 struct Life {
-    ended: Option<Box<TerminationReason>>,
+    reason: Option<Box<TerminationReason>>,
     waiting: Vec<Waiting>,
 }
+
+/// `CellCore::end`: how the actor ended (read and written under the life lock).
+const ALIVE: u8 = 0;
+const STOPPED: u8 = 1;
+const KILLED: u8 = 2;
+/// Ended for the reason in `Life::reason`.
+const OTHER: u8 = 3;
 
 /// Someone told when the actor ends.
 enum Waiting {
@@ -126,6 +134,9 @@ pub(crate) struct CellCore {
     pub(crate) restarts: AtomicU32,
     abort: OnceLock<AbortHandle>,
     killed: AtomicBool,
+    /// `ALIVE`, `STOPPED`, `KILLED` or `OTHER`; only touched under the `life` lock (an atomic
+    /// only so that the core stays `Sync` without another lock; it fits in existing padding).
+    end: AtomicU8,
 }
 
 impl CellCore {
@@ -138,11 +149,10 @@ impl CellCore {
     /// Adds a watcher, or notifies it at once if the actor already ended.
     pub(crate) fn add_watcher(&self, watcher: Watcher) {
         let mut life = self.life.lock();
-        match &life.ended {
+        match self.ended_locked(&life) {
             Some(reason) => {
-                let t = self.terminated((**reason).clone());
                 drop(life);
-                watcher.notify(t);
+                watcher.notify(self.terminated(reason));
             }
             None => life.waiting.push(Waiting::Watcher(watcher)),
         }
@@ -159,9 +169,9 @@ impl CellCore {
     pub(crate) fn wait_for_end(&self) -> oneshot::Receiver<TerminationReason> {
         let (tx, rx) = oneshot::channel();
         let mut life = self.life.lock();
-        match &life.ended {
+        match self.ended_locked(&life) {
             Some(reason) => {
-                let _ = tx.send((**reason).clone());
+                let _ = tx.send(reason);
             }
             None => life.waiting.push(Waiting::Waiter(tx)),
         }
@@ -169,7 +179,18 @@ impl CellCore {
     }
 
     pub(crate) fn ended(&self) -> Option<TerminationReason> {
-        self.life.lock().ended.as_deref().cloned()
+        let life = self.life.lock();
+        self.ended_locked(&life)
+    }
+
+    /// How the actor ended, if it did; `life` is the held lock.
+    fn ended_locked(&self, life: &Life) -> Option<TerminationReason> {
+        match self.end.load(Ordering::Relaxed) {
+            ALIVE => None,
+            STOPPED => Some(TerminationReason::Stopped),
+            KILLED => Some(TerminationReason::Killed),
+            _ => life.reason.as_deref().cloned(),
+        }
     }
 
     fn terminated(&self, reason: TerminationReason) -> Terminated {
@@ -184,10 +205,18 @@ impl CellCore {
     pub(crate) fn terminate(&self, reason: TerminationReason) {
         let waiting = {
             let mut life = self.life.lock();
-            if life.ended.is_some() {
+            if self.end.load(Ordering::Relaxed) != ALIVE {
                 return;
             }
-            life.ended = Some(Box::new(reason.clone()));
+            let end = match &reason {
+                TerminationReason::Stopped => STOPPED,
+                TerminationReason::Killed => KILLED,
+                other => {
+                    life.reason = Some(Box::new(other.clone()));
+                    OTHER
+                }
+            };
+            self.end.store(end, Ordering::Relaxed);
             std::mem::take(&mut life.waiting)
         };
         match &reason {
@@ -257,6 +286,7 @@ impl<M: Send + 'static> Cell<M> {
                 restarts: AtomicU32::new(0),
                 abort: OnceLock::new(),
                 killed: AtomicBool::new(false),
+                end: AtomicU8::new(ALIVE),
             },
             mailbox: Mailbox::new(mailbox),
         }
