@@ -410,7 +410,17 @@ impl<A: Actor> ActorLoop<A> {
         let processed = &self.ctx.cell.core.processed;
         processed.store(processed.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.ctx.reset_idle();
-        if let Some(f) = outcome(&self.ctx.cell.core.path, FailurePhase::Message, result) {
+        if !matches!(result, Ok(Ok(()))) {
+            self.fail_with(FailurePhase::Message, result);
+        }
+    }
+
+    /// Builds the failure of a handler that returned an error or panicked, and fails (kept out
+    /// of line: the per-message path only checks for success).
+    #[cold]
+    #[inline(never)]
+    fn fail_with(&mut self, phase: FailurePhase, result: Caught<ActorResult>) {
+        if let Some(f) = outcome(&self.ctx.cell.core.path, phase, result) {
             self.fail(f);
         }
     }

@@ -160,6 +160,9 @@ impl<M> UserLane<M> {
                 if let Some(msg) = cursor.batch.pop_front() {
                     return Some(msg);
                 }
+                if q.is_empty() {
+                    return None;
+                }
                 if cursor.batch.capacity() > 4096 {
                     // A burst is over: do not keep its peak size (the deques swap between the
                     // queue and the batch, so this bounds both).
