@@ -129,7 +129,8 @@ pub(crate) struct CellCore {
     pub(crate) processed: AtomicU64,
     /// Messages the actor had taken from its mailbox but not handled yet, as of its last
     /// flush (part of the mailbox depth in its stats).
-    pub(crate) batched: AtomicU64,
+    /// 32 bits (saturating), to pack with the other small counters.
+    pub(crate) batched: AtomicU32,
     pub(crate) failures: AtomicU32,
     pub(crate) restarts: AtomicU32,
     abort: OnceLock<AbortHandle>,
@@ -281,7 +282,7 @@ impl<M: Send + 'static> Cell<M> {
                 registered,
                 life: Mutex::new(Life::default()),
                 processed: AtomicU64::new(0),
-                batched: AtomicU64::new(0),
+                batched: AtomicU32::new(0),
                 failures: AtomicU32::new(0),
                 restarts: AtomicU32::new(0),
                 abort: OnceLock::new(),

@@ -351,8 +351,8 @@ impl<A: Actor> ActorLoop<A> {
 
     fn flush_stats(&self) {
         let core = &self.ctx.cell.core;
-        core.batched
-            .store(self.cursor.batched() as u64, Ordering::Relaxed);
+        let batched = u32::try_from(self.cursor.batched()).unwrap_or(u32::MAX);
+        core.batched.store(batched, Ordering::Relaxed);
     }
 
     /// Builds fresh state from the factory and runs `started` (or `post_restart`).
