@@ -5,8 +5,8 @@
 //! watcher lock; a watcher added after that is notified at once, so `Terminated` is delivered to
 //! every watcher exactly once whatever the interleaving.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -101,6 +101,9 @@ impl Watcher {
 struct Life {
     reason: Option<Box<TerminationReason>>,
     waiting: Vec<Waiting>,
+    /// The task's abort handle (set once, right after the spawn); under this lock so that a
+    /// kill racing the spawn is never lost, without a `OnceLock` of its own.
+    abort: Option<AbortHandle>,
 }
 
 /// `CellCore::end`: how the actor ended (read and written under the life lock).
@@ -133,7 +136,6 @@ pub(crate) struct CellCore {
     pub(crate) batched: AtomicU32,
     pub(crate) failures: AtomicU32,
     pub(crate) restarts: AtomicU32,
-    abort: OnceLock<AbortHandle>,
     killed: AtomicBool,
     /// `ALIVE`, `STOPPED`, `KILLED` or `OTHER`; only touched under the `life` lock (an atomic
     /// only so that the core stays `Sync` without another lock; it fits in existing padding).
@@ -241,19 +243,18 @@ impl CellCore {
     }
 
     pub(crate) fn set_abort(&self, handle: AbortHandle) {
-        let _ = self.abort.set(handle);
-        if self.killed.load(Ordering::SeqCst)
-            && let Some(h) = self.abort.get()
-        {
-            h.abort();
+        let mut life = self.life.lock();
+        if self.killed.load(Ordering::SeqCst) {
+            handle.abort();
         }
+        life.abort = Some(handle);
     }
 
     /// Aborts the actor's task: its state is dropped at its next await point without running the
     /// stopped hook; teardown (children, watchers, dead letters) still happens.
     pub(crate) fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        if let Some(h) = self.abort.get() {
+        if let Some(h) = &self.life.lock().abort {
             h.abort();
         }
     }
@@ -285,7 +286,6 @@ impl<M: Send + 'static> Cell<M> {
                 batched: AtomicU32::new(0),
                 failures: AtomicU32::new(0),
                 restarts: AtomicU32::new(0),
-                abort: OnceLock::new(),
                 killed: AtomicBool::new(false),
                 end: AtomicU8::new(ALIVE),
             },

@@ -57,7 +57,10 @@ pub(crate) enum Refused<M> {
 pub(crate) struct Mailbox<M, S> {
     state: AtomicU8,
     sys_pending: AtomicBool,
-    sys: Mutex<VecDeque<S>>,
+    /// Boxed on the first system message: most actors get few (often only the final stop), and
+    /// 16 bytes instead of 40 in every mailbox keep the cell small.
+    #[allow(clippy::box_collection, reason = "8 bytes inline instead of 32")]
+    sys: Mutex<Option<Box<VecDeque<S>>>>,
     user: UserLane<M>,
     waker: WakerSlot,
 }
@@ -67,7 +70,7 @@ impl<M, S> Mailbox<M, S> {
         Self {
             state: AtomicU8::new(RUNNING),
             sys_pending: AtomicBool::new(false),
-            sys: Mutex::new(VecDeque::new()),
+            sys: Mutex::new(None),
             user: UserLane::new(config),
             waker: WakerSlot::new(),
         }
@@ -106,7 +109,7 @@ impl<M, S> Mailbox<M, S> {
             if self.state.load(Ordering::Acquire) & CLOSED != 0 {
                 return Err(msg);
             }
-            sys.push_back(msg);
+            sys.get_or_insert_with(Box::default).push_back(msg);
             self.sys_pending.store(true, Ordering::Release);
         }
         fence(Ordering::SeqCst);
@@ -130,8 +133,9 @@ impl<M, S> Mailbox<M, S> {
             return None;
         }
         let mut sys = self.sys.lock();
-        let msg = sys.pop_front();
-        if sys.is_empty() {
+        let queue = sys.as_mut()?;
+        let msg = queue.pop_front();
+        if queue.is_empty() {
             self.sys_pending.store(false, Ordering::Release);
         }
         msg
@@ -194,7 +198,7 @@ impl<M, S> Mailbox<M, S> {
     pub(crate) fn drain_sys(&self) -> VecDeque<S> {
         let mut sys = self.sys.lock();
         self.sys_pending.store(false, Ordering::Release);
-        std::mem::take(&mut *sys)
+        sys.take().map(|queue| *queue).unwrap_or_default()
     }
 
     /// Queued user messages.
