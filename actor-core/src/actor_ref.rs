@@ -276,7 +276,7 @@ impl<M: Send + 'static> ActorRef<M> {
         // are polled again): look once after yielding, and only then pay for a timer (registering
         // and removing one is more than half the cost of a local ask).
         let mut rx = rx;
-        yield_to_queue().await;
+        crate::yielding::yield_to_queue().await;
         let first = match rx.try_recv() {
             Ok(answer) => Some(Ok(answer)),
             Err(oneshot::error::TryRecvError::Closed) => Some(Err(())),
@@ -489,21 +489,4 @@ where
             Inner::Dyn(d) => d.ask_timeout(),
         }
     }
-}
-
-/// Yields once to the tasks queued on this worker. A task that wakes itself while it is polled is
-/// put at the back of its worker's run queue, behind the actor it has just sent to (which sits in
-/// the worker's next-task slot); `tokio::task::yield_now` instead waits until the worker has run
-/// out of tasks and polled the I/O driver (a system call), which is most of a local ask's cost.
-fn yield_to_queue() -> impl std::future::Future<Output = ()> {
-    let mut yielded = false;
-    std::future::poll_fn(move |cx| {
-        if yielded {
-            std::task::Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
 }

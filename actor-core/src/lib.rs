@@ -55,6 +55,7 @@ mod system;
 pub mod testkit;
 mod timer;
 pub mod transport;
+mod yielding;
 
 pub use actor::{Actor, Signal};
 pub use actor_ref::{

@@ -302,6 +302,8 @@ impl<A: Actor> ActorLoop<A> {
                 if budget == 0 {
                     budget = self.throughput;
                     self.flush_stats();
+                    // tokio's deferred yield, not `yielding::yield_to_queue`: requeueing at once
+                    // measured counting -37% (the producers get less time to fill the next batch).
                     tokio::task::yield_now().await;
                 }
                 continue;
