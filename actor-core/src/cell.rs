@@ -333,7 +333,12 @@ impl<M: Send + 'static> Cell<M> {
 
 impl<M: Send + 'static> SysTarget for Cell<M> {
     fn send_sys(&self, msg: SystemMsg) -> bool {
-        self.mailbox.push_sys(msg).is_ok()
+        match msg {
+            // A flag, not a queued message: stopping allocates nothing. The loop takes it once
+            // the queued system messages are handled.
+            SystemMsg::Stop => self.mailbox.request_stop(),
+            msg => self.mailbox.push_sys(msg).is_ok(),
+        }
     }
 
     fn core(&self) -> &CellCore {

@@ -269,6 +269,7 @@ impl<A: Actor> ActorLoop<A> {
                 // per actor.
                 let sys = match self.ctx.cell.mailbox.pop_sys() {
                     Some(sys) => sys,
+                    None if self.ctx.cell.mailbox.take_stop() => SystemMsg::Stop,
                     None => break 'sys,
                 };
                 if let SystemMsg::Timer { id } = sys {
@@ -672,6 +673,11 @@ impl<A: Actor> ActorLoop<A> {
                 Some(SystemMsg::Timer { id }) => self.ctx.x().timers.skip(id),
                 // Children being stopped need no decision; other requests are moot mid-teardown.
                 Some(_) => {}
+                // A stop request is put aside like a queued stop (the park below would return
+                // at once while the request is pending).
+                None if self.ctx.cell.mailbox.take_stop() => {
+                    self.rare().deferred.push_back(SystemMsg::Stop)
+                }
                 None => self.mailbox_park(true).await,
             }
         }

@@ -57,6 +57,9 @@ pub(crate) enum Refused<M> {
 pub(crate) struct Mailbox<M, S> {
     state: AtomicU8,
     sys_pending: AtomicBool,
+    /// A stop was requested ([`Mailbox::request_stop`]): the most common system message, kept out
+    /// of the system lane so that stopping an actor allocates nothing.
+    stop: AtomicBool,
     /// Boxed on the first system message: most actors get few (often only the final stop), and
     /// 16 bytes instead of 40 in every mailbox keep the cell small.
     #[allow(clippy::box_collection, reason = "8 bytes inline instead of 32")]
@@ -70,6 +73,7 @@ impl<M, S> Mailbox<M, S> {
         Self {
             state: AtomicU8::new(RUNNING),
             sys_pending: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
             sys: Mutex::new(None),
             user: UserLane::new(config),
             waker: WakerSlot::new(),
@@ -120,6 +124,33 @@ impl<M, S> Mailbox<M, S> {
         Ok(())
     }
 
+    /// Producer side: ask the consumer to stop. Taken with [`Mailbox::take_stop`] once the queued
+    /// system messages are drained; wakes the consumer like a system message does. False if the
+    /// mailbox is closed.
+    pub(crate) fn request_stop(&self) -> bool {
+        {
+            // Under the system lock, like `push_sys`, so a request racing `close` either lands
+            // before it or sees `CLOSED`.
+            let _sys = self.sys.lock();
+            if self.state.load(Ordering::Acquire) & CLOSED != 0 {
+                return false;
+            }
+            self.stop.store(true, Ordering::Release);
+        }
+        fence(Ordering::SeqCst);
+        let state = self.state.load(Ordering::Relaxed);
+        if (state == IDLE || state == IDLE_SYS) && self.transition_to_running(state) {
+            self.waker.wake();
+        }
+        true
+    }
+
+    /// Consumer side: was a stop requested (since the last call)?
+    #[inline]
+    pub(crate) fn take_stop(&self) -> bool {
+        self.stop.load(Ordering::Acquire) && self.stop.swap(false, Ordering::AcqRel)
+    }
+
     fn transition_to_running(&self, from: u8) -> bool {
         self.state
             .compare_exchange(from, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
@@ -156,7 +187,9 @@ impl<M, S> Mailbox<M, S> {
         // orders this store before the loads below (the store itself needs no `SeqCst`).
         self.state.store(idle, Ordering::Release);
         fence(Ordering::SeqCst);
-        let work = self.sys_pending.load(Ordering::Acquire) || (!sys_only && !self.user.is_empty());
+        let work = self.sys_pending.load(Ordering::Acquire)
+            || self.stop.load(Ordering::Acquire)
+            || (!sys_only && !self.user.is_empty());
         if work {
             // A producer may have won the CAS already; either way we are running.
             self.transition_to_running(idle);
@@ -463,6 +496,28 @@ mod loom_tests {
                 }
             }));
             assert_eq!(got, 9);
+            t.join().expect("t");
+        });
+    }
+
+    /// A stop request wakes a consumer parked for system messages only, and is taken once.
+    #[test]
+    fn stop_request_wakes_a_parked_consumer() {
+        model(|| {
+            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
+            let p = mb.clone();
+            let t = loom::thread::spawn(move || assert!(p.request_stop()));
+            loom::future::block_on(poll_fn(|cx| {
+                loop {
+                    if mb.take_stop() {
+                        return Poll::Ready(());
+                    }
+                    if mb.poll_park(cx, true).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }));
+            assert!(!mb.take_stop(), "taken once");
             t.join().expect("t");
         });
     }
