@@ -325,7 +325,8 @@ impl<M: Send + 'static> ActorRef<M> {
     }
 
     /// Asks the actor to stop gracefully: after its current message, before any queued one (the
-    /// stop request travels on the system lane). Queued user messages become dead letters.
+    /// stop request travels on the system lane, and is taken after the system messages already
+    /// queued, such as watch notifications). Queued user messages become dead letters.
     pub fn stop(&self) {
         match &self.inner {
             Inner::Local(c) => {

@@ -94,9 +94,10 @@ impl Watcher {
     }
 }
 
-/// How an actor's end is recorded and announced. Kept small (32 bytes), since every actor has
-/// one: watchers and waiters share one list, and the reason is boxed when it is not a plain stop
-/// or kill (those are recorded in `CellCore::end`, without an allocation).
+/// How an actor's end is recorded and announced, and how its task is aborted. Kept small (40
+/// bytes), since every actor has one: watchers and waiters share one list, and the reason is
+/// boxed when it is not a plain stop or kill (those are recorded in `CellCore::end`, without an
+/// allocation).
 #[derive(Default)]
 struct Life {
     reason: Option<Box<TerminationReason>>,

@@ -26,8 +26,7 @@ use crate::failure::{
 use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
 use crate::runner::{Parent, spawn_actor};
-use crate::system::RestartHistory;
-use crate::system::{ActorSystem, SpawnError};
+use crate::system::{ActorSystem, RestartHistory, SpawnError};
 use crate::timer::{TimerKey, Timers};
 
 /// The stash is full; the message is handed back.

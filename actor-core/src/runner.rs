@@ -257,10 +257,7 @@ impl<A: Actor> ActorLoop<A> {
     /// task's future; the rare ones (system messages, start and restart, receive timeouts) are
     /// boxed when they happen, so an idle actor's task stays small.
     async fn run(&mut self) {
-        // Each boxed future is built in its own statement: a temporary in the statement of an
-        // `.await` stays allocated in this future's state even after it was moved into the box.
-        let start = Box::pin(self.build_and_start(None));
-        start.await;
+        Box::pin(self.build_and_start(None)).await;
         let mut budget = self.throughput;
         'next: loop {
             'sys: {
@@ -281,8 +278,7 @@ impl<A: Actor> ActorLoop<A> {
                     };
                     self.handle_user(msg).await;
                 } else {
-                    let handled = Box::pin(self.on_system(sys));
-                    if let Flow::Stop = handled.await {
+                    if let Flow::Stop = Box::pin(self.on_system(sys)).await {
                         return;
                     }
                 }
@@ -312,8 +308,7 @@ impl<A: Actor> ActorLoop<A> {
             budget = self.throughput;
             self.flush_stats();
             if self.stop_when_idle {
-                let stop = Box::pin(self.stop_gracefully(TerminationReason::Stopped));
-                stop.await;
+                Box::pin(self.stop_gracefully(TerminationReason::Stopped)).await;
                 return;
             }
             match self.ctx.receive_deadline() {
@@ -323,8 +318,7 @@ impl<A: Actor> ActorLoop<A> {
                         Box::pin(tokio::time::timeout_at(deadline, self.mailbox_park(false)));
                     if park.await.is_err() {
                         self.ctx.reset_idle();
-                        let signal = Box::pin(self.deliver_signal(Signal::ReceiveTimeout));
-                        signal.await;
+                        Box::pin(self.deliver_signal(Signal::ReceiveTimeout)).await;
                     }
                 }
             }
@@ -512,8 +506,7 @@ impl<A: Actor> ActorLoop<A> {
                 if self.is_suspended() || self.actor.is_none() {
                     self.rare().deferred.push_back(SystemMsg::Terminated(t));
                 } else if self.ctx.x().watching.remove(&t.id).is_some() {
-                    let signal = Box::pin(self.deliver_signal(Signal::Terminated(t)));
-                    signal.await;
+                    Box::pin(self.deliver_signal(Signal::Terminated(t))).await;
                 }
             }
             SystemMsg::Timer { id } => self.on_timer(id).await,

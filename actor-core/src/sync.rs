@@ -170,9 +170,7 @@ pub(crate) struct WakerSlot {
 
 // SAFETY: the slot is written only by the consumer while it holds `REGISTERING` with no reader
 // inside; producers read it only after announcing themselves with `READER` while `REGISTERING` is
-// clear; the consumer's unguarded read can only overlap producers' reads.
-unsafe impl Send for WakerSlot {}
-// SAFETY: as above.
+// clear; the consumer's unguarded read can only overlap producers' reads. (`Send` is automatic.)
 unsafe impl Sync for WakerSlot {}
 
 impl WakerSlot {

@@ -8,14 +8,17 @@
 //!   The consumer of an unbounded lane takes the whole queue into its private batch (`Cursor`);
 //!   the actor loop drains that batch as dead letters when it stops.
 //! * **System first.** The consumer always drains the system lane before taking a user message;
-//!   the system lane is unbounded and never drops.
+//!   the system lane is unbounded and never drops. A stop request is not queued: it is a flag
+//!   (`stop`), set under the system lane's lock and woken like a system message, that the
+//!   consumer takes once the queued system messages are drained.
 //! * **Wake on the idle-to-running transition only.** The state word is `RUNNING` while the
 //!   consumer works. Before parking, the consumer registers its waker, stores `IDLE` (or
 //!   `IDLE_SYS` when it only accepts system messages), issues a `SeqCst` fence and looks at the
 //!   lanes once more. A producer pushes, issues a `SeqCst` fence and loads the state: only when it
 //!   reads an idle state that admits its lane and wins the CAS back to `RUNNING` does it wake the
 //!   task. By the two fences at least one side sees the other's write, so no wake-up is lost, and
-//!   a busy actor costs its producers one plain load each, no read-modify-write.
+//!   a busy actor costs its producers one plain load each, no read-modify-write. The waker stays
+//!   registered between parks (`sync::WakerSlot`): re-registering the same waker is a comparison.
 //! * **Nothing escapes the dead-letter count.** `CLOSED` is set by the consumer before it drains
 //!   the user lane. A producer that sees `CLOSED` before pushing gets its message back; one that
 //!   sees it only after pushing drains the lane itself. By the same fence argument every message is
