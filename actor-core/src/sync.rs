@@ -246,10 +246,24 @@ impl WakerSlot {
     }
 
     /// Consumer side, at teardown: drop the registered waker, so that refs outliving the actor
-    /// do not keep its task's allocation alive. Skipped if a producer is reading it right then.
+    /// do not keep its task's allocation alive. The caller guarantees that no new `wake` begins
+    /// (the mailbox is closed: no producer can win the transition out of idle), so a producer
+    /// still reading the slot leaves within a few instructions; this waits for it.
     pub(crate) fn clear(&self) {
         let mut old = None;
-        self.try_write(|slot| old = slot.take());
+        let mut spins = 0u32;
+        while !self.try_write(|slot| old = slot.take()) {
+            spins += 1;
+            #[cfg(actor_loom)]
+            loom::thread::yield_now();
+            #[cfg(not(actor_loom))]
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                // The reader's thread was preempted inside `wake`: let it run.
+                std::thread::yield_now();
+            }
+        }
         drop(old);
     }
 }

@@ -525,6 +525,36 @@ mod loom_tests {
         });
     }
 
+    /// Closing races a push that wakes the parked consumer: once both are done the mailbox holds
+    /// no waker, so refs that outlive the actor do not keep its task allocated.
+    #[test]
+    fn close_lets_go_of_the_waker_even_while_a_producer_wakes_it() {
+        use std::task::{Wake, Waker};
+        struct Noop;
+        impl Wake for Noop {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        model(|| {
+            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
+            let registered = std::sync::Arc::new(Noop);
+            let waker = Waker::from(registered.clone());
+            let mut cx = Context::from_waker(&waker);
+            assert!(mb.poll_park(&mut cx, false).is_pending(), "parked");
+            drop(waker);
+            let p = mb.clone();
+            let producer = loom::thread::spawn(move || {
+                let _ = p.push_user(1, false);
+            });
+            mb.close();
+            producer.join().expect("producer");
+            assert_eq!(
+                std::sync::Arc::strong_count(&registered),
+                1,
+                "the mailbox let go of the waker"
+            );
+        });
+    }
+
     /// Closing races a push: the message is consumed, handed back, or drained by exactly one
     /// side. Never lost, never counted twice.
     #[test]
