@@ -60,9 +60,18 @@ pub struct WireRef {
 /// A future that resolves when an exported actor ends.
 pub type Ended = Pin<Box<dyn Future<Output = TerminationReason> + Send>>;
 
-/// Decodes one message from an erased deserializer and tells it to the exported actor.
+/// Checks, after a value was read from a payload, that nothing follows it: called between
+/// decoding and acting on the value, so a payload with trailing bytes (a peer with another
+/// version of the message type, or a corrupt frame) is rejected rather than half-read.
+pub type PayloadEnd<'a> = &'a dyn Fn() -> Result<(), erased_serde::Error>;
+
+/// Decodes one message from an erased deserializer, checks the payload's end, and tells the
+/// message to the exported actor.
 pub type ErasedDeliver = Box<
-    dyn Fn(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>
+    dyn Fn(
+            &mut dyn erased_serde::Deserializer<'_>,
+            PayloadEnd<'_>,
+        ) -> Result<(), erased_serde::Error>
         + Send
         + Sync,
 >;
@@ -92,8 +101,9 @@ impl ActorExport {
             id: actor.id(),
             path: actor.path(),
             manifest: std::any::type_name::<M>(),
-            deliver: Box::new(move |de| {
+            deliver: Box::new(move |de, end| {
                 let msg: M = erased_serde::deserialize(de)?;
+                end()?;
                 target.tell(msg);
                 Ok(())
             }),
@@ -110,11 +120,12 @@ impl ActorExport {
 pub trait ReplyExport: Send + 'static {
     /// The type name of the answer.
     fn manifest(&self) -> &'static str;
-    /// Decodes the answer (`Option<T>`: `None` when the remote side dropped the port unanswered)
-    /// and completes the port.
+    /// Decodes the answer (`Option<T>`: `None` when the remote side dropped the port unanswered),
+    /// checks the payload's end, and completes the port. On an error the port is failed with it.
     fn deliver(
         self: Box<Self>,
         de: &mut dyn erased_serde::Deserializer<'_>,
+        end: PayloadEnd<'_>,
     ) -> Result<(), erased_serde::Error>;
     /// Fails the port: the asker gets [`crate::AskError::Lost`] with this reason.
     fn fail(self: Box<Self>, reason: Arc<str>);
@@ -340,12 +351,22 @@ impl<T: DeserializeOwned + Send + 'static> ReplyExport for Reply<T> {
     fn deliver(
         self: Box<Self>,
         de: &mut dyn erased_serde::Deserializer<'_>,
+        end: PayloadEnd<'_>,
     ) -> Result<(), erased_serde::Error> {
-        // `None`: the remote side dropped the port unanswered; dropping ours says so.
-        if let Some(answer) = erased_serde::deserialize::<Option<T>>(de)? {
-            (*self).send(answer);
+        let answer = erased_serde::deserialize::<Option<T>>(de).and_then(|a| end().map(|()| a));
+        match answer {
+            // `None`: the remote side dropped the port unanswered; dropping ours says so.
+            Ok(answer) => {
+                if let Some(answer) = answer {
+                    (*self).send(answer);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                (*self).fail(Arc::from(format!("the answer could not be decoded: {e}")));
+                Err(e)
+            }
         }
-        Ok(())
     }
     fn fail(self: Box<Self>, reason: Arc<str>) {
         (*self).fail(reason)
@@ -413,5 +434,99 @@ impl<M: Serialize + Send + 'static> RefTarget<M> for ImportedRef<M> {
     }
     fn wire_ref(&self) -> Option<WireRef> {
         Some(self.target.wire_ref())
+    }
+}
+
+#[cfg(all(test, not(actor_loom)))]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::oneshot;
+
+    use super::{ActorExport, ReplyExport};
+    use crate::{Actor, ActorResult, ActorSystem, Context, Props, Reply, SystemConfig};
+
+    /// Adds what it is told; answers the sum.
+    struct Sum(u64);
+
+    enum SumMsg {
+        Add(u64),
+        Get(Reply<u64>),
+    }
+
+    impl<'de> serde::Deserialize<'de> for SumMsg {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            u64::deserialize(d).map(SumMsg::Add)
+        }
+    }
+
+    impl Actor for Sum {
+        type Msg = SumMsg;
+        async fn handle(&mut self, msg: SumMsg, _ctx: &mut Context<Self>) -> ActorResult {
+            match msg {
+                SumMsg::Add(n) => self.0 += n,
+                SumMsg::Get(r) => r.send(self.0),
+            }
+            Ok(())
+        }
+    }
+
+    fn trailing() -> Result<(), erased_serde::Error> {
+        Err(serde::de::Error::custom("1 trailing bytes after the value"))
+    }
+
+    fn json(text: &str) -> serde_json::Deserializer<serde_json::de::StrRead<'_>> {
+        serde_json::Deserializer::from_str(text)
+    }
+
+    #[tokio::test]
+    async fn an_exported_actor_is_not_told_a_payload_with_trailing_bytes() {
+        let sys = ActorSystem::new(SystemConfig::default()).expect("system");
+        let sum = sys.spawn(Props::new(|| Sum(0))).expect("spawn");
+        let export = ActorExport::of(&sum);
+        let mut de = json("5");
+        let rejected = (export.deliver)(
+            &mut <dyn erased_serde::Deserializer>::erase(&mut de),
+            &trailing,
+        );
+        assert!(rejected.is_err(), "the end check's error is returned");
+        let mut de = json("7");
+        (export.deliver)(
+            &mut <dyn erased_serde::Deserializer>::erase(&mut de),
+            &|| Ok(()),
+        )
+        .expect("a whole payload is told");
+        assert_eq!(
+            sum.ask(SumMsg::Get).await.expect("sum"),
+            7,
+            "only the whole payload arrived"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_port_whose_answer_has_trailing_bytes_fails_the_asker() {
+        let (tx, rx) = oneshot::channel();
+        let port: Box<dyn ReplyExport> = Box::new(Reply::<u64>::asked(tx, None));
+        let mut de = json("3");
+        let result = port.deliver(
+            &mut <dyn erased_serde::Deserializer>::erase(&mut de),
+            &trailing,
+        );
+        assert!(result.is_err());
+        let reason: Arc<str> = rx
+            .await
+            .expect("answered")
+            .expect_err("failed, not answered");
+        assert!(reason.contains("trailing"), "{reason}");
+
+        let (tx, rx) = oneshot::channel();
+        let port: Box<dyn ReplyExport> = Box::new(Reply::<u64>::asked(tx, None));
+        let mut de = json("3");
+        port.deliver(
+            &mut <dyn erased_serde::Deserializer>::erase(&mut de),
+            &|| Ok(()),
+        )
+        .expect("delivered");
+        assert_eq!(rx.await.expect("answered").expect("an answer"), 3);
     }
 }

@@ -2,6 +2,9 @@
 //! move from bincode to another serde format (postcard is the maintained alternative) without
 //! touching the protocol.
 
+use std::cell::Cell;
+
+use actor_core::transport::PayloadEnd;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -21,13 +24,17 @@ pub trait Codec: Send + Sync + 'static {
     /// Decodes a whole value from `bytes` (trailing bytes are an error).
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
     /// Hands a type-erased deserializer over `bytes` to `f`, for values whose type only the
-    /// receiver of a ref knows (messages to exported refs, answers to reply ports).
+    /// receiver of a ref knows (messages to exported refs, answers to reply ports), together
+    /// with a check that fails when bytes are left after the value `f` read.
     fn decode_erased(&self, bytes: &[u8], f: ErasedVisit<'_>) -> Result<(), CodecError>;
 }
 
-/// A decoding step over a type-erased deserializer.
-pub type ErasedVisit<'f> =
-    &'f mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>;
+/// A decoding step over a type-erased deserializer and the payload's end check
+/// ([`actor_core::transport::PayloadEnd`]).
+pub type ErasedVisit<'f> = &'f mut dyn FnMut(
+    &mut dyn erased_serde::Deserializer<'_>,
+    PayloadEnd<'_>,
+) -> Result<(), erased_serde::Error>;
 
 /// bincode 2 (serde path) with its standard configuration: varint integers, little endian, and a
 /// 64 MiB decode limit. A lying length inside a body cannot make it allocate much: serde caps
@@ -64,8 +71,44 @@ impl Codec for Bincode {
 
     fn decode_erased(&self, bytes: &[u8], f: ErasedVisit<'_>) -> Result<(), CodecError> {
         let config = bincode::config::standard().with_limit::<{ 64 * 1024 * 1024 }>();
-        let mut decoder = bincode::serde::BorrowedSerdeDecoder::from_slice(bytes, config, ());
+        let rest = Cell::new(bytes);
+        let mut decoder =
+            bincode::serde::OwnedSerdeDecoder::from_reader(SharedSlice { rest: &rest }, config);
         let mut erased = <dyn erased_serde::Deserializer>::erase(decoder.as_deserializer());
-        f(&mut erased).map_err(|e| CodecError(e.to_string()))
+        let end = || match rest.get().len() {
+            0 => Ok(()),
+            n => Err(<erased_serde::Error as serde::de::Error>::custom(
+                format_args!("{n} trailing bytes after the value"),
+            )),
+        };
+        f(&mut erased, &end).map_err(|e| CodecError(e.to_string()))
+    }
+}
+
+/// A slice reader whose unread rest stays visible to the caller while the decoder holds it (so
+/// the end of a payload can be checked before the decoded value is acted on).
+struct SharedSlice<'a, 'b> {
+    rest: &'b Cell<&'a [u8]>,
+}
+
+impl bincode::de::read::Reader for SharedSlice<'_, '_> {
+    fn read(&mut self, bytes: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
+        let rest = self.rest.get();
+        let (head, tail) = rest.split_at_checked(bytes.len()).ok_or_else(|| {
+            bincode::error::DecodeError::UnexpectedEnd {
+                additional: bytes.len().saturating_sub(rest.len()),
+            }
+        })?;
+        bytes.copy_from_slice(head);
+        self.rest.set(tail);
+        Ok(())
+    }
+
+    fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
+        self.rest.get().get(..n)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.rest.set(self.rest.get().get(n..).unwrap_or_default());
     }
 }

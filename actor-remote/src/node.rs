@@ -1311,8 +1311,8 @@ pub(crate) fn deliver_tell(
                 Some(p) if p.manifest_id == manifest => {
                     let mut port = Some(p.port);
                     let decoded = with_transport(scope, || {
-                        Bincode.decode_erased(payload, &mut |de| match port.take() {
-                            Some(port) => port.deliver(de),
+                        Bincode.decode_erased(payload, &mut |de, end| match port.take() {
+                            Some(port) => port.deliver(de, end),
                             None => Ok(()),
                         })
                     });

@@ -250,8 +250,9 @@ impl Transport for NodeTransport {
         let exposed = export(&shared, id, manifest, || {
             let export = make();
             let deliver = export.deliver;
-            let erased: Deliver =
-                Box::new(move |bytes| Bincode.decode_erased(bytes, &mut |de| deliver(de)));
+            let erased: Deliver = Box::new(move |bytes| {
+                Bincode.decode_erased(bytes, &mut |de, end| deliver(de, end))
+            });
             (export.path, erased, export.ended, export.local)
         });
         Ok(WireRef {

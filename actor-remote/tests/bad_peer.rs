@@ -4,6 +4,8 @@
 //! not decode keeps its connection.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actor_core::{Actor, ActorResult, ActorSystem, Context, Props, SystemConfig};
@@ -21,11 +23,13 @@ enum EchoMsg {
     Text(String),
 }
 
-struct Sink;
+/// Counts the messages it receives.
+struct Sink(Arc<AtomicU64>);
 
 impl Actor for Sink {
     type Msg = EchoMsg;
     async fn handle(&mut self, _msg: EchoMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        self.0.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -138,6 +142,14 @@ impl Rogue {
 }
 
 fn node() -> (ActorSystem, Node) {
+    let (system, node, _) = node_with_sink();
+    (system, node)
+}
+
+/// A node exposing `/user/sink`, and the count of messages the sink has received.
+fn node_with_sink() -> (ActorSystem, Node, Arc<AtomicU64>) {
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
     let system = ActorSystem::new(SystemConfig::default()).expect("system");
     let node = Node::start(
         &system,
@@ -145,10 +157,10 @@ fn node() -> (ActorSystem, Node) {
     )
     .expect("node");
     let sink = system
-        .spawn(Props::new(|| Sink).name("sink"))
+        .spawn(Props::new(move || Sink(counter.clone())).name("sink"))
         .expect("spawn");
     node.expose(&sink);
-    (system, node)
+    (system, node, received)
 }
 
 async fn closed_within(conn: &quinn::Connection, limit: Duration) -> bool {
@@ -190,7 +202,7 @@ async fn an_oversized_length_prefix_disconnects_the_peer_before_buffering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payload_that_does_not_decode_is_rejected_and_the_peer_stays() {
-    let (_system, node) = node();
+    let (_system, node, received) = node_with_sink();
     let mut rogue = Rogue::join(&node).await;
     rogue
         .send_frame(Frame::Lookup {
@@ -222,11 +234,37 @@ async fn a_payload_that_does_not_decode_is_rejected_and_the_peer_stays() {
             payload: vec![0],
         })
         .await;
+    // A valid EchoMsg followed by a byte: rejected whole, not delivered half-read.
+    let mut valid = Vec::new();
+    Bincode
+        .encode(&EchoMsg::Text("hi".into()), &mut valid)
+        .expect("encode");
+    let mut trailing = valid.clone();
+    trailing.push(0);
+    rogue
+        .send_frame(Frame::Tell {
+            recipient: sink,
+            manifest,
+            payload: trailing,
+        })
+        .await;
+    // Then the same message without the byte, which is delivered. Frames on the control stream
+    // are handled in order, so once it has arrived the three before it have been judged.
+    rogue
+        .send_frame(Frame::Tell {
+            recipient: sink,
+            manifest,
+            payload: valid,
+        })
+        .await;
     assert!(
-        eventually(Duration::from_secs(5), || node.stats().rejected_frames == 2).await,
-        "{:?}",
-        node.stats()
+        eventually(Duration::from_secs(5), || received.load(Ordering::SeqCst)
+            == 1)
+        .await,
+        "the valid message arrives"
     );
+    assert_eq!(node.stats().rejected_frames, 3, "{:?}", node.stats());
+    assert_eq!(received.load(Ordering::SeqCst), 1, "nothing else delivered");
     // Still connected: a lookup is still answered.
     rogue
         .send_frame(Frame::Lookup {

@@ -78,6 +78,43 @@ fn frame() -> impl Strategy<Value = Frame> {
     ]
 }
 
+/// A message shaped like a game server's: the payload the erased decoding tests feed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+enum GameMsg {
+    Join { player: u64, name: String },
+    Move(i32, i32, u8),
+    Chat(Vec<String>),
+    Scores(std::collections::BTreeMap<String, u32>),
+    Leave(Option<u64>),
+    Blob(Vec<u8>),
+    Ping,
+}
+
+fn game_msg() -> impl Strategy<Value = GameMsg> {
+    prop_oneof![
+        (any::<u64>(), ".{0,12}").prop_map(|(player, name)| GameMsg::Join { player, name }),
+        (any::<i32>(), any::<i32>(), any::<u8>()).prop_map(|(x, y, f)| GameMsg::Move(x, y, f)),
+        proptest::collection::vec(".{0,8}", 0..4).prop_map(GameMsg::Chat),
+        proptest::collection::btree_map(".{0,6}", any::<u32>(), 0..4).prop_map(GameMsg::Scores),
+        any::<Option<u64>>().prop_map(GameMsg::Leave),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(GameMsg::Blob),
+        Just(GameMsg::Ping),
+    ]
+}
+
+/// Decodes `bytes` the way a message to an exported ref is decoded: type-erased, then the end
+/// check, then the value is used.
+fn decode_game_msg(bytes: &[u8]) -> Option<GameMsg> {
+    let mut seen = None;
+    let decoded = Bincode.decode_erased(bytes, &mut |de, end| {
+        let msg: GameMsg = erased_serde::deserialize(de)?;
+        end()?;
+        seen = Some(msg);
+        Ok(())
+    });
+    decoded.ok().and(seen)
+}
+
 fn encode_all(frames: &[Frame]) -> Vec<u8> {
     let mut out = Vec::new();
     for f in frames {
@@ -118,6 +155,33 @@ proptest! {
                 Ok(None) | Err(_) => break,
             }
         }
+    }
+
+    #[test]
+    fn erased_payloads_of_any_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..512)) {
+        if let Some(msg) = decode_game_msg(&input) {
+            // Whatever is accepted is a whole value: it encodes and decodes to itself.
+            let mut again = Vec::new();
+            Bincode.encode(&msg, &mut again).expect("encodable");
+            prop_assert_eq!(decode_game_msg(&again), Some(msg));
+        }
+    }
+
+    #[test]
+    fn corrupted_erased_payloads_never_panic(
+        msg in game_msg(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut bytes = Vec::new();
+        Bincode.encode(&msg, &mut bytes).expect("encodable");
+        prop_assert_eq!(decode_game_msg(&bytes), Some(msg.clone()));
+        for (at, byte) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= byte;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        let _ = decode_game_msg(&bytes);
     }
 
     #[test]
@@ -232,6 +296,35 @@ fn the_codec_rejects_trailing_bytes() {
     Bincode.encode(&42u64, &mut out).expect("encode");
     out.push(0);
     assert!(Bincode.decode::<u64>(&out).is_err());
+}
+
+#[test]
+fn erased_decoding_reports_bytes_left_after_the_value() {
+    let mut out = Vec::new();
+    Bincode
+        .encode(&(300u64, String::from("room-7")), &mut out)
+        .expect("encode");
+    let decode = |bytes: &[u8]| {
+        let mut seen = None;
+        let ended = Bincode.decode_erased(bytes, &mut |de, end| {
+            let v: (u64, String) = erased_serde::deserialize(de)?;
+            end()?;
+            seen = Some(v);
+            Ok(())
+        });
+        (ended, seen)
+    };
+    let (ended, seen) = decode(&out);
+    assert_eq!(ended, Ok(()));
+    assert_eq!(seen, Some((300, "room-7".to_owned())));
+    out.extend_from_slice(&[1, 2]);
+    let (ended, seen) = decode(&out);
+    let err = ended.expect_err("trailing bytes");
+    assert!(err.0.contains("2 trailing bytes"), "{err}");
+    assert_eq!(seen, None, "the value is not acted on");
+    // A truncated payload fails while reading.
+    let (ended, _) = decode(&out[..3]);
+    assert!(ended.is_err());
 }
 
 #[test]
