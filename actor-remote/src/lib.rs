@@ -21,6 +21,7 @@
 
 pub mod association;
 mod codec;
+mod decode_guard;
 pub mod handshake;
 pub mod node;
 pub mod ping;

@@ -327,6 +327,92 @@ fn erased_decoding_reports_bytes_left_after_the_value() {
     assert!(ended.is_err());
 }
 
+/// A recursive message type, the shape that lets a peer choose how deep a payload nests.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Tree {
+    Leaf(u8),
+    Node(Box<Option<Tree>>),
+}
+
+#[test]
+fn erased_decoding_errors_stay_small_however_deep_the_payload_nests() {
+    // Node(Some(Node(Some(...)))) six levels down, then variant 9 (no such variant). The error
+    // crosses type erasure at each level; bincode's errors quote and escape what they wrap, so
+    // without `plain_errors` this message is about 4 MB (and doubles its escapes per level).
+    let mut payload = Vec::new();
+    for _ in 0..6 {
+        payload.extend([1, 1]);
+    }
+    payload.push(9);
+    let err = Bincode
+        .decode_erased(&payload, &mut |de, end| {
+            let _: Tree = erased_serde::deserialize(de)?;
+            end()
+        })
+        .expect_err("no variant 9");
+    assert!(err.0.len() < 200, "{} bytes: {:.200}", err.0.len(), err.0);
+    assert!(err.0.contains("variant index"), "{err}");
+    assert_eq!(
+        err.0,
+        "invalid value: integer `9`, expected variant index 0 <= i < 2"
+    );
+    // A valid tree of the same depth decodes.
+    let tree = nested_tree(6);
+    let mut bytes = Vec::new();
+    Bincode.encode(&tree, &mut bytes).expect("encode");
+    assert_eq!(decode_tree_erased(&bytes), Ok(tree));
+}
+
+fn nested_tree(levels: usize) -> Tree {
+    let mut tree = Tree::Leaf(3);
+    for _ in 0..levels {
+        tree = Tree::Node(Box::new(Some(tree)));
+    }
+    tree
+}
+
+fn decode_tree_erased(bytes: &[u8]) -> Result<Tree, String> {
+    let mut seen = None;
+    Bincode
+        .decode_erased(bytes, &mut |de, end| {
+            seen = Some(erased_serde::deserialize::<Tree>(de)?);
+            end()
+        })
+        .map_err(|e| e.0)?;
+    seen.ok_or_else(|| "nothing decoded".to_owned())
+}
+
+#[test]
+fn values_nested_deeper_than_the_limit_are_refused_not_a_stack_overflow() {
+    // A tree level is two serde levels (the enum and the `Option`), the leaf one: 63 levels
+    // nest 127 deep and decode, 64 nest 129 deep and are refused, on both paths.
+    for (levels, accepted) in [(63, true), (64, false)] {
+        let tree = nested_tree(levels);
+        let mut bytes = Vec::new();
+        Bincode.encode(&tree, &mut bytes).expect("encode");
+        let typed = Bincode.decode::<Tree>(&bytes);
+        let erased = decode_tree_erased(&bytes);
+        if accepted {
+            assert_eq!(typed.as_ref(), Ok(&tree));
+            assert_eq!(erased.as_ref(), Ok(&tree));
+        } else {
+            let typed = typed.expect_err("too deep").0;
+            assert!(typed.contains("nests deeper than 128"), "{typed}");
+            let erased = erased.expect_err("too deep");
+            assert!(erased.contains("nests deeper than 128"), "{erased}");
+        }
+    }
+    // 200 KB of `Node(Some(` overflowed the stack of a test thread (2 MiB, like a tokio
+    // worker's) on the typed path, 20 KB on the erased one, and aborted the process.
+    let mut bytes = Vec::new();
+    for _ in 0..100_000 {
+        bytes.extend([1, 1]);
+    }
+    bytes.extend([0, 3]);
+    assert!(Bincode.decode::<Tree>(&bytes).is_err());
+    assert!(decode_tree_erased(&bytes).is_err());
+}
+
 #[test]
 fn tell_payloads_are_borrowed_from_the_buffer_and_manifest_ids_are_stable() {
     use actor_remote::wire::{Decoded, manifest_id};
