@@ -66,7 +66,7 @@ impl Codec for Bincode {
         // The decoder may not claim more memory than the input could describe.
         let config = bincode::config::standard().with_limit::<{ 64 * 1024 * 1024 }>();
         // Through the guard: a value may not nest deeper than the stack allows.
-        let guard = Guard::<InnerErrors>::default();
+        let guard = Guard::<InnerErrors>::for_payload(bytes.len());
         let seed = Whole::<T> {
             guard: &guard,
             _value: PhantomData,
@@ -137,7 +137,7 @@ fn erased_with_limit<const LIMIT: usize>(
         bincode::serde::OwnedSerdeDecoder::from_reader(SharedSlice { rest: &rest }, config);
     // Through the guard: a value may not nest deeper than the stack allows, and errors, which
     // cross between the erased layer and bincode at every level of nesting, keep their size.
-    let guard = Guard::<PlainErrors>::default();
+    let guard = Guard::<PlainErrors>::for_payload(bytes.len());
     let guarded = Guarded {
         inner: decoder.as_deserializer(),
         handed: &guard,

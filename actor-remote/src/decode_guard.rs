@@ -6,6 +6,8 @@
 //!   overflows the decoding thread's stack, which aborts the process: 20 KB of payload was enough
 //!   for the type-erased path, 200 KB for the typed one. [`Guarded`] refuses values nested deeper
 //!   than [`MAX_DEPTH`] levels (serde_json's limit), with an error.
+//! * **Elements.** A sequence of a zero-sized type (`Vec<()>`) announcing 2^60 elements in a
+//!   few bytes would make serde loop for ever: a payload may hold one element per byte plus 2^20.
 //! * **Error size.** Type-erased decoding (`erased-serde`, used for messages to exported refs and
 //!   answers to reply ports) crosses between the erased layer and bincode at every level of a
 //!   value's nesting, and converts the error at each crossing through its `Display`. bincode
@@ -153,16 +155,39 @@ fn unescape_debug(escaped: &str) -> Option<String> {
 /// handed down to the inner deserializer (with [`PlainErrors`]).
 pub(crate) struct Guard<M> {
     depth: Cell<u32>,
+    /// Sequence and map elements the payload may still hold.
+    elements: Cell<u64>,
     handed: Cell<Option<String>>,
     _errors: PhantomData<M>,
 }
 
-impl<M> Default for Guard<M> {
-    fn default() -> Self {
+/// Elements of zero-sized types a payload may hold beyond one per byte.
+const ZERO_SIZED_ELEMENTS: u64 = 1 << 20;
+
+impl<M> Guard<M> {
+    /// The guard for decoding a payload of `len` bytes. Every element of a sequence or map
+    /// takes at least one byte, unless its type is zero-sized (`Vec<()>`): such a sequence
+    /// announcing 2^60 elements in a few bytes would loop for ever, so a payload holds at most
+    /// one element per byte plus 2^20.
+    pub(crate) fn for_payload(len: usize) -> Self {
         Guard {
             depth: Cell::new(0),
+            elements: Cell::new((len as u64).saturating_add(ZERO_SIZED_ELEMENTS)),
             handed: Cell::new(None),
             _errors: PhantomData,
+        }
+    }
+
+    /// Counts one more element read; an error once the payload cannot hold it.
+    fn element<E: de::Error>(&self) -> Result<(), E> {
+        match self.elements.get().checked_sub(1) {
+            Some(left) => {
+                self.elements.set(left);
+                Ok(())
+            }
+            None => Err(E::custom(
+                "the value has more elements than its payload can hold",
+            )),
         }
     }
 }
@@ -363,6 +388,7 @@ impl<'de, A: SeqAccess<'de>, M: Errors> SeqAccess<'de> for Wrap<'_, A, M> {
         s: T,
     ) -> Result<Option<T::Value>, Self::Error> {
         let handed = self.handed;
+        handed.element()?;
         self.inner
             .next_element_seed(seed(s, handed))
             .map_err(|e| M::up(handed, e))
@@ -381,6 +407,7 @@ impl<'de, A: MapAccess<'de>, M: Errors> MapAccess<'de> for Wrap<'_, A, M> {
         s: K,
     ) -> Result<Option<K::Value>, Self::Error> {
         let handed = self.handed;
+        handed.element()?;
         self.inner
             .next_key_seed(seed(s, handed))
             .map_err(|e| M::up(handed, e))

@@ -414,6 +414,37 @@ fn values_nested_deeper_than_the_limit_are_refused_not_a_stack_overflow() {
 }
 
 #[test]
+fn a_sequence_of_zero_sized_elements_cannot_announce_more_than_the_payload_holds() {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Markers(Vec<()>);
+    let decode_erased = |bytes: &[u8]| {
+        let mut seen = None;
+        Bincode
+            .decode_erased(bytes, &mut |de, end| {
+                seen = Some(erased_serde::deserialize::<Markers>(de)?);
+                end()
+            })
+            .map(|()| seen)
+    };
+    // 2^60 units announced in 9 bytes (253: a u64 length follows); serde would loop for ever.
+    let mut lying = vec![253];
+    lying.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    let typed = Bincode.decode::<Markers>(&lying).expect_err("refused").0;
+    assert!(typed.contains("more elements than its payload"), "{typed}");
+    let erased = decode_erased(&lying).expect_err("refused").0;
+    assert!(
+        erased.contains("more elements than its payload"),
+        "{erased}"
+    );
+    // A million of them still decode.
+    let many = Markers(vec![(); 1_000_000]);
+    let mut bytes = Vec::new();
+    Bincode.encode(&many, &mut bytes).expect("encode");
+    assert_eq!(Bincode.decode::<Markers>(&bytes).as_ref(), Ok(&many));
+    assert_eq!(decode_erased(&bytes), Ok(Some(many)));
+}
+
+#[test]
 fn tell_payloads_are_borrowed_from_the_buffer_and_manifest_ids_are_stable() {
     use actor_remote::wire::{Decoded, manifest_id};
     let wire = encode_all(&[Frame::Tell {
