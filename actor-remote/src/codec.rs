@@ -140,7 +140,7 @@ fn erased_with_limit<const LIMIT: usize>(
     let guard = Guard::<PlainErrors>::for_payload(bytes.len());
     let guarded = Guarded {
         inner: decoder.as_deserializer(),
-        handed: &guard,
+        guard: &guard,
     };
     let mut erased = <dyn erased_serde::Deserializer>::erase(guarded);
     let end = || match rest.get().len() {

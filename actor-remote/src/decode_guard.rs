@@ -47,11 +47,7 @@ where
     D: Deserializer<'de>,
     M: Errors,
 {
-    T::deserialize(Guarded {
-        inner: d,
-        handed: guard,
-    })
-    .map_err(|e| M::down(guard, e))
+    T::deserialize(Guarded { inner: d, guard }).map_err(|e| M::down(guard, e))
 }
 
 /// How deep a decoded value may nest, in serde values (an enum, an `Option`, a struct and a
@@ -195,25 +191,25 @@ impl<M> Guard<M> {
 /// A deserializer that counts nesting, with the errors `M` says, over one that does not count.
 pub(crate) struct Guarded<'h, D, M> {
     pub(crate) inner: D,
-    pub(crate) handed: &'h Guard<M>,
+    pub(crate) guard: &'h Guard<M>,
 }
 
 /// Values that nest: counted, and their visitor wrapped so what they contain is guarded too.
 macro_rules! nesting {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
         fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Self::Error> {
-            let handed = self.handed;
-            let depth = handed.depth.get();
+            let guard = self.guard;
+            let depth = guard.depth.get();
             if depth >= MAX_DEPTH {
                 return Err(de::Error::custom(format_args!(
                     "the value nests deeper than {MAX_DEPTH} levels"
                 )));
             }
-            handed.depth.set(depth + 1);
+            guard.depth.set(depth + 1);
             let result = self.inner
-                .$method($($arg,)* Wrap { inner: visitor, handed })
-                .map_err(|e| M::up(handed, e));
-            handed.depth.set(depth);
+                .$method($($arg,)* Wrap { inner: visitor, guard })
+                .map_err(|e| M::up(guard, e));
+            guard.depth.set(depth);
             result
         }
     )*};
@@ -224,8 +220,8 @@ macro_rules! nesting {
 macro_rules! flat {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
         fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Self::Error> {
-            let handed = self.handed;
-            self.inner.$method($($arg,)* visitor).map_err(|e| M::up(handed, e))
+            let guard = self.guard;
+            self.inner.$method($($arg,)* visitor).map_err(|e| M::up(guard, e))
         }
     )*};
 }
@@ -279,15 +275,15 @@ impl<'de, D: Deserializer<'de>, M: Errors> Deserializer<'de> for Guarded<'_, D, 
 /// is guarded again.
 struct Wrap<'h, V, M> {
     inner: V,
-    handed: &'h Guard<M>,
+    guard: &'h Guard<M>,
 }
 
 macro_rules! forward_visit {
     ($($method:ident($($ty:ty)?);)*) => {$(
         fn $method<E: de::Error>(self $(, v: $ty)?) -> Result<Self::Value, E> {
             // The visitor's own errors are made ours, so their messages are handed down as is.
-            let handed = self.handed;
-            self.inner.$method::<M::Of<E>>($(forward_visit!(@arg v $ty))?).map_err(|e| M::down(handed, e))
+            let guard = self.guard;
+            self.inner.$method::<M::Of<E>>($(forward_visit!(@arg v $ty))?).map_err(|e| M::down(guard, e))
         }
     )*};
     (@arg $v:ident $ty:ty) => { $v };
@@ -326,41 +322,38 @@ impl<'de, V: Visitor<'de>, M: Errors> Visitor<'de> for Wrap<'_, V, M> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .visit_some(Guarded { inner: d, handed })
-            .map_err(|e| M::down(handed, e))
+            .visit_some(Guarded { inner: d, guard })
+            .map_err(|e| M::down(guard, e))
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .visit_newtype_struct(Guarded { inner: d, handed })
-            .map_err(|e| M::down(handed, e))
+            .visit_newtype_struct(Guarded { inner: d, guard })
+            .map_err(|e| M::down(guard, e))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .visit_seq(Wrap { inner: seq, handed })
-            .map_err(|e| M::down(handed, e))
+            .visit_seq(Wrap { inner: seq, guard })
+            .map_err(|e| M::down(guard, e))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .visit_map(Wrap { inner: map, handed })
-            .map_err(|e| M::down(handed, e))
+            .visit_map(Wrap { inner: map, guard })
+            .map_err(|e| M::down(guard, e))
     }
 
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .visit_enum(Wrap {
-                inner: data,
-                handed,
-            })
-            .map_err(|e| M::down(handed, e))
+            .visit_enum(Wrap { inner: data, guard })
+            .map_err(|e| M::down(guard, e))
     }
 }
 
@@ -368,16 +361,16 @@ impl<'de, T: DeserializeSeed<'de>, M: Errors> DeserializeSeed<'de> for Wrap<'_, 
     type Value = T::Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .deserialize(Guarded { inner: d, handed })
-            .map_err(|e| M::down(handed, e))
+            .deserialize(Guarded { inner: d, guard })
+            .map_err(|e| M::down(guard, e))
     }
 }
 
 /// Wraps a seed for the inner deserializer.
-fn seed<T, M>(inner: T, handed: &Guard<M>) -> Wrap<'_, T, M> {
-    Wrap { inner, handed }
+fn seed<T, M>(inner: T, guard: &Guard<M>) -> Wrap<'_, T, M> {
+    Wrap { inner, guard }
 }
 
 impl<'de, A: SeqAccess<'de>, M: Errors> SeqAccess<'de> for Wrap<'_, A, M> {
@@ -387,11 +380,11 @@ impl<'de, A: SeqAccess<'de>, M: Errors> SeqAccess<'de> for Wrap<'_, A, M> {
         &mut self,
         s: T,
     ) -> Result<Option<T::Value>, Self::Error> {
-        let handed = self.handed;
-        handed.element()?;
+        let guard = self.guard;
+        guard.element()?;
         self.inner
-            .next_element_seed(seed(s, handed))
-            .map_err(|e| M::up(handed, e))
+            .next_element_seed(seed(s, guard))
+            .map_err(|e| M::up(guard, e))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -406,18 +399,18 @@ impl<'de, A: MapAccess<'de>, M: Errors> MapAccess<'de> for Wrap<'_, A, M> {
         &mut self,
         s: K,
     ) -> Result<Option<K::Value>, Self::Error> {
-        let handed = self.handed;
-        handed.element()?;
+        let guard = self.guard;
+        guard.element()?;
         self.inner
-            .next_key_seed(seed(s, handed))
-            .map_err(|e| M::up(handed, e))
+            .next_key_seed(seed(s, guard))
+            .map_err(|e| M::up(guard, e))
     }
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, s: T) -> Result<T::Value, Self::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .next_value_seed(seed(s, handed))
-            .map_err(|e| M::up(handed, e))
+            .next_value_seed(seed(s, guard))
+            .map_err(|e| M::up(guard, e))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -433,11 +426,11 @@ impl<'de, 'h, A: EnumAccess<'de>, M: Errors> EnumAccess<'de> for Wrap<'h, A, M> 
         self,
         s: T,
     ) -> Result<(T::Value, Self::Variant), Self::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .variant_seed(seed(s, handed))
-            .map(|(value, inner)| (value, Wrap { inner, handed }))
-            .map_err(|e| M::up(handed, e))
+            .variant_seed(seed(s, guard))
+            .map(|(value, inner)| (value, Wrap { inner, guard }))
+            .map_err(|e| M::up(guard, e))
     }
 }
 
@@ -445,22 +438,22 @@ impl<'de, A: de::VariantAccess<'de>, M: Errors> de::VariantAccess<'de> for Wrap<
     type Error = M::Of<A::Error>;
 
     fn unit_variant(self) -> Result<(), Self::Error> {
-        let handed = self.handed;
-        self.inner.unit_variant().map_err(|e| M::up(handed, e))
+        let guard = self.guard;
+        self.inner.unit_variant().map_err(|e| M::up(guard, e))
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, s: T) -> Result<T::Value, Self::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .newtype_variant_seed(seed(s, handed))
-            .map_err(|e| M::up(handed, e))
+            .newtype_variant_seed(seed(s, guard))
+            .map_err(|e| M::up(guard, e))
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, Self::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .tuple_variant(len, Wrap { inner: v, handed })
-            .map_err(|e| M::up(handed, e))
+            .tuple_variant(len, Wrap { inner: v, guard })
+            .map_err(|e| M::up(guard, e))
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -468,10 +461,10 @@ impl<'de, A: de::VariantAccess<'de>, M: Errors> de::VariantAccess<'de> for Wrap<
         fields: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, Self::Error> {
-        let handed = self.handed;
+        let guard = self.guard;
         self.inner
-            .struct_variant(fields, Wrap { inner: v, handed })
-            .map_err(|e| M::up(handed, e))
+            .struct_variant(fields, Wrap { inner: v, guard })
+            .map_err(|e| M::up(guard, e))
     }
 }
 
