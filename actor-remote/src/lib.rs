@@ -16,7 +16,9 @@
 //!   [`Codec`] seam with bincode 2), [`handshake`] (protocol version, codec and cluster-secret
 //!   checks) and [`association`] (heartbeat failure detection and incarnations). None of these
 //!   modules does IO, reads a clock or imports tokio or quinn (a test enforces it); they are
-//!   tested on a simulated network, fuzzed and property-tested.
+//!   tested on a simulated network, fuzzed and property-tested. Every payload is decoded through
+//!   a guard: exactly one value (bytes after it are refused), nested at most 128 serde levels,
+//!   with allocation bounded by the payload's size.
 //! * [`ping`]: a health-check actor a node can expose.
 
 pub mod association;

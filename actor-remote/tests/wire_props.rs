@@ -104,15 +104,21 @@ fn game_msg() -> impl Strategy<Value = GameMsg> {
 
 /// Decodes `bytes` the way a message to an exported ref is decoded: type-erased, then the end
 /// check, then the value is used.
-fn decode_game_msg(bytes: &[u8]) -> Option<GameMsg> {
+fn decode_erased_as<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let mut seen = None;
-    let decoded = Bincode.decode_erased(bytes, &mut |de, end| {
-        let msg: GameMsg = erased_serde::deserialize(de)?;
-        end()?;
-        seen = Some(msg);
-        Ok(())
-    });
-    decoded.ok().and(seen)
+    Bincode
+        .decode_erased(bytes, &mut |de, end| {
+            let value: T = erased_serde::deserialize(de)?;
+            end()?;
+            seen = Some(value);
+            Ok(())
+        })
+        .map_err(|e| e.0)?;
+    seen.ok_or_else(|| "nothing decoded".to_owned())
+}
+
+fn decode_game_msg(bytes: &[u8]) -> Option<GameMsg> {
+    decode_erased_as(bytes).ok()
 }
 
 fn encode_all(frames: &[Frame]) -> Vec<u8> {
@@ -344,23 +350,17 @@ fn erased_decoding_errors_stay_small_however_deep_the_payload_nests() {
         payload.extend([1, 1]);
     }
     payload.push(9);
-    let err = Bincode
-        .decode_erased(&payload, &mut |de, end| {
-            let _: Tree = erased_serde::deserialize(de)?;
-            end()
-        })
-        .expect_err("no variant 9");
-    assert!(err.0.len() < 200, "{} bytes: {:.200}", err.0.len(), err.0);
-    assert!(err.0.contains("variant index"), "{err}");
+    let err = decode_erased_as::<Tree>(&payload).expect_err("no variant 9");
+    assert!(err.len() < 200, "{} bytes: {:.200}", err.len(), err);
     assert_eq!(
-        err.0,
+        err,
         "invalid value: integer `9`, expected variant index 0 <= i < 2"
     );
     // A valid tree of the same depth decodes.
     let tree = nested_tree(6);
     let mut bytes = Vec::new();
     Bincode.encode(&tree, &mut bytes).expect("encode");
-    assert_eq!(decode_tree_erased(&bytes), Ok(tree));
+    assert_eq!(decode_erased_as::<Tree>(&bytes), Ok(tree));
 }
 
 fn nested_tree(levels: usize) -> Tree {
@@ -369,17 +369,6 @@ fn nested_tree(levels: usize) -> Tree {
         tree = Tree::Node(Box::new(Some(tree)));
     }
     tree
-}
-
-fn decode_tree_erased(bytes: &[u8]) -> Result<Tree, String> {
-    let mut seen = None;
-    Bincode
-        .decode_erased(bytes, &mut |de, end| {
-            seen = Some(erased_serde::deserialize::<Tree>(de)?);
-            end()
-        })
-        .map_err(|e| e.0)?;
-    seen.ok_or_else(|| "nothing decoded".to_owned())
 }
 
 #[test]
@@ -391,7 +380,7 @@ fn values_nested_deeper_than_the_limit_are_refused_not_a_stack_overflow() {
         let mut bytes = Vec::new();
         Bincode.encode(&tree, &mut bytes).expect("encode");
         let typed = Bincode.decode::<Tree>(&bytes);
-        let erased = decode_tree_erased(&bytes);
+        let erased = decode_erased_as::<Tree>(&bytes);
         if accepted {
             assert_eq!(typed.as_ref(), Ok(&tree));
             assert_eq!(erased.as_ref(), Ok(&tree));
@@ -410,28 +399,19 @@ fn values_nested_deeper_than_the_limit_are_refused_not_a_stack_overflow() {
     }
     bytes.extend([0, 3]);
     assert!(Bincode.decode::<Tree>(&bytes).is_err());
-    assert!(decode_tree_erased(&bytes).is_err());
+    assert!(decode_erased_as::<Tree>(&bytes).is_err());
 }
 
 #[test]
 fn a_sequence_of_zero_sized_elements_cannot_announce_more_than_the_payload_holds() {
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     struct Markers(Vec<()>);
-    let decode_erased = |bytes: &[u8]| {
-        let mut seen = None;
-        Bincode
-            .decode_erased(bytes, &mut |de, end| {
-                seen = Some(erased_serde::deserialize::<Markers>(de)?);
-                end()
-            })
-            .map(|()| seen)
-    };
     // 2^60 units announced in 9 bytes (253: a u64 length follows); serde would loop for ever.
     let mut lying = vec![253];
     lying.extend_from_slice(&(1u64 << 60).to_le_bytes());
     let typed = Bincode.decode::<Markers>(&lying).expect_err("refused").0;
     assert!(typed.contains("more elements than its payload"), "{typed}");
-    let erased = decode_erased(&lying).expect_err("refused").0;
+    let erased = decode_erased_as::<Markers>(&lying).expect_err("refused");
     assert!(
         erased.contains("more elements than its payload"),
         "{erased}"
@@ -441,7 +421,7 @@ fn a_sequence_of_zero_sized_elements_cannot_announce_more_than_the_payload_holds
     let mut bytes = Vec::new();
     Bincode.encode(&many, &mut bytes).expect("encode");
     assert_eq!(Bincode.decode::<Markers>(&bytes).as_ref(), Ok(&many));
-    assert_eq!(decode_erased(&bytes), Ok(Some(many)));
+    assert_eq!(decode_erased_as::<Markers>(&bytes), Ok(many));
 }
 
 #[test]
