@@ -138,132 +138,108 @@ impl<T> UnsafeCell<T> {
     }
 }
 
-/// `WakerSlot::state`: a registration is writing the slot.
-const REGISTERING: usize = 1;
-/// `WakerSlot::state`: one producer reading the slot (the count sits above the flag).
-const READER: usize = 2;
+/// One step of waiting for another thread that is a few instructions from letting go: spin at
+/// first, then yield the thread (the other one may have been preempted). Under loom, a yield.
+#[inline]
+pub(crate) fn backoff(spins: u32) {
+    #[cfg(actor_loom)]
+    {
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(actor_loom))]
+    if spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
 
 /// The consumer's waker: registered by the consumer before it parks, woken by the producer that
 /// performs the idle-to-running transition.
 ///
 /// An actor's task parks with the same waker every time, so the slot *keeps* it: after the first
-/// park, `register` is a `will_wake` comparison (no atomic at all), and `wake` wakes by reference
-/// (no clone, no drop). Compared with `AtomicWaker`, which takes the waker out on every wake,
-/// this saves two CASes and a reference-count increment per park.
+/// park, `register` is a `will_wake` comparison, and `wake` wakes by reference (no clone, no
+/// drop). Compared with `AtomicWaker`, which takes the waker out on every wake, this saves two
+/// CASes and a reference-count increment per park.
 ///
-/// The slot is a tiny reader/writer lock on one word:
-///
-/// * Producers are readers: `wake` adds `READER`, wakes the slot's waker by reference unless a
-///   registration is writing, and subtracts `READER`. Readers never exclude each other, so no
-///   wake is ever skipped because another one is running.
-/// * The consumer is the only writer, and writes only when its waker changed: it takes
-///   `REGISTERING` when no reader is inside (otherwise it wakes itself to retry on its next
-///   poll). A reader that arrived during the write did not wake anybody; the writer sees its count
-///   when it releases `REGISTERING` and wakes itself, which is the wake the reader owed. (The
-///   mailbox does not depend on that wake, since its park looks at the lanes again after
-///   registering, but it keeps the slot correct on its own.)
-/// * The consumer's reads need no guard: it is the only writer.
+/// The slot has no synchronisation of its own: the mailbox's state word is its lock. A producer
+/// reads the slot only while it holds the mailbox's `WAKING` state (which one producer at a time
+/// wins, by a CAS out of an idle state); the consumer writes it only while the state is `RUNNING`
+/// (which no producer leaves) or once `CLOSED` is set with no `WAKING` producer left. So a wake
+/// costs no read-modify-write here at all.
 pub(crate) struct WakerSlot {
-    state: AtomicUsize,
     waker: UnsafeCell<Option<std::task::Waker>>,
 }
 
-// SAFETY: the slot is written only by the consumer while it holds `REGISTERING` with no reader
-// inside; producers read it only after announcing themselves with `READER` while `REGISTERING` is
-// clear; the consumer's unguarded read can only overlap producers' reads. (`Send` is automatic.)
+// SAFETY: every access is one of the three `unsafe fn`s below, whose contracts (kept by the
+// mailbox's state word) exclude a write overlapping any other access. (`Send` is automatic.)
 unsafe impl Sync for WakerSlot {}
 
 impl WakerSlot {
     pub(crate) fn new() -> Self {
         Self {
-            state: AtomicUsize::new(0),
             waker: UnsafeCell::new(None),
         }
     }
 
     /// Consumer side: make `waker` the one woken by the next `wake`.
+    ///
+    /// # Safety
+    ///
+    /// No `wake` or other access may run concurrently (the mailbox's state is `RUNNING`, which
+    /// only the consumer leaves).
     #[inline]
-    pub(crate) fn register(&self, waker: &std::task::Waker) {
-        // SAFETY: only this consumer writes the slot, so this read can only overlap reads.
+    pub(crate) unsafe fn register(&self, waker: &std::task::Waker) {
+        // SAFETY: exclusive per the contract.
         let same = self
             .waker
             .with(|slot| unsafe { (*slot).as_ref() }.is_some_and(|old| old.will_wake(waker)));
         if !same {
-            self.register_slow(waker);
+            // SAFETY: exclusive per the contract.
+            self.waker
+                .with_mut(|slot| unsafe { *slot = Some(waker.clone()) });
         }
     }
 
-    #[cold]
-    fn register_slow(&self, waker: &std::task::Waker) {
-        if !self.try_write(|slot| *slot = Some(waker.clone())) {
-            // A producer is waking the old waker (only possible when the waker changed, which a
-            // tokio task's does not): be polled again and register then.
-            #[cfg(actor_loom)]
-            loom::thread::yield_now();
-            waker.wake_by_ref();
-        }
-    }
-
-    /// Runs `write` on the slot if no producer is reading it; returns whether it ran. Wakes the
-    /// slot's (new) waker if producers tried to wake it meanwhile.
-    fn try_write(&self, write: impl FnOnce(&mut Option<std::task::Waker>)) -> bool {
-        if self
-            .state
-            .compare_exchange(0, REGISTERING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
-        }
-        // SAFETY: `REGISTERING` with no reader inside: the slot is ours until we release it.
-        self.waker.with_mut(|slot| write(unsafe { &mut *slot }));
-        // AcqRel: acquire what the readers who arrived meanwhile published (their messages).
-        let prev = self.state.fetch_and(!REGISTERING, Ordering::AcqRel);
-        if prev != REGISTERING {
-            // SAFETY: still the only writer; readers that see `REGISTERING` clear only read.
-            self.waker.with(|slot| {
-                if let Some(waker) = unsafe { (*slot).as_ref() } {
-                    waker.wake_by_ref();
-                }
-            });
-        }
-        true
-    }
-
-    /// Producer side: wake the registered waker (if a registration is writing, it wakes itself).
+    /// Producer side: wake the registered waker, if any, by reference.
+    ///
+    /// # Safety
+    ///
+    /// No `register` or `clear` may run concurrently (the caller holds the mailbox's `WAKING`
+    /// state, which excludes them).
     #[inline]
-    pub(crate) fn wake(&self) {
-        // AcqRel: acquire the registration; release our message to a writer that sees our count.
-        if self.state.fetch_add(READER, Ordering::AcqRel) & REGISTERING == 0 {
-            // SAFETY: `REGISTERING` was clear when we announced ourselves, so the consumer will
-            // not write the slot until we leave.
-            self.waker.with(|slot| {
-                if let Some(waker) = unsafe { (*slot).as_ref() } {
-                    waker.wake_by_ref();
-                }
-            });
-        }
-        self.state.fetch_sub(READER, Ordering::Release);
+    pub(crate) unsafe fn wake(&self) {
+        // SAFETY: no writer per the contract.
+        self.waker.with(|slot| {
+            if let Some(waker) = unsafe { (*slot).as_ref() } {
+                waker.wake_by_ref();
+            }
+        });
+    }
+
+    /// Consumer side: whether `waker` is the registered one.
+    ///
+    /// # Safety
+    ///
+    /// No `register` or `clear` may run concurrently (only the consumer calls them).
+    #[inline]
+    pub(crate) unsafe fn will_wake(&self, waker: &std::task::Waker) -> bool {
+        // SAFETY: no writer per the contract.
+        self.waker
+            .with(|slot| unsafe { (*slot).as_ref() }.is_some_and(|old| old.will_wake(waker)))
     }
 
     /// Consumer side, at teardown: drop the registered waker, so that refs outliving the actor
-    /// do not keep its task's allocation alive. The caller guarantees that no new `wake` begins
-    /// (the mailbox is closed: no producer can win the transition out of idle), so a producer
-    /// still reading the slot leaves within a few instructions; this waits for it.
-    pub(crate) fn clear(&self) {
-        let mut old = None;
-        let mut spins = 0u32;
-        while !self.try_write(|slot| old = slot.take()) {
-            spins += 1;
-            #[cfg(actor_loom)]
-            loom::thread::yield_now();
-            #[cfg(not(actor_loom))]
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                // The reader's thread was preempted inside `wake`: let it run.
-                std::thread::yield_now();
-            }
-        }
+    /// do not keep its task's allocation alive.
+    ///
+    /// # Safety
+    ///
+    /// As for `register`: the mailbox is closed and no producer holds `WAKING`, so none can read
+    /// the slot again.
+    pub(crate) unsafe fn clear(&self) {
+        // SAFETY: exclusive per the contract.
+        let old = self.waker.with_mut(|slot| unsafe { (*slot).take() });
         drop(old);
     }
 }
@@ -288,18 +264,23 @@ mod tests {
         (c.clone(), Waker::from(c))
     }
 
+    // Single-threaded, so every call's contract (no concurrent access) holds trivially.
     #[test]
     fn keeps_the_waker_and_wakes_it_by_reference() {
         let slot = WakerSlot::new();
         let (a, wa) = counting();
-        slot.register(&wa);
-        // The slot holds one clone: the test's `a`, `wa` and the slot's.
-        assert_eq!(Arc::strong_count(&a), 3);
-        slot.wake();
-        slot.wake();
-        assert_eq!(a.0.load(Ordering::SeqCst), 2, "kept across wakes");
-        slot.register(&wa);
-        assert_eq!(Arc::strong_count(&a), 3, "same waker: not cloned again");
+        // SAFETY (all calls here): one thread, no concurrent access.
+        unsafe {
+            slot.register(&wa);
+            // The slot holds one clone: the test's `a`, `wa` and the slot's.
+            assert_eq!(Arc::strong_count(&a), 3);
+            assert!(slot.will_wake(&wa));
+            slot.wake();
+            slot.wake();
+            assert_eq!(a.0.load(Ordering::SeqCst), 2, "kept across wakes");
+            slot.register(&wa);
+            assert_eq!(Arc::strong_count(&a), 3, "same waker: not cloned again");
+        }
     }
 
     #[test]
@@ -307,15 +288,20 @@ mod tests {
         let slot = WakerSlot::new();
         let (a, wa) = counting();
         let (b, wb) = counting();
-        slot.register(&wa);
-        slot.register(&wb);
-        assert_eq!(Arc::strong_count(&a), 2, "old waker released");
-        slot.wake();
-        assert_eq!(a.0.load(Ordering::SeqCst), 0);
-        assert_eq!(b.0.load(Ordering::SeqCst), 1);
-        slot.clear();
-        assert_eq!(Arc::strong_count(&b), 2, "cleared at teardown");
-        slot.wake();
+        // SAFETY (all calls here): one thread, no concurrent access.
+        unsafe {
+            slot.register(&wa);
+            slot.register(&wb);
+            assert_eq!(Arc::strong_count(&a), 2, "old waker released");
+            assert!(!slot.will_wake(&wa));
+            slot.wake();
+            assert_eq!(a.0.load(Ordering::SeqCst), 0);
+            assert_eq!(b.0.load(Ordering::SeqCst), 1);
+            slot.clear();
+            assert_eq!(Arc::strong_count(&b), 2, "cleared at teardown");
+            assert!(!slot.will_wake(&wb));
+            slot.wake();
+        }
         assert_eq!(b.0.load(Ordering::SeqCst), 1, "nothing to wake after clear");
     }
 }

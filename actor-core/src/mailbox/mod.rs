@@ -15,10 +15,21 @@
 //!   consumer works. Before parking, the consumer registers its waker, stores `IDLE` (or
 //!   `IDLE_SYS` when it only accepts system messages), issues a `SeqCst` fence and looks at the
 //!   lanes once more. A producer pushes, issues a `SeqCst` fence and loads the state: only when it
-//!   reads an idle state that admits its lane and wins the CAS back to `RUNNING` does it wake the
-//!   task. By the two fences at least one side sees the other's write, so no wake-up is lost, and
-//!   a busy actor costs its producers one plain load each, no read-modify-write. The waker stays
-//!   registered between parks (`sync::WakerSlot`): re-registering the same waker is a comparison.
+//!   reads an idle state that admits its lane and wins the CAS from it to `WAKING` does it wake the
+//!   task, and then it hands the state back with a CAS to `RUNNING`. By the two fences at least
+//!   one side sees the other's write, so no wake-up is lost, and a busy actor costs its producers
+//!   one plain load each, no read-modify-write.
+//! * **The state word guards the waker.** The waker stays registered between parks
+//!   (`sync::WakerSlot`, no synchronisation of its own): a producer reads it only while it holds
+//!   `WAKING`, so at most one does; the consumer writes it only in `RUNNING`, which no producer
+//!   leaves, or after `CLOSED`. A wake therefore costs the producer two CASes on the state word.
+//! * **Parking on top of `WAKING`.** Waking can take a system call (unparking a worker), so the
+//!   consumer is often polled and done before the producer that woke it lets go. It then parks as
+//!   `WAKING | IDLE` (or `IDLE_SYS`) instead of waiting; the producer's CAS back to `RUNNING` fails,
+//!   and it hands over the idle state instead, then issues a fence and looks at the lanes for
+//!   messages whose producers saw `WAKING` and did not wake (same two-fence argument), waking
+//!   again if there are any. `close` waits out a `WAKING` producer (one wake: at most a system
+//!   call) before it sets `CLOSED`.
 //! * **Nothing escapes the dead-letter count.** `CLOSED` is set by the consumer before it drains
 //!   the user lane. A producer that sees `CLOSED` before pushing gets its message back; one that
 //!   sees it only after pushing drains the lane itself. By the same fence argument every message is
@@ -40,6 +51,11 @@ const RUNNING: u8 = 0;
 const IDLE: u8 = 1;
 const IDLE_SYS: u8 = 2;
 const CLOSED: u8 = 4;
+/// A producer won the transition out of idle and is waking the task; it alone reads the waker
+/// until it stores `RUNNING`.
+const WAKING: u8 = 8;
+/// The consumer's idle states; with `WAKING`, it parked while a producer was still waking it.
+const IDLE_BITS: u8 = IDLE | IDLE_SYS;
 
 /// What happened to an accepted user message.
 #[derive(Debug)]
@@ -100,8 +116,8 @@ impl<M, S> Mailbox<M, S> {
         if state & CLOSED != 0 {
             return Ok(Accepted { shed, closed: true });
         }
-        if state == IDLE && self.transition_to_running(IDLE) {
-            self.waker.wake();
+        if state == IDLE {
+            self.wake_from(IDLE);
         }
         Ok(Accepted {
             shed,
@@ -121,8 +137,8 @@ impl<M, S> Mailbox<M, S> {
         }
         fence(Ordering::SeqCst);
         let state = self.state.load(Ordering::Relaxed);
-        if (state == IDLE || state == IDLE_SYS) && self.transition_to_running(state) {
-            self.waker.wake();
+        if state == IDLE || state == IDLE_SYS {
+            self.wake_from(state);
         }
         Ok(())
     }
@@ -142,8 +158,8 @@ impl<M, S> Mailbox<M, S> {
         }
         fence(Ordering::SeqCst);
         let state = self.state.load(Ordering::Relaxed);
-        if (state == IDLE || state == IDLE_SYS) && self.transition_to_running(state) {
-            self.waker.wake();
+        if state == IDLE || state == IDLE_SYS {
+            self.wake_from(state);
         }
         true
     }
@@ -154,10 +170,86 @@ impl<M, S> Mailbox<M, S> {
         self.stop.load(Ordering::Acquire) && self.stop.swap(false, Ordering::AcqRel)
     }
 
-    fn transition_to_running(&self, from: u8) -> bool {
-        self.state
-            .compare_exchange(from, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+    /// Producer side: if the state is still `idle`, take `WAKING`, wake the task and hand the
+    /// state back: `RUNNING`, or the idle state the consumer parked in meanwhile (then look at
+    /// the lanes once more for messages whose producers saw `WAKING` and did not wake).
+    // Out of line: a busy actor's producers never get here, and their push stays small.
+    #[inline(never)]
+    fn wake_from(&self, idle: u8) {
+        // Acquire: the consumer's registration (released by its store of `idle`).
+        if self
+            .state
+            .compare_exchange(idle, WAKING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        // SAFETY: we hold `WAKING`: the consumer does not write the slot and no other producer
+        // can win it until we hand the state back.
+        unsafe { self.waker.wake() };
+        // Release: our read of the slot happens before the consumer's next write of it.
+        if self
+            .state
+            .compare_exchange(WAKING, RUNNING, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.wake_handover();
+        }
+    }
+
+    /// Producer side, holding `WAKING`, when the consumer parked while we woke it (the wake was
+    /// probably what got it polled: waking can take a system call to unpark a worker).
+    #[cold]
+    fn wake_handover(&self) {
+        let mut wake = false;
+        loop {
+            if wake {
+                // SAFETY: as in `wake_from`: we hold `WAKING` again.
+                unsafe { self.waker.wake() };
+            }
+            let parked = match self.state.compare_exchange(
+                WAKING,
+                RUNNING,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(parked) => parked,
+            };
+            // `WAKING | idle`: nobody but us and the consumer writes the state while `WAKING` is
+            // held, and the consumer only parks or un-parks.
+            let idle = parked & IDLE_BITS;
+            // AcqRel: release our read of the slot to the consumer's next registration.
+            if self
+                .state
+                .compare_exchange(parked, idle, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                // The consumer un-parked: it is running, hand back `RUNNING`.
+                wake = false;
+                continue;
+            }
+            // Producers that pushed while the state was `WAKING | idle` did not wake the
+            // consumer: by this fence and theirs, either we see their message or they see `idle`.
+            fence(Ordering::SeqCst);
+            if !self.has_work(idle)
+                || self
+                    .state
+                    .compare_exchange(idle, WAKING, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err()
+            {
+                return;
+            }
+            wake = true;
+        }
+    }
+
+    /// Whether a consumer parked in `idle` has something to look at.
+    #[inline]
+    fn has_work(&self, idle: u8) -> bool {
+        self.sys_pending.load(Ordering::Acquire)
+            || self.stop.load(Ordering::Acquire)
+            || (idle == IDLE && !self.user.is_empty())
     }
 
     /// Consumer side: the next system message, if any.
@@ -184,18 +276,54 @@ impl<M, S> Mailbox<M, S> {
     /// Consumer side: park until a message arrives (`sys_only`: until a system message arrives).
     /// Ready means "look again", not a guarantee that a message is there.
     pub(crate) fn poll_park(&self, cx: &mut Context<'_>, sys_only: bool) -> Poll<()> {
-        self.waker.register(cx.waker());
         let idle = if sys_only { IDLE_SYS } else { IDLE };
-        // Release publishes the registration to the producer that wins the CAS back; the fence
-        // orders this store before the loads below (the store itself needs no `SeqCst`).
-        self.state.store(idle, Ordering::Release);
+        // Acquire: a waking producer's read of the slot happens before our write below.
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state == RUNNING {
+                // SAFETY: no producer reads the slot in `RUNNING`, which only we leave.
+                unsafe { self.waker.register(cx.waker()) };
+                // Release publishes the registration to the producer that wins the CAS back; the
+                // fence orders this store before the loads below (the store itself needs no
+                // `SeqCst`).
+                self.state.store(idle, Ordering::Release);
+                break;
+            }
+            if state & CLOSED != 0 {
+                return Poll::Pending;
+            }
+            if state & IDLE_BITS != 0 {
+                // Polled while parked (a timer, a join): running again, keeping a producer's
+                // `WAKING`. Acquire as above.
+                state = self.state.fetch_and(!IDLE_BITS, Ordering::Acquire) & !IDLE_BITS;
+                continue;
+            }
+            // `WAKING`: a producer is still waking us (its wake may be what got us polled) and
+            // reads the slot. Reading it too is fine; writing is not.
+            // SAFETY: only we write the slot, and not here.
+            if !unsafe { self.waker.will_wake(cx.waker()) } {
+                // A new waker (never for a tokio task): register it on the next poll.
+                #[cfg(actor_loom)]
+                loom::thread::yield_now();
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            // Park on top of `WAKING`: the producer hands the idle state back when it is done.
+            match self.state.compare_exchange(
+                WAKING,
+                WAKING | idle,
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => state = now,
+            }
+        }
         fence(Ordering::SeqCst);
-        let work = self.sys_pending.load(Ordering::Acquire)
-            || self.stop.load(Ordering::Acquire)
-            || (!sys_only && !self.user.is_empty());
-        if work {
-            // A producer may have won the CAS already; either way we are running.
-            self.transition_to_running(idle);
+        if self.has_work(idle) {
+            // Un-park, whatever happened meanwhile: a producer may hold `WAKING` (it hands back
+            // `RUNNING`), or have handed `idle` back to us.
+            self.state.fetch_and(!IDLE_BITS, Ordering::Acquire);
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -208,10 +336,32 @@ impl<M, S> Mailbox<M, S> {
             // Under the system lock, so a concurrent `push_sys` either lands before (and is
             // drained) or sees CLOSED.
             let _sys = self.sys.lock();
-            self.state.fetch_or(CLOSED, Ordering::SeqCst);
+            let mut spins = 0u32;
+            let mut state = self.state.load(Ordering::Relaxed);
+            loop {
+                // A producer holding `WAKING` hands the state back once its wake returns (its
+                // CAS would not expect `CLOSED`): wait for it. None can take it after `CLOSED`.
+                if state & WAKING != 0 {
+                    spins += 1;
+                    crate::sync::backoff(spins);
+                    state = self.state.load(Ordering::Relaxed);
+                    continue;
+                }
+                match self.state.compare_exchange(
+                    state,
+                    state | CLOSED,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => state = actual,
+                }
+            }
         }
         fence(Ordering::SeqCst);
-        self.waker.clear();
+        // SAFETY: `CLOSED` is set and no producer holds `WAKING` (none can take it any more), so
+        // nobody reads the slot again.
+        unsafe { self.waker.clear() };
         if let Some(bounded) = self.user.bounded() {
             bounded.space().notify_waiters();
         }
@@ -428,6 +578,31 @@ mod loom_tests {
         }))
     }
 
+    /// `loom::future::block_on`, but with a waker that `will_wake` recognises across polls (as a
+    /// tokio task's is): loom's own compares unequal to its clones.
+    fn block_on_one_waker<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Wake, Waker};
+        struct Unpark(loom::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(std::sync::Arc::new(Unpark(loom::thread::current())));
+        assert!(
+            waker.will_wake(&waker.clone()),
+            "a waker that knows its clones"
+        );
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            loom::thread::park();
+        }
+    }
+
     /// A consumer that parks while a producer pushes is always woken (loom reports a deadlock
     /// otherwise), and receives the message exactly once.
     #[test]
@@ -457,6 +632,40 @@ mod loom_tests {
             got.sort();
             assert_eq!(got, [Some(1), Some(2)]);
             assert_eq!(cursor.batched(), 0);
+            t1.join().expect("t1");
+            t2.join().expect("t2");
+        });
+    }
+
+    /// As above, but one task receives both messages (so it parks with one waker throughout):
+    /// the consumer can park while the producer that woke it still holds `WAKING`, and the
+    /// other producer's push, which then sees no idle state, must be noticed by the waking
+    /// producer when it hands the idle state back (loom reports a deadlock otherwise).
+    #[test]
+    fn a_consumer_parks_while_its_producer_is_still_waking_it() {
+        model(|| {
+            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
+            let (a, b) = (mb.clone(), mb.clone());
+            let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
+            let t2 = loom::thread::spawn(move || b.push_user(2, false).map(|_| ()).expect("open"));
+            let mut cursor = Cursor::default();
+            let mut got = Vec::new();
+            block_on_one_waker(poll_fn(|cx| {
+                loop {
+                    if let Some(m) = mb.pop_user(&mut cursor) {
+                        got.push(m);
+                        if got.len() == 2 {
+                            return Poll::Ready(());
+                        }
+                        continue;
+                    }
+                    if mb.poll_park(cx, false).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }));
+            got.sort();
+            assert_eq!(got, [1, 2]);
             t1.join().expect("t1");
             t2.join().expect("t2");
         });
@@ -522,6 +731,34 @@ mod loom_tests {
             }));
             assert!(!mb.take_stop(), "taken once");
             t.join().expect("t");
+        });
+    }
+
+    /// The consumer parked with one waker is polled again with another (a spurious poll, or the
+    /// task moved to another executor) while a producer wakes it: the producer reads the slot
+    /// only while it holds `WAKING` and the consumer writes it only in `RUNNING` (loom reports a
+    /// data race on the slot otherwise), and the message still arrives (a deadlock otherwise).
+    #[test]
+    fn a_new_waker_registered_while_a_producer_wakes_the_old_one() {
+        use std::task::{Wake, Waker};
+        struct Noop;
+        impl Wake for Noop {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        model(|| {
+            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
+            let old = Waker::from(std::sync::Arc::new(Noop));
+            assert!(
+                mb.poll_park(&mut Context::from_waker(&old), false)
+                    .is_pending(),
+                "parked with the old waker"
+            );
+            let p = mb.clone();
+            let producer = loom::thread::spawn(move || {
+                p.push_user(1, false).expect("open");
+            });
+            assert_eq!(recv(&mb, &mut Cursor::default()), (None, Some(1)));
+            producer.join().expect("producer");
         });
     }
 
