@@ -550,6 +550,7 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::sync::atomic::AtomicUsize as LoomUsize;
     use std::future::poll_fn;
+    use std::task::Waker;
 
     /// Exhaustive up to 3 preemptions per execution (tokio's loom tests use 2-3), unless
     /// `LOOM_MAX_PREEMPTIONS` says otherwise.
@@ -562,44 +563,65 @@ mod loom_tests {
     }
 
     /// Receives one message like the actor loop does (the cursor keeps the taken batch).
-    fn recv(mb: &Mailbox<u32, u32>, cursor: &mut Cursor<u32>) -> (Option<u32>, Option<u32>) {
-        loom::future::block_on(poll_fn(|cx| {
-            loop {
-                if let Some(s) = mb.pop_sys() {
-                    return Poll::Ready((Some(s), None));
+    fn recv(
+        mb: &Mailbox<u32, u32>,
+        cursor: &mut Cursor<u32>,
+        task: &Task,
+    ) -> (Option<u32>, Option<u32>) {
+        block_on(
+            task,
+            poll_fn(|cx| {
+                loop {
+                    if let Some(s) = mb.pop_sys() {
+                        return Poll::Ready((Some(s), None));
+                    }
+                    if let Some(m) = mb.pop_user(cursor) {
+                        return Poll::Ready((None, Some(m)));
+                    }
+                    if mb.poll_park(cx, false).is_pending() {
+                        return Poll::Pending;
+                    }
                 }
-                if let Some(m) = mb.pop_user(cursor) {
-                    return Poll::Ready((None, Some(m)));
-                }
-                if mb.poll_park(cx, false).is_pending() {
-                    return Poll::Pending;
-                }
-            }
-        }))
+            }),
+        )
     }
 
-    /// `loom::future::block_on`, but with a waker that `will_wake` recognises across polls (as a
-    /// tokio task's is): loom's own compares unequal to its clones.
-    fn block_on_one_waker<F: std::future::Future>(f: F) -> F::Output {
-        use std::task::{Wake, Waker};
-        struct Unpark(loom::thread::Thread);
-        impl Wake for Unpark {
-            fn wake(self: std::sync::Arc<Self>) {
-                self.0.unpark();
-            }
+    /// A consumer task with one waker for its whole life, as a tokio task has: `will_wake`
+    /// recognises it and its clones, so a re-poll finds it registered and parks without writing
+    /// the slot (`loom::future::block_on` makes a new waker per call, and its clones compare
+    /// unequal, so it never exercises that path).
+    struct Task {
+        notify: std::sync::Arc<Wakeup>,
+        waker: Waker,
+    }
+
+    struct Wakeup(loom::sync::Notify);
+
+    impl std::task::Wake for Wakeup {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.notify();
         }
-        let waker = Waker::from(std::sync::Arc::new(Unpark(loom::thread::current())));
+    }
+
+    fn consumer_task() -> Task {
+        let notify = std::sync::Arc::new(Wakeup(loom::sync::Notify::new()));
+        let waker = Waker::from(notify.clone());
         assert!(
             waker.will_wake(&waker.clone()),
             "a waker that knows its clones"
         );
-        let mut cx = Context::from_waker(&waker);
+        Task { notify, waker }
+    }
+
+    /// Polls `f` with the task's waker until it is ready, waiting for a wake in between.
+    fn block_on<F: std::future::Future>(task: &Task, f: F) -> F::Output {
+        let mut cx = Context::from_waker(&task.waker);
         let mut f = std::pin::pin!(f);
         loop {
             if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
                 return v;
             }
-            loom::thread::park();
+            task.notify.0.wait();
         }
     }
 
@@ -613,7 +635,10 @@ mod loom_tests {
             let producer = loom::thread::spawn(move || {
                 p.push_user(1, false).expect("open");
             });
-            assert_eq!(recv(&mb, &mut Cursor::default()), (None, Some(1)));
+            assert_eq!(
+                recv(&mb, &mut Cursor::default(), &consumer_task()),
+                (None, Some(1))
+            );
             producer.join().expect("producer");
         });
     }
@@ -627,8 +652,11 @@ mod loom_tests {
             let (a, b) = (mb.clone(), mb.clone());
             let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
             let t2 = loom::thread::spawn(move || b.push_user(2, false).map(|_| ()).expect("open"));
-            let mut cursor = Cursor::default();
-            let mut got = [recv(&mb, &mut cursor).1, recv(&mb, &mut cursor).1];
+            let (mut cursor, task) = (Cursor::default(), consumer_task());
+            let mut got = [
+                recv(&mb, &mut cursor, &task).1,
+                recv(&mb, &mut cursor, &task).1,
+            ];
             got.sort();
             assert_eq!(got, [Some(1), Some(2)]);
             assert_eq!(cursor.batched(), 0);
@@ -650,20 +678,23 @@ mod loom_tests {
             let t2 = loom::thread::spawn(move || b.push_user(2, false).map(|_| ()).expect("open"));
             let mut cursor = Cursor::default();
             let mut got = Vec::new();
-            block_on_one_waker(poll_fn(|cx| {
-                loop {
-                    if let Some(m) = mb.pop_user(&mut cursor) {
-                        got.push(m);
-                        if got.len() == 2 {
-                            return Poll::Ready(());
+            block_on(
+                &consumer_task(),
+                poll_fn(|cx| {
+                    loop {
+                        if let Some(m) = mb.pop_user(&mut cursor) {
+                            got.push(m);
+                            if got.len() == 2 {
+                                return Poll::Ready(());
+                            }
+                            continue;
                         }
-                        continue;
+                        if mb.poll_park(cx, false).is_pending() {
+                            return Poll::Pending;
+                        }
                     }
-                    if mb.poll_park(cx, false).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
-            }));
+                }),
+            );
             got.sort();
             assert_eq!(got, [1, 2]);
             t1.join().expect("t1");
@@ -680,8 +711,9 @@ mod loom_tests {
             let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
             let t2 = loom::thread::spawn(move || b.push_sys(2).expect("open"));
             let mut cursor = Cursor::default();
-            let first = recv(&mb, &mut cursor);
-            let second = recv(&mb, &mut cursor);
+            let task = consumer_task();
+            let first = recv(&mb, &mut cursor, &task);
+            let second = recv(&mb, &mut cursor, &task);
             let mut got = [first, second];
             got.sort();
             assert_eq!(got, [(None, Some(1)), (Some(2), None)]);
@@ -697,16 +729,19 @@ mod loom_tests {
             let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
             let p = mb.clone();
             let t = loom::thread::spawn(move || p.push_sys(9).expect("open"));
-            let got = loom::future::block_on(poll_fn(|cx| {
-                loop {
-                    if let Some(s) = mb.pop_sys() {
-                        return Poll::Ready(s);
+            let got = block_on(
+                &consumer_task(),
+                poll_fn(|cx| {
+                    loop {
+                        if let Some(s) = mb.pop_sys() {
+                            return Poll::Ready(s);
+                        }
+                        if mb.poll_park(cx, true).is_pending() {
+                            return Poll::Pending;
+                        }
                     }
-                    if mb.poll_park(cx, true).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
-            }));
+                }),
+            );
             assert_eq!(got, 9);
             t.join().expect("t");
         });
@@ -719,16 +754,19 @@ mod loom_tests {
             let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
             let p = mb.clone();
             let t = loom::thread::spawn(move || assert!(p.request_stop()));
-            loom::future::block_on(poll_fn(|cx| {
-                loop {
-                    if mb.take_stop() {
-                        return Poll::Ready(());
+            block_on(
+                &consumer_task(),
+                poll_fn(|cx| {
+                    loop {
+                        if mb.take_stop() {
+                            return Poll::Ready(());
+                        }
+                        if mb.poll_park(cx, true).is_pending() {
+                            return Poll::Pending;
+                        }
                     }
-                    if mb.poll_park(cx, true).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
-            }));
+                }),
+            );
             assert!(!mb.take_stop(), "taken once");
             t.join().expect("t");
         });
@@ -757,7 +795,10 @@ mod loom_tests {
             let producer = loom::thread::spawn(move || {
                 p.push_user(1, false).expect("open");
             });
-            assert_eq!(recv(&mb, &mut Cursor::default()), (None, Some(1)));
+            assert_eq!(
+                recv(&mb, &mut Cursor::default(), &consumer_task()),
+                (None, Some(1))
+            );
             producer.join().expect("producer");
         });
     }
