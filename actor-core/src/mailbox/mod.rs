@@ -52,7 +52,7 @@ const IDLE: u8 = 1;
 const IDLE_SYS: u8 = 2;
 const CLOSED: u8 = 4;
 /// A producer won the transition out of idle and is waking the task; it alone reads the waker
-/// until it stores `RUNNING`.
+/// until it hands the state back.
 const WAKING: u8 = 8;
 /// The consumer's idle states; with `WAKING`, it parked while a producer was still waking it.
 const IDLE_BITS: u8 = IDLE | IDLE_SYS;
@@ -188,59 +188,51 @@ impl<M, S> Mailbox<M, S> {
         // can win it until we hand the state back.
         unsafe { self.waker.wake() };
         // Release: our read of the slot happens before the consumer's next write of it.
-        if self
-            .state
-            .compare_exchange(WAKING, RUNNING, Ordering::Release, Ordering::Relaxed)
-            .is_err()
+        if let Err(parked) =
+            self.state
+                .compare_exchange(WAKING, RUNNING, Ordering::Release, Ordering::Relaxed)
         {
-            self.wake_handover();
+            self.wake_handover(parked);
         }
     }
 
-    /// Producer side, holding `WAKING`, when the consumer parked while we woke it (the wake was
-    /// probably what got it polled: waking can take a system call to unpark a worker).
+    /// Producer side, holding `WAKING`, when the consumer parked while we woke it (`parked` is
+    /// `WAKING | idle`; the wake was probably what got it polled: waking can take a system call
+    /// to unpark a worker). Only we and the consumer write the state while `WAKING` is held, and
+    /// the consumer only parks or un-parks.
     #[cold]
-    fn wake_handover(&self) {
-        let mut wake = false;
+    fn wake_handover(&self, mut parked: u8) {
         loop {
-            if wake {
-                // SAFETY: as in `wake_from`: we hold `WAKING` again.
-                unsafe { self.waker.wake() };
-            }
-            let parked = match self.state.compare_exchange(
-                WAKING,
-                RUNNING,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(parked) => parked,
-            };
-            // `WAKING | idle`: nobody but us and the consumer writes the state while `WAKING` is
-            // held, and the consumer only parks or un-parks.
             let idle = parked & IDLE_BITS;
-            // AcqRel: release our read of the slot to the consumer's next registration.
+            // AcqRel: release our read of the slot to the consumer's next registration. If this
+            // fails, the consumer un-parked: it is running, and we hand back `RUNNING` below.
             if self
                 .state
                 .compare_exchange(parked, idle, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
+                .is_ok()
             {
-                // The consumer un-parked: it is running, hand back `RUNNING`.
-                wake = false;
-                continue;
+                // Producers that pushed while the state was `WAKING | idle` did not wake the
+                // consumer: by this fence and theirs, either we see their message or they see
+                // `idle`.
+                fence(Ordering::SeqCst);
+                if !self.has_work(idle)
+                    || self
+                        .state
+                        .compare_exchange(idle, WAKING, Ordering::Acquire, Ordering::Relaxed)
+                        .is_err()
+                {
+                    return;
+                }
+                // SAFETY: as in `wake_from`: we hold `WAKING` again.
+                unsafe { self.waker.wake() };
             }
-            // Producers that pushed while the state was `WAKING | idle` did not wake the
-            // consumer: by this fence and theirs, either we see their message or they see `idle`.
-            fence(Ordering::SeqCst);
-            if !self.has_work(idle)
-                || self
-                    .state
-                    .compare_exchange(idle, WAKING, Ordering::Acquire, Ordering::Relaxed)
-                    .is_err()
+            match self
+                .state
+                .compare_exchange(WAKING, RUNNING, Ordering::Release, Ordering::Relaxed)
             {
-                return;
+                Ok(_) => return,
+                Err(now) => parked = now,
             }
-            wake = true;
         }
     }
 
@@ -778,16 +770,10 @@ mod loom_tests {
     /// data race on the slot otherwise), and the message still arrives (a deadlock otherwise).
     #[test]
     fn a_new_waker_registered_while_a_producer_wakes_the_old_one() {
-        use std::task::{Wake, Waker};
-        struct Noop;
-        impl Wake for Noop {
-            fn wake(self: std::sync::Arc<Self>) {}
-        }
         model(|| {
             let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
-            let old = Waker::from(std::sync::Arc::new(Noop));
             assert!(
-                mb.poll_park(&mut Context::from_waker(&old), false)
+                mb.poll_park(&mut Context::from_waker(Waker::noop()), false)
                     .is_pending(),
                 "parked with the old waker"
             );

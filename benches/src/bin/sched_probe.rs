@@ -28,39 +28,12 @@ fn main() {
 
 #[cfg(tokio_unstable)]
 mod probe {
-    use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, SystemConfig};
-    use std::time::{Duration, Instant};
+    use benches::BenchResult;
+    use benches::frameworks::{ours, tokio_mpsc};
+    use std::cell::Cell;
     use tokio::runtime::{Handle, Runtime, RuntimeMetrics};
-    use tokio::sync::mpsc;
 
     const HOPS: u64 = 1_000_000;
-
-    struct Node {
-        next: Option<ActorRef<RingMsg>>,
-        done: mpsc::UnboundedSender<()>,
-    }
-
-    enum RingMsg {
-        Next(ActorRef<RingMsg>),
-        Token(u64),
-    }
-
-    impl Actor for Node {
-        type Msg = RingMsg;
-        async fn handle(&mut self, msg: RingMsg, _ctx: &mut Context<Self>) -> ActorResult {
-            match msg {
-                RingMsg::Next(n) => self.next = Some(n),
-                RingMsg::Token(0) => {
-                    let _ = self.done.send(());
-                }
-                RingMsg::Token(left) => match &self.next {
-                    Some(next) => next.tell(RingMsg::Token(left - 1)),
-                    None => return Err("ring not closed".into()),
-                },
-            }
-            Ok(())
-        }
-    }
 
     /// Polls, steals, steal operations, local schedules, parks, no-op unparks: summed over
     /// the workers.
@@ -77,18 +50,31 @@ mod probe {
         c
     }
 
-    fn runtime() -> Runtime {
-        benches::runtime()
-    }
+    type Ring = fn(&Runtime, usize, u64, Box<dyn FnOnce() + '_>) -> BenchResult<f64>;
 
-    fn report(name: &str, n: usize, rt: &Runtime, before: [u64; 6], elapsed: Duration) {
-        let now = counters(&rt.metrics());
+    /// Runs the harness's own ring workload of `name` and prints the counters of its timed part.
+    fn probe(name: &str, ring: Ring, n: usize) {
+        let rt = benches::runtime();
+        let before = Cell::new([0u64; 6]);
+        let rate = match ring(
+            &rt,
+            n,
+            HOPS,
+            Box::new(|| before.set(counters(&Handle::current().metrics()))),
+        ) {
+            Ok(rate) => rate,
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                return;
+            }
+        };
+        let (now, before) = (counters(&rt.metrics()), before.get());
         let per_k = |i: usize| (now[i] - before[i]) as f64 * 1000.0 / HOPS as f64;
         println!(
             "{name:>10}, ring of {n:>4}: {:.2}M hops/s; per 1,000 hops: {:.0} tasks from the \
              run queue (each followed by up to 3 from the LIFO slot), {:.0} local schedules, \
              {:.1} parks, {:.1} unparks that found nothing, {:.1} tasks stolen",
-            HOPS as f64 / elapsed.as_secs_f64() / 1e6,
+            rate / 1e6,
             per_k(0),
             per_k(3),
             per_k(4),
@@ -97,68 +83,19 @@ mod probe {
         );
     }
 
-    fn ours(n: usize) {
-        let rt = runtime();
-        let (elapsed, before) = rt.block_on(async {
-            let sys = ActorSystem::new(SystemConfig::default()).expect("system");
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let nodes: Vec<_> = (0..n)
-                .map(|_| {
-                    let done = tx.clone();
-                    sys.spawn(Props::new(move || Node {
-                        next: None,
-                        done: done.clone(),
-                    }))
-                    .expect("spawn")
-                })
-                .collect();
-            for i in 0..n {
-                nodes[i].tell(RingMsg::Next(nodes[(i + 1) % n].clone()));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let before = counters(&Handle::current().metrics());
-            let start = Instant::now();
-            nodes[0].tell(RingMsg::Token(HOPS));
-            rx.recv().await.expect("the token comes back");
-            (start.elapsed(), before)
-        });
-        report("actor-core", n, &rt, before, elapsed);
-    }
-
-    fn tokio_mpsc(n: usize) {
-        let rt = runtime();
-        let (elapsed, before) = rt.block_on(async {
-            let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
-            let (senders, receivers): (Vec<_>, Vec<_>) =
-                (0..n).map(|_| mpsc::unbounded_channel::<u64>()).unzip();
-            for (i, mut rx) in receivers.into_iter().enumerate() {
-                let next = senders[(i + 1) % n].clone();
-                let done = done_tx.clone();
-                tokio::spawn(async move {
-                    while let Some(left) = rx.recv().await {
-                        if left == 0 {
-                            let _ = done.send(());
-                        } else if next.send(left - 1).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let before = counters(&Handle::current().metrics());
-            let start = Instant::now();
-            senders[0].send(HOPS).expect("ring alive");
-            done_rx.recv().await.expect("the token comes back");
-            (start.elapsed(), before)
-        });
-        report("tokio-mpsc", n, &rt, before, elapsed);
-    }
-
     pub(crate) fn main() {
         for n in [2, 1000] {
             for _ in 0..3 {
-                ours(n);
-                tokio_mpsc(n);
+                probe(
+                    "actor-core",
+                    |rt, n, hops, f| ours::ring_on(rt, n, hops, f),
+                    n,
+                );
+                probe(
+                    "tokio-mpsc",
+                    |rt, n, hops, f| tokio_mpsc::ring_on(rt, n, hops, f),
+                    n,
+                );
             }
         }
     }

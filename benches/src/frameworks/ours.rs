@@ -198,7 +198,18 @@ impl Actor for Node {
 }
 
 fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
-    runtime().block_on(async {
+    ring_on(&runtime(), actors, hops, || {})
+}
+
+/// The ring workload on `rt`; `at_start` runs on the runtime right before the token is sent
+/// (`sched_probe` reads tokio's counters there).
+pub fn ring_on(
+    rt: &tokio::runtime::Runtime,
+    actors: usize,
+    hops: u64,
+    at_start: impl FnOnce(),
+) -> BenchResult<f64> {
+    rt.block_on(async {
         let sys = system();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut nodes = Vec::with_capacity(actors);
@@ -217,6 +228,7 @@ fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
         }
         // Let the wiring settle before timing.
         tokio::time::sleep(Duration::from_millis(20)).await;
+        at_start();
         let start = Instant::now();
         nodes[0].tell(RingMsg::Token(hops));
         rx.recv().await.ok_or("ring dropped the token")?;

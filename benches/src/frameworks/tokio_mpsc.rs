@@ -135,7 +135,18 @@ fn ask_latency(n: u64) -> BenchResult<Percentiles> {
 }
 
 fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
-    runtime().block_on(async {
+    ring_on(&runtime(), actors, hops, || {})
+}
+
+/// [`super::ours::ring_on`] for bare tokio tasks: the ring on `rt`, `at_start` called just
+/// before the token goes round.
+pub fn ring_on(
+    rt: &tokio::runtime::Runtime,
+    actors: usize,
+    hops: u64,
+    at_start: impl FnOnce(),
+) -> BenchResult<f64> {
+    rt.block_on(async {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
         let mut senders = Vec::with_capacity(actors);
         let mut receivers = Vec::with_capacity(actors);
@@ -157,6 +168,7 @@ fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
                 }
             });
         }
+        at_start();
         let t0 = Instant::now();
         senders[0].send(hops).map_err(|_| "ring gone")?;
         done_rx.recv().await.ok_or("ring dropped the token")?;
