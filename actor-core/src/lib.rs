@@ -46,6 +46,7 @@ mod cell;
 mod context;
 mod dead_letters;
 mod failure;
+mod group;
 mod mailbox;
 mod path;
 mod props;
@@ -69,6 +70,7 @@ pub use failure::{
     ActorError, ActorResult, ChildFailure, Directive, Failure, FailureKind, FailurePhase,
     RestartLimit, SupervisionPolicy, Terminated, TerminationReason,
 };
+pub use group::ActorGroup;
 pub use mailbox::{MailboxConfig, Overflow};
 pub use path::{ActorId, ActorPath};
 pub use props::Props;

@@ -1,11 +1,24 @@
 //! [`Props`]: how to build an actor (its factory, used again on every restart) and how to run it
-//! (name, mailbox, dedicated thread, stash size).
+//! (name, mailbox, where it runs, stash size).
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::actor::Actor;
+use crate::group::ActorGroup;
 use crate::mailbox::MailboxConfig;
+
+/// Where an actor's loop runs.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Placement {
+    /// A tokio task of its own on the system's runtime.
+    #[default]
+    Task,
+    /// A thread of its own, with a single-threaded runtime.
+    DedicatedThread,
+    /// Inside a group's task.
+    Group(ActorGroup),
+}
 
 /// The recipe for an actor. The factory builds fresh state at spawn and at every restart, so a
 /// restarted actor never sees the state that failed.
@@ -23,7 +36,7 @@ pub struct Props<A: Actor> {
     pub(crate) factory: Arc<dyn Fn() -> A + Send + Sync>,
     pub(crate) name: Option<String>,
     pub(crate) mailbox: MailboxConfig<A::Msg>,
-    pub(crate) dedicated_thread: bool,
+    pub(crate) placement: Placement,
     pub(crate) stash_capacity: Option<usize>,
     pub(crate) throughput: Option<usize>,
 }
@@ -35,7 +48,7 @@ impl<A: Actor> Props<A> {
             factory: Arc::new(factory),
             name: None,
             mailbox: MailboxConfig::default(),
-            dedicated_thread: false,
+            placement: Placement::Task,
             stash_capacity: None,
             throughput: None,
         }
@@ -56,9 +69,29 @@ impl<A: Actor> Props<A> {
 
     /// Runs the actor on a thread of its own (with a single-threaded tokio runtime), for actors
     /// that block: CPU-heavy simulation, blocking IO. It never holds up a worker of the shared
-    /// runtime.
+    /// runtime. Replaces an earlier [`Props::group`].
     pub fn dedicated_thread(mut self) -> Self {
-        self.dedicated_thread = true;
+        self.placement = Placement::DedicatedThread;
+        self
+    }
+
+    /// Runs the actor inside `group`'s task instead of a tokio task of its own: messages between
+    /// members of one group never go through tokio's scheduler (see [`ActorGroup`] for when that
+    /// pays). Replaces an earlier [`Props::dedicated_thread`]. The group applies to this actor
+    /// only; its children go where their own props say.
+    ///
+    /// ```
+    /// # use actor_core::prelude::*;
+    /// # struct Player;
+    /// # impl Actor for Player { type Msg = (); async fn handle(&mut self, _: (), _: &mut Context<Self>) -> ActorResult { Ok(()) } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let system = ActorSystem::new(SystemConfig::default()).unwrap();
+    /// let room = system.group();
+    /// let player = system.spawn(Props::new(|| Player).group(&room)).unwrap();
+    /// # }
+    /// ```
+    pub fn group(mut self, group: &ActorGroup) -> Self {
+        self.placement = Placement::Group(group.clone());
         self
     }
 
@@ -82,7 +115,7 @@ impl<A: Actor> Clone for Props<A> {
             factory: self.factory.clone(),
             name: self.name.clone(),
             mailbox: self.mailbox.clone(),
-            dedicated_thread: self.dedicated_thread,
+            placement: self.placement.clone(),
             stash_capacity: self.stash_capacity,
             throughput: self.throughput,
         }
@@ -95,7 +128,7 @@ impl<A: Actor> fmt::Debug for Props<A> {
             .field("actor", &std::any::type_name::<A>())
             .field("name", &self.name)
             .field("mailbox", &self.mailbox)
-            .field("dedicated_thread", &self.dedicated_thread)
+            .field("placement", &self.placement)
             .finish()
     }
 }

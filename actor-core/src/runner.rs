@@ -36,7 +36,7 @@ use tracing::Instrument;
 
 use crate::actor::{Actor, Signal};
 use crate::actor_ref::ActorRef;
-use crate::cell::{Cell, SysTarget, SystemMsg};
+use crate::cell::{Abort, Cell, SysTarget, SystemMsg};
 use crate::context::Context;
 use crate::dead_letters::DeadLetterReason;
 use crate::failure::{
@@ -44,7 +44,7 @@ use crate::failure::{
 };
 use crate::mailbox::Cursor;
 use crate::path::{ActorId, ActorPath, validate_name};
-use crate::props::Props;
+use crate::props::{Placement, Props};
 use crate::system::{SpawnError, SystemShared};
 
 /// Who supervises an actor: the user guardian (the system) or another actor.
@@ -181,55 +181,65 @@ pub(crate) fn spawn_actor<A: Actor>(
     // The span costs ~50 instructions per poll even when disabled, so the task is wrapped only
     // when a subscriber wants `debug` spans (decided once, at spawn).
     if span.is_disabled() {
-        launch(shared, &cell, &path, props.dedicated_thread, fut)?;
+        launch(shared, &cell, &path, &props.placement, fut)?;
     } else {
-        launch(
-            shared,
-            &cell,
-            &path,
-            props.dedicated_thread,
-            fut.instrument(span),
-        )?;
+        launch(shared, &cell, &path, &props.placement, fut.instrument(span))?;
     }
     tracing::debug!(actor = %path, "actor spawned");
     Ok((actor_ref, target))
 }
 
-/// Runs an actor's task on the shared runtime or on a dedicated thread.
+/// Runs an actor's loop where its props place it: a task on the shared runtime, a dedicated
+/// thread, or a group's task.
 fn launch<M, F>(
     shared: &Arc<SystemShared>,
     cell: &Arc<Cell<M>>,
     path: &ActorPath,
-    dedicated_thread: bool,
+    placement: &Placement,
     fut: F,
 ) -> Result<(), SpawnError>
 where
     M: Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    if dedicated_thread {
-        let core_cell = cell.clone();
-        let name: String = path.name().chars().take(15).collect();
-        std::thread::Builder::new().name(name).spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(async move {
-                    let handle = tokio::spawn(fut);
-                    core_cell.core.set_abort(handle.abort_handle());
-                    let _ = handle.await;
-                }),
-                // Dropping the unpolled future tears the actor down (watchers see Killed).
-                Err(e) => {
-                    tracing::error!(error = %e, "runtime for a dedicated actor thread failed")
-                }
-            }
-        })?;
-    } else {
-        let handle = shared.handle.spawn(fut);
-        cell.core.set_abort(handle.abort_handle());
+    match placement {
+        Placement::Task => {
+            let handle = shared.handle.spawn(fut);
+            cell.core.set_abort(Abort::Task(handle.abort_handle()));
+        }
+        Placement::Group(group) => {
+            let abort = group.add(fut).map_err(|_| SpawnError::GroupEnded)?;
+            cell.core.set_abort(Abort::Group(abort));
+        }
+        Placement::DedicatedThread => spawn_thread(cell, path, fut)?,
     }
+    Ok(())
+}
+
+/// Runs an actor's loop on a thread of its own, with a single-threaded runtime.
+fn spawn_thread<M, F>(cell: &Arc<Cell<M>>, path: &ActorPath, fut: F) -> Result<(), SpawnError>
+where
+    M: Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let core_cell = cell.clone();
+    let name: String = path.name().chars().take(15).collect();
+    std::thread::Builder::new().name(name).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(async move {
+                let handle = tokio::spawn(fut);
+                core_cell.core.set_abort(Abort::Task(handle.abort_handle()));
+                let _ = handle.await;
+            }),
+            // Dropping the unpolled future tears the actor down (watchers see Killed).
+            Err(e) => {
+                tracing::error!(error = %e, "runtime for a dedicated actor thread failed")
+            }
+        }
+    })?;
     Ok(())
 }
 

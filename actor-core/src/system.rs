@@ -23,6 +23,7 @@ use crate::cell::{CellCore, SysTarget, SystemMsg};
 use crate::context::StartError;
 use crate::dead_letters::{DeadLetterOffice, DeadLetterSubscription};
 use crate::failure::{ChildFailure, Directive, RestartLimit, SupervisionPolicy, TerminationReason};
+use crate::group::ActorGroup;
 use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
 use crate::runner::{Parent, spawn_actor};
@@ -103,6 +104,9 @@ pub enum SpawnError {
     /// The dedicated thread could not be started.
     #[error("starting the actor's dedicated thread failed: {0}")]
     Thread(#[from] std::io::Error),
+    /// The actor's group no longer runs: the runtime its task was on has shut down.
+    #[error("the actor group's task has ended (its runtime shut down)")]
+    GroupEnded,
 }
 
 /// Errors looking an actor up by path.
@@ -474,6 +478,12 @@ impl ActorSystem {
     /// The runtime the actors run on.
     pub fn runtime_handle(&self) -> &tokio::runtime::Handle {
         &self.shared.handle
+    }
+
+    /// A new actor group: one task on this system's runtime that runs every actor spawned with
+    /// [`Props::group`] naming it. See [`ActorGroup`].
+    pub fn group(&self) -> ActorGroup {
+        ActorGroup::start(&self.shared.handle)
     }
 
     /// Stops every actor gracefully (children before parents, stopped hooks run) and waits up to

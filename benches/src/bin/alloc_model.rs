@@ -19,12 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip(1)
         .map(|a| a.parse())
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("usage: alloc_model FACTORY PATH CELL TASK (bytes): {e}"))?;
-    let [factory, path, cell, task] = sizes[..] else {
-        return Err("usage: alloc_model FACTORY PATH CELL TASK (bytes)".into());
+        .map_err(|e| format!("usage: alloc_model FACTORY PATH CELL [MORE...] TASK (bytes): {e}"))?;
+    let Some((&task, small)) = sizes.split_last() else {
+        return Err("usage: alloc_model FACTORY PATH CELL [MORE...] TASK (bytes)".into());
     };
-    let small = [factory, path, cell]
-        .into_iter()
+    let small_sizes = small.to_vec();
+    let small = small_sizes
+        .iter()
+        .copied()
         .filter(|&n| n > 0)
         .map(|n| Layout::from_size_align(n, 8))
         .collect::<Result<Vec<_>, _>>()?;
@@ -51,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("allocation failed".into());
     }
     println!(
-        "factory {factory} B, path {path} B, cell {cell} B, task {} B (128-aligned): {} B per actor",
+        "8-aligned {small_sizes:?} B, task {} B (128-aligned): {} B per actor",
         task.size(),
         after.saturating_sub(before) / ROUNDS as u64
     );

@@ -88,7 +88,7 @@ mod probe {
             for _ in 0..3 {
                 probe(
                     "actor-core",
-                    |rt, n, hops, f| ours::ring_on(rt, n, hops, f),
+                    |rt, n, hops, f| ours::ring_on(rt, n, hops, false, f),
                     n,
                 );
                 probe(

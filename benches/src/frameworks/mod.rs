@@ -37,6 +37,7 @@ pub struct Framework {
 pub fn all() -> Vec<Framework> {
     vec![
         ours::framework(),
+        ours::grouped_framework(),
         ractor_fw::framework(),
         kameo_fw::framework(),
         actix_fw::framework(),

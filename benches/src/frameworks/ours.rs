@@ -1,10 +1,14 @@
 //! actor-core, through its public API: `tell`, `ask`, default (unbounded) mailboxes.
+//!
+//! `actor-core-group` runs the workloads whose actors talk to each other (pingpong, ring, big)
+//! and spawn with every actor in one [`ActorGroup`]: opt-in placement, reported in a column of
+//! its own (not a peer, and not the default `actor-core` the targets are judged on).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actor_core::prelude::*;
-use actor_core::{MailboxConfig, Props as P};
+use actor_core::{ActorGroup, MailboxConfig, Props as P};
 use tokio::sync::mpsc;
 
 use super::Framework;
@@ -27,8 +31,36 @@ pub(crate) fn framework() -> Framework {
     }
 }
 
+/// `actor-core` with every actor of a workload in one [`ActorGroup`].
+pub(crate) fn grouped_framework() -> Framework {
+    Framework {
+        name: "actor-core-group",
+        is_peer: false,
+        pingpong: Some(|n| pingpong_in(n, true)),
+        counting: None,
+        fanout: None,
+        ring: Some(|actors, hops| ring_on(&runtime(), actors, hops, true, || {})),
+        ask_latency: None,
+        spawn: Some(|n| spawn_in(n, true)),
+        big: Some(|actors, pings| big_in(actors, pings, true)),
+    }
+}
+
 fn system() -> ActorSystem {
     ActorSystem::new(SystemConfig::default()).expect("inside the runtime")
+}
+
+/// A new group if the workload runs grouped.
+fn group_if(sys: &ActorSystem, grouped: bool) -> Option<ActorGroup> {
+    grouped.then(|| sys.group())
+}
+
+/// `props`, in `group` if there is one.
+fn placed<A: Actor>(props: P<A>, group: &Option<ActorGroup>) -> P<A> {
+    match group {
+        Some(g) => props.group(g),
+        None => props,
+    }
 }
 
 // ---------- ping-pong ----------
@@ -69,22 +101,33 @@ impl Actor for Player {
 }
 
 fn pingpong(n: u64) -> BenchResult<f64> {
+    pingpong_in(n, false)
+}
+
+fn pingpong_in(n: u64, grouped: bool) -> BenchResult<f64> {
     runtime().block_on(async {
         let sys = system();
+        let group = group_if(&sys, grouped);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let ping = sys
-            .spawn(P::new(move || Player {
-                peer: None,
-                limit: n,
-                done: Some(tx.clone()),
-            }))
+            .spawn(placed(
+                P::new(move || Player {
+                    peer: None,
+                    limit: n,
+                    done: Some(tx.clone()),
+                }),
+                &group,
+            ))
             .map_err(|e| e.to_string())?;
         let pong = sys
-            .spawn(P::new(|| Player {
-                peer: None,
-                limit: 0,
-                done: None,
-            }))
+            .spawn(placed(
+                P::new(|| Player {
+                    peer: None,
+                    limit: 0,
+                    done: None,
+                }),
+                &group,
+            ))
             .map_err(|e| e.to_string())?;
         ping.tell(Ball::Peer(pong.clone()));
         pong.tell(Ball::Peer(ping.clone()));
@@ -198,28 +241,33 @@ impl Actor for Node {
 }
 
 fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
-    ring_on(&runtime(), actors, hops, || {})
+    ring_on(&runtime(), actors, hops, false, || {})
 }
 
-/// The ring workload on `rt`; `at_start` runs on the runtime right before the token is sent
-/// (`sched_probe` reads tokio's counters there).
+/// The ring workload on `rt`, with the actors in one group if `grouped`; `at_start` runs on the
+/// runtime right before the token is sent (`sched_probe` reads tokio's counters there).
 pub fn ring_on(
     rt: &tokio::runtime::Runtime,
     actors: usize,
     hops: u64,
+    grouped: bool,
     at_start: impl FnOnce(),
 ) -> BenchResult<f64> {
     rt.block_on(async {
         let sys = system();
+        let group = group_if(&sys, grouped);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut nodes = Vec::with_capacity(actors);
         for _ in 0..actors {
             let tx = tx.clone();
             nodes.push(
-                sys.spawn(P::new(move || Node {
-                    next: None,
-                    done: tx.clone(),
-                }))
+                sys.spawn(placed(
+                    P::new(move || Node {
+                        next: None,
+                        done: tx.clone(),
+                    }),
+                    &group,
+                ))
                 .map_err(|e| e.to_string())?,
             );
         }
@@ -273,14 +321,19 @@ impl Actor for Idle {
 }
 
 fn spawn(n: usize) -> BenchResult<SpawnStats> {
+    spawn_in(n, false)
+}
+
+fn spawn_in(n: usize, grouped: bool) -> BenchResult<SpawnStats> {
     runtime().block_on(async {
         let sys = system();
+        let group = group_if(&sys, grouped);
         let before = rss_bytes();
         let start = Instant::now();
         let mut refs = Vec::with_capacity(n);
         for i in 0..n {
             refs.push(
-                sys.spawn(P::new(move || Idle { _state: i as u64 }))
+                sys.spawn(placed(P::new(move || Idle { _state: i as u64 }), &group))
                     .map_err(|e| e.to_string())?,
             );
         }
@@ -353,14 +406,19 @@ impl Actor for Pinger {
 }
 
 fn big(actors: usize, pings: u64) -> BenchResult<f64> {
+    big_in(actors, pings, false)
+}
+
+fn big_in(actors: usize, pings: u64, grouped: bool) -> BenchResult<f64> {
     runtime().block_on(async {
         let sys = system();
+        let group = group_if(&sys, grouped);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut refs = Vec::with_capacity(actors);
         for index in 0..actors {
             let tx = tx.clone();
             refs.push(
-                sys.spawn(
+                sys.spawn(placed(
                     P::new(move || Pinger {
                         index,
                         peers: Arc::new(Vec::new()),
@@ -370,7 +428,8 @@ fn big(actors: usize, pings: u64) -> BenchResult<f64> {
                         pongs: 0,
                     })
                     .mailbox(MailboxConfig::unbounded()),
-                )
+                    &group,
+                ))
                 .map_err(|e| e.to_string())?,
             );
         }

@@ -1,0 +1,384 @@
+//! Actor groups: several actors run inside one tokio task, with the group's own ready queue.
+//!
+//! By default every actor is a tokio task of its own, and every message that wakes an idle actor
+//! goes through tokio's scheduler: the run queue, and often a wake-up of the other worker thread.
+//! For actors that mostly talk to each other (a room and its player sessions, a match and its
+//! players) that is most of the cost of a message. A group polls its members' loops itself, the
+//! way [`FuturesUnordered`] polls its futures: a member woken by another member is queued in the
+//! group and polled in the same turn of the group's task, without reaching tokio's run queue or
+//! another thread.
+//!
+//! # How it works
+//!
+//! Each member is a [`MemberTask`]: its boxed loop and a `queued` flag. Its waker queues it on
+//! the group's ready queue (once, whatever the number of wakes) and, when it is woken from
+//! outside the group's own poll, wakes the group's task. A wake from a member being polled by
+//! the group (the common case: one member telling another) goes on a queue only the polling
+//! thread touches, with no lock and no wake of the group's task. The group's task polls ready
+//! members until none is left, or until it has polled [`POLL_BUDGET`] of them; then it yields to
+//! tokio (waking itself), so a busy group never starves the worker's other tasks.
+//!
+//! The price: a group's members run one at a time, on whichever worker runs the group's task, so
+//! a long handler holds up the whole group. Put actors in a group when they talk to each other
+//! more than to the rest of the system, and keep CPU-heavy ones out of it.
+//!
+//! Nothing else changes for a member: its mailbox, supervision, timers, `ask`, watching, kill and
+//! shutdown behave as for any actor. The group's task polls each member under `catch_unwind`, so
+//! a panic that escapes an actor's loop (one in the actor's `Drop`, say) ends that member only.
+//! The task ends when every [`ActorGroup`] handle is dropped and its last member has ended.
+
+use std::cell::{Cell, UnsafeCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll};
+
+use futures_util::task::{ArcWake, AtomicWaker, waker_ref};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+type BoxedLoop = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Members a group polls per turn of its task before it yields to tokio.
+pub(crate) const POLL_BUDGET: usize = 128;
+
+thread_local! {
+    /// The group whose task this thread is polling, if any: wakes of its members go on its local
+    /// queue.
+    static POLLING: Cell<*const GroupShared> = const { Cell::new(std::ptr::null()) };
+}
+
+/// A handle to an actor group: spawn actors into it with [`crate::Props::group`].
+///
+/// Cheap to clone; every clone names the same group. Create one with
+/// [`crate::ActorSystem::group`].
+///
+/// ```
+/// use actor_core::prelude::*;
+///
+/// struct Session;
+/// impl Actor for Session {
+///     type Msg = u32;
+///     async fn handle(&mut self, _: u32, _: &mut Context<Self>) -> ActorResult { Ok(()) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let system = ActorSystem::new(SystemConfig::default()).unwrap();
+/// // One group per room: the room's sessions wake each other without tokio's scheduler.
+/// let room = system.group();
+/// let alice = system.spawn(Props::new(|| Session).group(&room)).unwrap();
+/// let bob = system.spawn(Props::new(|| Session).group(&room)).unwrap();
+/// alice.tell(1);
+/// bob.tell(2);
+/// assert_eq!(room.len(), 2);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ActorGroup {
+    tx: mpsc::UnboundedSender<Arc<MemberTask>>,
+    shared: Arc<GroupShared>,
+}
+
+impl ActorGroup {
+    /// Starts a group's task on `handle`.
+    pub(crate) fn start(handle: &tokio::runtime::Handle) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(GroupShared {
+            members: AtomicUsize::new(0),
+            local: UnsafeCell::new(VecDeque::new()),
+            remote: Mutex::new(Remote {
+                ready: Vec::new(),
+                closed: false,
+            }),
+            waker: AtomicWaker::new(),
+        });
+        handle.spawn(GroupTask {
+            rx,
+            open: true,
+            all: Vec::new(),
+            ended: 0,
+            shared: shared.clone(),
+        });
+        tracing::debug!("actor group started");
+        Self { tx, shared }
+    }
+
+    /// Actors in the group: an actor counts from its spawn until just after its teardown (so
+    /// the count can lag [`crate::ActorRef::wait_for_stop`] by a moment).
+    pub fn len(&self) -> usize {
+        self.shared.members.load(Ordering::Acquire)
+    }
+
+    /// Whether every actor spawned into the group has ended (or none was).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hands an actor's loop to the group; returns the member, which is its kill switch.
+    pub(crate) fn add<F>(&self, fut: F) -> Result<Arc<MemberTask>, GroupEnded>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let member = Arc::new(MemberTask {
+            // Queued by the group's task when it takes the member in.
+            queued: AtomicBool::new(true),
+            aborted: AtomicBool::new(false),
+            group: self.shared.clone(),
+            fut: UnsafeCell::new(Some(Box::pin(fut))),
+        });
+        self.shared.members.fetch_add(1, Ordering::AcqRel);
+        match self.tx.send(member.clone()) {
+            Ok(()) => Ok(member),
+            Err(_) => {
+                // Nobody else holds the member: drop its loop here, which runs the actor's
+                // teardown.
+                member.end();
+                Err(GroupEnded)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ActorGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorGroup")
+            .field("members", &self.len())
+            .finish()
+    }
+}
+
+/// The group's task ended before the actor could join it: its runtime has shut down.
+#[derive(Debug)]
+pub(crate) struct GroupEnded;
+
+/// What the group's task and its members' wakers share.
+struct GroupShared {
+    /// Members added and not yet ended.
+    members: AtomicUsize,
+    /// Members woken while this group's task is being polled, by code that task runs. Touched
+    /// only by the thread whose `POLLING` names this group, and never across a member's poll:
+    /// the group's polls are serialized (it is one tokio task), so there is one such thread at
+    /// a time, and every access is a single push or pop.
+    local: UnsafeCell<VecDeque<Arc<MemberTask>>>,
+    /// Members woken from anywhere else.
+    remote: Mutex<Remote>,
+    /// The group's task.
+    waker: AtomicWaker,
+}
+
+// SAFETY: `local` is only accessed as its documentation says (by one thread at a time); every
+// other field is `Sync`.
+unsafe impl Sync for GroupShared {}
+
+struct Remote {
+    ready: Vec<Arc<MemberTask>>,
+    /// The group's task has ended: nothing will poll the queue again.
+    closed: bool,
+}
+
+impl GroupShared {
+    /// Whether this thread is polling this group's task right now.
+    fn polled_here(&self) -> bool {
+        POLLING.with(|p| std::ptr::eq(p.get(), self))
+    }
+
+    /// The next member on the local queue (only while `polled_here`).
+    fn pop_local(&self) -> Option<Arc<MemberTask>> {
+        // SAFETY: called by the group's task during its poll; see `local`.
+        unsafe { (*self.local.get()).pop_front() }
+    }
+}
+
+/// One actor's loop inside a group, and its waker.
+pub(crate) struct MemberTask {
+    /// Set while the member is on a ready queue, so that any number of wakes queue it once.
+    queued: AtomicBool,
+    aborted: AtomicBool,
+    group: Arc<GroupShared>,
+    /// The actor's loop; `None` once it has ended. Only the group's task touches it (one poll at
+    /// a time), and `add` before the task has it.
+    fut: UnsafeCell<Option<BoxedLoop>>,
+}
+
+// SAFETY: `fut` is only accessed by the group's task (its polls are serialized), or by `add`
+// before the member is shared; the loop itself is `Send`.
+unsafe impl Sync for MemberTask {}
+
+impl MemberTask {
+    /// Makes the group drop the member's loop at its next turn, as aborting a tokio task does.
+    pub(crate) fn abort(self: &Arc<Self>) {
+        self.aborted.store(true, Ordering::SeqCst);
+        ArcWake::wake_by_ref(self);
+    }
+
+    /// Drops the loop (running the actor's teardown), containing a panic in it. Only the group's
+    /// task calls this (or `add`, before the member is shared).
+    fn end(&self) {
+        // SAFETY: see `fut`.
+        let fut = unsafe { (*self.fut.get()).take() };
+        if let Some(fut) = fut {
+            if std::panic::catch_unwind(AssertUnwindSafe(move || drop(fut))).is_err() {
+                tracing::error!("an actor's loop panicked while being dropped in its group");
+            }
+            self.group.members.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Polls the loop once; true when the member has ended.
+    fn poll_loop(self: &Arc<Self>) -> bool {
+        // Cleared first: a wake during the poll queues the member again.
+        self.queued.store(false, Ordering::SeqCst);
+        if self.aborted.load(Ordering::SeqCst) {
+            self.end();
+            return true;
+        }
+        // SAFETY: see `fut`; the reference ends before `end` takes the loop.
+        let Some(fut) = (unsafe { (*self.fut.get()).as_mut() }) else {
+            return true;
+        };
+        let waker = waker_ref(self);
+        let mut cx = TaskContext::from_waker(&waker);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => false,
+            Ok(Poll::Ready(())) => {
+                self.end();
+                true
+            }
+            Err(_) => {
+                // The loop's own state was dropped while unwinding (its teardown ran then).
+                tracing::error!("an actor's loop panicked in its group; the member is removed");
+                self.end();
+                true
+            }
+        }
+    }
+}
+
+impl ArcWake for MemberTask {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        if arc_self.queued.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let group = &arc_self.group;
+        if group.polled_here() {
+            // SAFETY: this thread is polling the group's task; see `local`.
+            unsafe { (*group.local.get()).push_back(arc_self.clone()) };
+        } else {
+            {
+                let mut remote = group.remote.lock();
+                if remote.closed {
+                    return;
+                }
+                remote.ready.push(arc_self.clone());
+            }
+            group.waker.wake();
+        }
+    }
+}
+
+/// The group's tokio task: takes in new members, then polls the ready ones.
+struct GroupTask {
+    rx: mpsc::UnboundedReceiver<Arc<MemberTask>>,
+    /// Whether a handle may still add members.
+    open: bool,
+    /// Every member taken in, so that the group's end drops their loops; ended ones are removed
+    /// in batches.
+    all: Vec<Arc<MemberTask>>,
+    /// Members of `all` that have ended.
+    ended: usize,
+    shared: Arc<GroupShared>,
+}
+
+/// Names the group being polled on this thread, until dropped.
+struct PollingGuard(*const GroupShared);
+
+impl PollingGuard {
+    fn enter(group: &GroupShared) -> Self {
+        Self(POLLING.with(|p| p.replace(group)))
+    }
+}
+
+impl Drop for PollingGuard {
+    fn drop(&mut self) {
+        POLLING.with(|p| p.set(self.0));
+    }
+}
+
+impl Future for GroupTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let shared = this.shared.clone();
+        shared.waker.register(cx.waker());
+        let _polling = PollingGuard::enter(&shared);
+        while this.open {
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(member)) => {
+                    this.all.push(member.clone());
+                    // SAFETY: this thread is polling the group's task; see `local`.
+                    unsafe { (*shared.local.get()).push_back(member) };
+                }
+                Poll::Ready(None) => this.open = false,
+                Poll::Pending => break,
+            }
+        }
+        let mut budget = POLL_BUDGET;
+        loop {
+            let member = match shared.pop_local() {
+                Some(m) => m,
+                None => {
+                    let woken = std::mem::take(&mut shared.remote.lock().ready);
+                    if woken.is_empty() {
+                        break;
+                    }
+                    // SAFETY: as above.
+                    unsafe { (*shared.local.get()).extend(woken) };
+                    continue;
+                }
+            };
+            if member.poll_loop() {
+                this.ended += 1;
+            }
+            budget -= 1;
+            if budget == 0 {
+                // More may be ready: come back after tokio's other tasks had a turn.
+                cx.waker().wake_by_ref();
+                break;
+            }
+        }
+        if this.ended > 32 && this.ended * 2 > this.all.len() {
+            // SAFETY: the group's task is the only one touching the loops.
+            this.all.retain(|m| unsafe { (*m.fut.get()).is_some() });
+            this.ended = 0;
+        }
+        if !this.open && shared.members.load(Ordering::Acquire) == 0 {
+            tracing::debug!("actor group ended");
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for GroupTask {
+    fn drop(&mut self) {
+        // No more polls: wakes from now on are dropped, and the queues let go of the members
+        // (each holds the group, so they would keep each other alive).
+        let woken = {
+            let mut remote = self.shared.remote.lock();
+            remote.closed = true;
+            std::mem::take(&mut remote.ready)
+        };
+        drop(woken);
+        // SAFETY: the group's task is being dropped, so no poll of it runs; its members' wakers
+        // no longer see it as polled (the guard is gone), so nothing else touches `local`.
+        drop(unsafe { std::mem::take(&mut *self.shared.local.get()) });
+        // Members still running (the runtime is shutting down) are dropped as aborted tasks are.
+        for m in self.all.drain(..) {
+            m.end();
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Actor groups: members run inside one tokio task, and everything else (messages from outside,
+//! ask, supervision, timers, kill, shutdown) works for them as for any actor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actor_core::prelude::*;
+use actor_core::testkit::TestProbe;
+use actor_core::{ActorGroup, SpawnError, TerminationReason};
+
+const T: Duration = Duration::from_secs(5);
+
+/// Waits until `group` has `n` members left (a member leaves just after its teardown, so the
+/// count may lag `wait_for_stop` by a moment).
+async fn until_len(group: &ActorGroup, n: usize) {
+    tokio::time::timeout(T, async {
+        while group.len() != n {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the group kept {} members, expected {n}", group.len()));
+}
+
+/// The tokio task an actor's handler runs in.
+fn task_id() -> tokio::task::Id {
+    tokio::task::try_id().expect("handlers run inside a tokio task")
+}
+
+/// Passes a token to the next member; reports the task it ran in when the token is spent.
+struct Hop {
+    next: Option<ActorRef<HopMsg>>,
+    out: ActorRef<(u64, tokio::task::Id)>,
+}
+
+enum HopMsg {
+    Next(ActorRef<HopMsg>),
+    Token(u64),
+}
+
+impl Actor for Hop {
+    type Msg = HopMsg;
+    async fn handle(&mut self, msg: HopMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            HopMsg::Next(next) => self.next = Some(next),
+            HopMsg::Token(0) => self.out.tell((0, task_id())),
+            HopMsg::Token(left) => match &self.next {
+                Some(next) => next.tell(HopMsg::Token(left - 1)),
+                None => return Err("token before the ring was closed".into()),
+            },
+        }
+        Ok(())
+    }
+}
+
+fn ring(
+    system: &ActorSystem,
+    group: Option<&ActorGroup>,
+    n: usize,
+    out: &ActorRef<(u64, tokio::task::Id)>,
+) -> Vec<ActorRef<HopMsg>> {
+    let refs: Vec<_> = (0..n)
+        .map(|_| {
+            let out = out.clone();
+            let props = Props::new(move || Hop {
+                next: None,
+                out: out.clone(),
+            });
+            let props = match group {
+                Some(g) => props.group(g),
+                None => props,
+            };
+            system.spawn(props).expect("spawn")
+        })
+        .collect();
+    for (i, r) in refs.iter().enumerate() {
+        r.tell(HopMsg::Next(refs[(i + 1) % n].clone()));
+    }
+    refs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_inside_a_group_passes_its_token_within_one_task() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let mut probe = TestProbe::new(&system);
+    let refs = ring(&system, Some(&group), 100, &probe.actor_ref());
+    assert_eq!(group.len(), 100);
+    // Every member reports the task it ran in: one token per member, 250 hops each.
+    for r in &refs {
+        r.tell(HopMsg::Token(250));
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..refs.len() {
+        let (left, task) = probe.expect_msg(T).await;
+        assert_eq!(left, 0);
+        tasks.push(task);
+    }
+    tasks.dedup();
+    assert_eq!(tasks.len(), 1, "members ran in {} tasks", tasks.len());
+
+    // Without the group, the same ring runs in one task per actor.
+    let plain = ring(&system, None, 4, &probe.actor_ref());
+    for r in &plain {
+        r.tell(HopMsg::Token(0));
+    }
+    let mut plain_tasks = Vec::new();
+    for _ in 0..plain.len() {
+        plain_tasks.push(probe.expect_msg(T).await.1);
+    }
+    plain_tasks.sort();
+    plain_tasks.dedup();
+    assert_eq!(plain_tasks.len(), 4);
+    assert!(!plain_tasks.contains(&tasks[0]));
+
+    for r in &refs {
+        r.stop();
+    }
+    for r in &refs {
+        assert!(matches!(
+            r.wait_for_stop().await,
+            TerminationReason::Stopped
+        ));
+    }
+    until_len(&group, 0).await;
+}
+
+/// Answers asks; `Hang` never returns; `Boom` panics. Counts its starts.
+struct Worker {
+    starts: Arc<AtomicUsize>,
+    seen: u32,
+}
+
+enum WorkerMsg {
+    Count(Reply<u32>),
+    Hang,
+    Boom,
+}
+
+impl Actor for Worker {
+    type Msg = WorkerMsg;
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> ActorResult {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn handle(&mut self, msg: WorkerMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        self.seen += 1;
+        match msg {
+            WorkerMsg::Count(r) => r.send(self.seen),
+            WorkerMsg::Hang => std::future::pending::<()>().await,
+            WorkerMsg::Boom => panic!("boom"),
+        }
+        Ok(())
+    }
+}
+
+fn worker(system: &ActorSystem, group: &ActorGroup) -> (ActorRef<WorkerMsg>, Arc<AtomicUsize>) {
+    let starts = Arc::new(AtomicUsize::new(0));
+    let s = starts.clone();
+    let r = system
+        .spawn(
+            Props::new(move || Worker {
+                starts: s.clone(),
+                seen: 0,
+            })
+            .group(group),
+        )
+        .expect("spawn");
+    (r, starts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stuck_in_a_handler_is_killed_and_the_group_goes_on() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let (stuck, _) = worker(&system, &group);
+    let (other, _) = worker(&system, &group);
+    stuck.tell(WorkerMsg::Hang);
+    // The hung handler is inside the group's task; the other member still answers.
+    assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 1);
+    stuck.kill();
+    assert!(matches!(
+        stuck.wait_for_stop().await,
+        TerminationReason::Killed
+    ));
+    assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 2);
+    until_len(&group, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_member_is_restarted_by_its_supervisor_inside_the_group() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let (w, starts) = worker(&system, &group);
+    assert_eq!(w.ask(WorkerMsg::Count).await.expect("answer"), 1);
+    w.tell(WorkerMsg::Boom);
+    // Fresh state after the restart: the count starts again.
+    assert_eq!(w.ask(WorkerMsg::Count).await.expect("answer"), 1);
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+    assert_eq!(group.len(), 1);
+}
+
+/// A message whose drop panics, to make a panic escape an actor's loop (its teardown drains the
+/// mailbox into dead letters, dropping the message).
+struct Bomb;
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("a message's drop panicked");
+    }
+}
+
+struct Holder;
+enum HolderMsg {
+    Hang,
+    WaitFor(tokio::sync::oneshot::Receiver<()>),
+    #[allow(dead_code)]
+    Bomb(Bomb),
+}
+impl Actor for Holder {
+    type Msg = HolderMsg;
+    async fn handle(&mut self, msg: HolderMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            HolderMsg::Hang => std::future::pending::<()>().await,
+            HolderMsg::WaitFor(rx) => {
+                let _ = rx.await;
+            }
+            HolderMsg::Bomb(_) => {}
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_escaping_a_members_loop_ends_that_member_only() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let (other, _) = worker(&system, &group);
+
+    // Killed: the group drops the loop, whose teardown panics on the queued bomb.
+    let killed = system
+        .spawn(Props::new(|| Holder).group(&group))
+        .expect("spawn");
+    killed.tell(HolderMsg::Hang);
+    killed.tell(HolderMsg::Bomb(Bomb));
+    assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 1);
+    killed.kill();
+    until_len(&group, 2).await;
+    assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 2);
+
+    // Stopped: the loop ends itself, and its teardown panics inside the group's poll of it.
+    let stopped = system
+        .spawn(Props::new(|| Holder).group(&group))
+        .expect("spawn");
+    let (release, rx) = tokio::sync::oneshot::channel();
+    stopped.tell(HolderMsg::WaitFor(rx));
+    stopped.tell(HolderMsg::Bomb(Bomb));
+    stopped.stop();
+    release.send(()).expect("the holder waits");
+    until_len(&group, 1).await;
+    assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 3);
+}
+
+struct Ticker {
+    out: ActorRef<u32>,
+    ticks: u32,
+}
+impl Actor for Ticker {
+    type Msg = ();
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        ctx.send_interval("tick", Duration::from_millis(20), || ());
+        Ok(())
+    }
+    async fn handle(&mut self, _: (), ctx: &mut Context<Self>) -> ActorResult {
+        self.ticks += 1;
+        self.out.tell(self.ticks);
+        if self.ticks == 5 {
+            ctx.stop();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn timers_tick_for_members_on_the_paused_clock() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let mut probe = TestProbe::new(&system);
+    let out = probe.actor_ref();
+    let start = tokio::time::Instant::now();
+    let t = system
+        .spawn(
+            Props::new(move || Ticker {
+                out: out.clone(),
+                ticks: 0,
+            })
+            .group(&group),
+        )
+        .expect("spawn");
+    for i in 1..=5 {
+        assert_eq!(probe.expect_msg(T).await, i);
+    }
+    assert!(matches!(
+        t.wait_for_stop().await,
+        TerminationReason::Stopped
+    ));
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    until_len(&group, 0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_members_and_kills_a_stuck_one_at_the_deadline() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let (w, _) = worker(&system, &group);
+    let (stuck, _) = worker(&system, &group);
+    stuck.tell(WorkerMsg::Hang);
+    assert_eq!(w.ask(WorkerMsg::Count).await.expect("answer"), 1);
+    let report = system.shutdown(Duration::from_millis(200)).await;
+    assert!(report.unresponsive.is_empty(), "{report:?}");
+    assert!(matches!(
+        w.wait_for_stop().await,
+        TerminationReason::Stopped
+    ));
+    assert!(matches!(
+        stuck.wait_for_stop().await,
+        TerminationReason::Killed
+    ));
+    until_len(&group, 0).await;
+    assert_eq!(system.actor_count(), 0);
+}
+
+#[test]
+fn spawning_into_a_group_whose_runtime_has_shut_down_is_an_error() {
+    let gone = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let group = gone.block_on(async {
+        ActorSystem::new(SystemConfig::default())
+            .expect("system")
+            .group()
+    });
+    drop(gone);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let system = ActorSystem::new(SystemConfig::default()).expect("system");
+        let starts = Arc::new(AtomicUsize::new(0));
+        let err = system
+            .spawn(
+                Props::new(move || Worker {
+                    starts: starts.clone(),
+                    seen: 0,
+                })
+                .group(&group),
+            )
+            .expect_err("the group has ended");
+        assert!(matches!(err, SpawnError::GroupEnded), "{err}");
+        // The refused actor was torn down: nothing is left running or counted.
+        assert_eq!(system.actor_count(), 0);
+        assert!(group.is_empty());
+    });
+}
