@@ -126,6 +126,7 @@ impl ActorGroup {
             // Queued by the group's task when it takes the member in.
             queued: AtomicBool::new(true),
             aborted: AtomicBool::new(false),
+            live: AtomicBool::new(true),
             group: self.shared.clone(),
             fut: UnsafeCell::new(Some(Box::pin(fut))),
         });
@@ -162,15 +163,21 @@ struct GroupShared {
     /// only by the thread whose `POLLING` names this group, and never across a member's poll:
     /// the group's polls are serialized (it is one tokio task), so there is one such thread at
     /// a time, and every access is a single push or pop.
-    local: UnsafeCell<VecDeque<Arc<MemberTask>>>,
+    ///
+    /// The entries are borrowed from `GroupTask::all`, which holds every member whose loop has
+    /// not ended: only such members are queued here, and `all` lets go of ended members only
+    /// while this queue is empty.
+    local: UnsafeCell<VecDeque<*const MemberTask>>,
     /// Members woken from anywhere else.
     remote: Mutex<Remote>,
     /// The group's task.
     waker: AtomicWaker,
 }
 
-// SAFETY: `local` is only accessed as its documentation says (by one thread at a time); every
-// other field is `Sync`.
+// SAFETY: `local` is only accessed as its documentation says (by one thread at a time), and its
+// pointers are to `Send + Sync` members; every other field is `Send + Sync`.
+unsafe impl Send for GroupShared {}
+// SAFETY: as above.
 unsafe impl Sync for GroupShared {}
 
 struct Remote {
@@ -186,9 +193,16 @@ impl GroupShared {
     }
 
     /// The next member on the local queue (only while `polled_here`).
-    fn pop_local(&self) -> Option<Arc<MemberTask>> {
+    fn pop_local(&self) -> Option<*const MemberTask> {
         // SAFETY: called by the group's task during its poll; see `local`.
         unsafe { (*self.local.get()).pop_front() }
+    }
+
+    /// Queues a live member of this group on the local queue (only while `polled_here`).
+    fn push_local(&self, member: &MemberTask) {
+        // SAFETY: called by the group's task during its poll (or by a waker it runs); see
+        // `local`.
+        unsafe { (*self.local.get()).push_back(member) };
     }
 }
 
@@ -197,6 +211,8 @@ pub(crate) struct MemberTask {
     /// Set while the member is on a ready queue, so that any number of wakes queue it once.
     queued: AtomicBool,
     aborted: AtomicBool,
+    /// `fut` holds the loop. Written only by the group's task; read by wakes on its thread.
+    live: AtomicBool,
     group: Arc<GroupShared>,
     /// The actor's loop; `None` once it has ended. Only the group's task touches it (one poll at
     /// a time), and `add` before the task has it.
@@ -214,44 +230,48 @@ impl MemberTask {
         ArcWake::wake_by_ref(self);
     }
 
-    /// Drops the loop (running the actor's teardown), containing a panic in it. Only the group's
-    /// task calls this (or `add`, before the member is shared).
-    fn end(&self) {
-        // SAFETY: see `fut`.
-        let fut = unsafe { (*self.fut.get()).take() };
-        if let Some(fut) = fut {
-            if std::panic::catch_unwind(AssertUnwindSafe(move || drop(fut))).is_err() {
-                tracing::error!("an actor's loop panicked while being dropped in its group");
-            }
-            self.group.members.fetch_sub(1, Ordering::AcqRel);
-        }
+    /// Whether the loop has not ended (kept apart from `fut`, so that a wake during the loop's
+    /// poll never reads the slot the poll borrows).
+    fn is_live(&self) -> bool {
+        self.live.load(Ordering::Relaxed)
     }
 
-    /// Polls the loop once; true when the member has ended.
+    /// Drops the loop (running the actor's teardown), containing a panic in it; false if it had
+    /// already ended. Only the group's task calls this (or `add`, before the member is shared).
+    fn end(&self) -> bool {
+        // SAFETY: see `fut`.
+        let Some(fut) = (unsafe { (*self.fut.get()).take() }) else {
+            return false;
+        };
+        self.live.store(false, Ordering::Relaxed);
+        if std::panic::catch_unwind(AssertUnwindSafe(move || drop(fut))).is_err() {
+            tracing::error!("an actor's loop panicked while being dropped in its group");
+        }
+        self.group.members.fetch_sub(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Polls the loop once; true when the member ended in this call.
     fn poll_loop(self: &Arc<Self>) -> bool {
-        // Cleared first: a wake during the poll queues the member again.
+        // Cleared first, and sequentially consistent: a wake from another thread after the
+        // poll has read what it waits for must see the flag cleared, and queue the member again.
         self.queued.store(false, Ordering::SeqCst);
         if self.aborted.load(Ordering::SeqCst) {
-            self.end();
-            return true;
+            return self.end();
         }
         // SAFETY: see `fut`; the reference ends before `end` takes the loop.
         let Some(fut) = (unsafe { (*self.fut.get()).as_mut() }) else {
-            return true;
+            return false;
         };
         let waker = waker_ref(self);
         let mut cx = TaskContext::from_waker(&waker);
         match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
             Ok(Poll::Pending) => false,
-            Ok(Poll::Ready(())) => {
-                self.end();
-                true
-            }
+            Ok(Poll::Ready(())) => self.end(),
             Err(_) => {
                 // The loop's own state was dropped while unwinding (its teardown ran then).
                 tracing::error!("an actor's loop panicked in its group; the member is removed");
-                self.end();
-                true
+                self.end()
             }
         }
     }
@@ -259,14 +279,20 @@ impl MemberTask {
 
 impl ArcWake for MemberTask {
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        if arc_self.queued.swap(true, Ordering::SeqCst) {
-            return;
-        }
         let group = &arc_self.group;
         if group.polled_here() {
-            // SAFETY: this thread is polling the group's task; see `local`.
-            unsafe { (*group.local.get()).push_back(arc_self.clone()) };
+            // One member waking another inside the group's turn: no read-modify-write. A wake
+            // from another thread racing this one may queue the member twice, which costs one
+            // spurious poll.
+            if arc_self.queued.load(Ordering::Relaxed) || !arc_self.is_live() {
+                return;
+            }
+            arc_self.queued.store(true, Ordering::Relaxed);
+            group.push_local(arc_self);
         } else {
+            if arc_self.queued.swap(true, Ordering::SeqCst) {
+                return;
+            }
             {
                 let mut remote = group.remote.lock();
                 if remote.closed {
@@ -318,28 +344,29 @@ impl Future for GroupTask {
         while this.open {
             match this.rx.poll_recv(cx) {
                 Poll::Ready(Some(member)) => {
-                    this.all.push(member.clone());
-                    // SAFETY: this thread is polling the group's task; see `local`.
-                    unsafe { (*shared.local.get()).push_back(member) };
+                    shared.push_local(&member);
+                    this.all.push(member);
                 }
                 Poll::Ready(None) => this.open = false,
                 Poll::Pending => break,
             }
         }
         let mut budget = POLL_BUDGET;
-        loop {
-            let member = match shared.pop_local() {
-                Some(m) => m,
-                None => {
-                    let woken = std::mem::take(&mut shared.remote.lock().ready);
-                    if woken.is_empty() {
-                        break;
-                    }
-                    // SAFETY: as above.
-                    unsafe { (*shared.local.get()).extend(woken) };
-                    continue;
+        let drained = loop {
+            let Some(member) = shared.pop_local() else {
+                let woken = std::mem::take(&mut shared.remote.lock().ready);
+                if woken.is_empty() {
+                    break true;
                 }
+                // Ended members are dropped here rather than queued (`local` holds live ones).
+                for m in woken.iter().filter(|m| m.is_live()) {
+                    shared.push_local(m);
+                }
+                continue;
             };
+            // SAFETY: `local` holds live members of `all` (see there), which keeps them alive;
+            // `ManuallyDrop` leaves that count alone.
+            let member = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(member) });
             if member.poll_loop() {
                 this.ended += 1;
             }
@@ -347,12 +374,12 @@ impl Future for GroupTask {
             if budget == 0 {
                 // More may be ready: come back after tokio's other tasks had a turn.
                 cx.waker().wake_by_ref();
-                break;
+                break false;
             }
-        }
-        if this.ended > 32 && this.ended * 2 > this.all.len() {
-            // SAFETY: the group's task is the only one touching the loops.
-            this.all.retain(|m| unsafe { (*m.fut.get()).is_some() });
+        };
+        // Only while `local` is empty: it borrows from `all`.
+        if drained && this.ended > 32 && this.ended * 2 > this.all.len() {
+            this.all.retain(|m| m.is_live());
             this.ended = 0;
         }
         if !this.open && shared.members.load(Ordering::Acquire) == 0 {
@@ -374,8 +401,9 @@ impl Drop for GroupTask {
         };
         drop(woken);
         // SAFETY: the group's task is being dropped, so no poll of it runs; its members' wakers
-        // no longer see it as polled (the guard is gone), so nothing else touches `local`.
-        drop(unsafe { std::mem::take(&mut *self.shared.local.get()) });
+        // no longer see it as polled (the guard is gone), so nothing else touches `local`. Its
+        // entries are borrowed: nothing to release.
+        unsafe { (*self.shared.local.get()).clear() };
         // Members still running (the runtime is shutting down) are dropped as aborted tasks are.
         for m in self.all.drain(..) {
             m.end();

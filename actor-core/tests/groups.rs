@@ -364,3 +364,88 @@ fn spawning_into_a_group_whose_runtime_has_shut_down_is_an_error() {
         assert!(group.is_empty());
     });
 }
+
+/// Adds what it is told; answers with the sum.
+#[derive(Default)]
+struct Sum {
+    total: u64,
+}
+enum SumMsg {
+    Add(u64),
+    Get(Reply<u64>),
+}
+impl Actor for Sum {
+    type Msg = SumMsg;
+    async fn handle(&mut self, msg: SumMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            SumMsg::Add(n) => self.total += n,
+            SumMsg::Get(r) => r.send(self.total),
+        }
+        Ok(())
+    }
+}
+
+/// Forwards what it is told to the sum (a wake inside the group for every message).
+struct Forward {
+    to: ActorRef<SumMsg>,
+}
+impl Actor for Forward {
+    type Msg = u64;
+    async fn handle(&mut self, n: u64, _ctx: &mut Context<Self>) -> ActorResult {
+        self.to.tell(SumMsg::Add(n));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_come_and_go_while_tasks_on_other_workers_tell_them() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let sum = system
+        .spawn(Props::new(Sum::default).group(&group))
+        .expect("spawn");
+    let mut expected = 0;
+    for round in 0..10u64 {
+        let members: Vec<_> = (0..100)
+            .map(|_| {
+                let to = sum.clone();
+                system
+                    .spawn(Props::new(move || Forward { to: to.clone() }).group(&group))
+                    .expect("spawn")
+            })
+            .collect();
+        // Four tasks on the runtime's workers tell every member, racing the group's own wakes.
+        let senders: Vec<_> = (0..4u64)
+            .map(|t| {
+                let members = members.clone();
+                tokio::spawn(async move {
+                    for i in 0..50u64 {
+                        for m in &members {
+                            m.tell(round * 1_000 + t * 100 + i);
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.await.expect("sender");
+        }
+        expected += 100
+            * (0..4u64)
+                .flat_map(|t| (0..50u64).map(move |i| round * 1_000 + t * 100 + i))
+                .sum::<u64>();
+        // `stop_when_idle`: each member handles every message told so far, then stops.
+        for m in &members {
+            m.stop_when_idle();
+        }
+        for m in &members {
+            assert!(matches!(
+                m.wait_for_stop().await,
+                TerminationReason::Stopped
+            ));
+        }
+        until_len(&group, 1).await;
+    }
+    assert_eq!(sum.ask(SumMsg::Get).await.expect("answer"), expected);
+}

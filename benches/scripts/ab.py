@@ -9,8 +9,10 @@ e.g. build the old commit's harness into /tmp/harness-old (see RESULTS.md), then
     python3 benches/scripts/ab.py /tmp/harness-old,target/release/harness 4 pingpong 3 taskset -c 0
 Each round runs every binary once with `--runs RUNS --only BENCHES --frameworks actor-core`,
 so each side gets ROUNDS x RUNS values. PREFIX (e.g. `taskset -c 0`) is put before the binary.
+AB_FRAMEWORK=actor-core-group measures that column instead.
 """
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,10 +26,11 @@ def main() -> None:
     only = sys.argv[3]
     runs = sys.argv[4] if len(sys.argv) > 4 else "5"
     prefix = sys.argv[5:]
+    framework = os.environ.get("AB_FRAMEWORK", "actor-core")
     data = {b: {} for b in bins}
     for r in range(rounds):
         for b in bins if r % 2 == 0 else bins[::-1]:
-            cmd = prefix + [b, "--runs", runs, "--only", only, "--frameworks", "actor-core"]
+            cmd = prefix + [b, "--runs", runs, "--only", only, "--frameworks", framework]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             for line in out.splitlines():
                 if line.startswith("{"):
