@@ -71,7 +71,7 @@ mod probe {
         let (now, before) = (counters(&rt.metrics()), before.get());
         let per_k = |i: usize| (now[i] - before[i]) as f64 * 1000.0 / HOPS as f64;
         println!(
-            "{name:>10}, ring of {n:>4}: {:.2}M hops/s; per 1,000 hops: {:.0} tasks from the \
+            "{name:>16}, ring of {n:>4}: {:.2}M hops/s; per 1,000 hops: {:.0} tasks from the \
              run queue (each followed by up to 3 from the LIFO slot), {:.0} local schedules, \
              {:.1} parks, {:.1} unparks that found nothing, {:.1} tasks stolen",
             rate / 1e6,
@@ -89,6 +89,11 @@ mod probe {
                 probe(
                     "actor-core",
                     |rt, n, hops, f| ours::ring_on(rt, n, hops, false, f),
+                    n,
+                );
+                probe(
+                    "actor-core-group",
+                    |rt, n, hops, f| ours::ring_on(rt, n, hops, true, f),
                     n,
                 );
                 probe(
