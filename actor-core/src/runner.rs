@@ -27,6 +27,7 @@ use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
@@ -252,11 +253,24 @@ fn outcome(path: &ActorPath, phase: FailurePhase, result: Caught<ActorResult>) -
 }
 
 impl<A: Actor> ActorLoop<A> {
-    /// Parks on the mailbox. Borrows only the mailbox (which is `Sync` for any `Send` message), so
-    /// the loop itself need not be `Sync`.
+    /// Parks on the mailbox; ready when the loop should look at its lanes again. Borrows only the
+    /// mailbox (which is `Sync` for any `Send` message), so the loop itself need not be `Sync`.
+    ///
+    /// Polled again after parking, it is ready at once, without touching the mailbox's state:
+    /// the loop pops first and parks anew only if it finds nothing, as the loom models consume.
+    /// (Resuming into `poll_park` instead would re-park and un-park the mailbox on every wake:
+    /// a store, a fence and a read-modify-write for nothing.) A spurious poll costs one empty
+    /// look at the lanes.
     fn mailbox_park(&self, sys_only: bool) -> impl std::future::Future<Output = ()> + Send + '_ {
         let mailbox = &self.ctx.cell.mailbox;
-        poll_fn(move |cx| mailbox.poll_park(cx, sys_only))
+        let mut parked = false;
+        poll_fn(move |cx| {
+            if parked {
+                return Poll::Ready(());
+            }
+            parked = true;
+            mailbox.poll_park(cx, sys_only)
+        })
     }
 
     fn path(&self) -> ActorPath {
