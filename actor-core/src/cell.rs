@@ -220,7 +220,10 @@ impl CellCore {
             ALIVE => None,
             STOPPED => Some(TerminationReason::Stopped),
             KILLED => Some(TerminationReason::Killed),
-            _ => life.more.as_ref().and_then(|m| m.reason.as_deref().cloned()),
+            _ => life
+                .more
+                .as_ref()
+                .and_then(|m| m.reason.as_deref().cloned()),
         }
     }
 

@@ -244,6 +244,18 @@ where
     Ok(())
 }
 
+/// Drops a user value (a message, the actor's state) during teardown, containing a panic in its
+/// `Drop`: the teardown goes on.
+fn drop_contained<T>(value: T, core: &crate::cell::CellCore) {
+    if std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
+        tracing::error!(
+            actor = %core.path,
+            what = std::any::type_name::<T>(),
+            "a drop panicked during the actor's teardown"
+        );
+    }
+}
+
 fn outcome(path: &ActorPath, phase: FailurePhase, result: Caught<ActorResult>) -> Option<Failure> {
     match result {
         Ok(Ok(())) => None,
@@ -744,10 +756,17 @@ impl<A: Actor> Drop for ActorLoop<A> {
             h.abort();
         }
         cell.mailbox.close();
-        for _ in self.cursor.drain() {
+        // Messages and state are user types: a panic in one's `Drop` is contained, so that the
+        // actor still terminates (watchers told, counted out) and the other messages are still
+        // counted.
+        for msg in self.cursor.drain() {
+            drop_contained(msg, core);
             core.dead_letter(DeadLetterReason::Stopped);
         }
-        cell.drain_dead();
+        cell.mailbox.drain_user(|msg| {
+            drop_contained(msg, core);
+            core.dead_letter(DeadLetterReason::Stopped);
+        });
         if let Some(mut x) = self.ctx.extras.take() {
             for child in std::mem::take(&mut x.children).into_values() {
                 child.target.core().kill();
@@ -759,16 +778,20 @@ impl<A: Actor> Drop for ActorLoop<A> {
             for (_, unwatch) in x.watching.drain() {
                 unwatch(core.id);
             }
-            for _ in x.pending.drain(..) {
+            for msg in x.pending.drain(..) {
+                drop_contained(msg, core);
                 core.dead_letter(DeadLetterReason::Stopped);
             }
-            for _ in x.stash.drain(..) {
+            for msg in x.stash.drain(..) {
+                drop_contained(msg, core);
                 core.dead_letter(DeadLetterReason::Stashed);
             }
         }
         drop(cell.mailbox.drain_sys());
         self.flush_stats();
-        self.actor = None;
+        if let Some(actor) = self.actor.take() {
+            drop_contained(actor, core);
+        }
         core.terminate(reason);
         self.parent
             .send(SystemMsg::ChildTerminated { child: core.id });

@@ -23,6 +23,13 @@ async fn until_len(group: &ActorGroup, n: usize) {
     .unwrap_or_else(|_| panic!("the group kept {} members, expected {n}", group.len()));
 }
 
+/// How `actor` ended; panics if it has not within `T`.
+async fn ended<M: Send + 'static>(actor: &ActorRef<M>) -> TerminationReason {
+    tokio::time::timeout(T, actor.wait_for_stop())
+        .await
+        .unwrap_or_else(|_| panic!("{} did not end", actor.path()))
+}
+
 /// The tokio task an actor's handler runs in.
 fn task_id() -> tokio::task::Id {
     tokio::task::try_id().expect("handlers run inside a tokio task")
@@ -201,19 +208,22 @@ async fn a_panicking_member_is_restarted_by_its_supervisor_inside_the_group() {
     assert_eq!(group.len(), 1);
 }
 
-/// A message whose drop panics, to make a panic escape an actor's loop (its teardown drains the
-/// mailbox into dead letters, dropping the message).
+/// A value whose drop panics.
 struct Bomb;
 impl Drop for Bomb {
     fn drop(&mut self) {
-        panic!("a message's drop panicked");
+        panic!("a drop panicked");
     }
 }
 
 struct Holder;
 enum HolderMsg {
     Hang,
-    WaitFor(tokio::sync::oneshot::Receiver<()>),
+    /// Tells the first channel it is handling this message, then waits for the second.
+    WaitFor(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::sync::oneshot::Receiver<()>,
+    ),
     #[allow(dead_code)]
     Bomb(Bomb),
 }
@@ -222,7 +232,8 @@ impl Actor for Holder {
     async fn handle(&mut self, msg: HolderMsg, _ctx: &mut Context<Self>) -> ActorResult {
         match msg {
             HolderMsg::Hang => std::future::pending::<()>().await,
-            HolderMsg::WaitFor(rx) => {
+            HolderMsg::WaitFor(entered, rx) => {
+                let _ = entered.send(());
                 let _ = rx.await;
             }
             HolderMsg::Bomb(_) => {}
@@ -231,34 +242,71 @@ impl Actor for Holder {
     }
 }
 
+/// A holder whose factory owns a bomb: the loop drops the factory after its teardown, so the
+/// panic escapes the actor's loop.
+fn holder_with_a_bomb_in_its_factory(
+    system: &ActorSystem,
+    group: &ActorGroup,
+) -> ActorRef<HolderMsg> {
+    let bomb = Bomb;
+    system
+        .spawn(
+            Props::new(move || {
+                let _armed = &bomb;
+                Holder
+            })
+            .group(group),
+        )
+        .expect("spawn")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_escaping_a_members_loop_ends_that_member_only() {
     let system = ActorSystem::new(SystemConfig::default()).expect("system");
     let group = system.group();
     let (other, _) = worker(&system, &group);
 
-    // Killed: the group drops the loop, whose teardown panics on the queued bomb.
-    let killed = system
-        .spawn(Props::new(|| Holder).group(&group))
-        .expect("spawn");
+    // Killed: the group drops the loop, and the factory's drop panics.
+    let killed = holder_with_a_bomb_in_its_factory(&system, &group);
     killed.tell(HolderMsg::Hang);
-    killed.tell(HolderMsg::Bomb(Bomb));
     assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 1);
     killed.kill();
-    until_len(&group, 2).await;
+    assert!(matches!(ended(&killed).await, TerminationReason::Killed));
+    until_len(&group, 1).await;
     assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 2);
 
-    // Stopped: the loop ends itself, and its teardown panics inside the group's poll of it.
-    let stopped = system
-        .spawn(Props::new(|| Holder).group(&group))
-        .expect("spawn");
-    let (release, rx) = tokio::sync::oneshot::channel();
-    stopped.tell(HolderMsg::WaitFor(rx));
-    stopped.tell(HolderMsg::Bomb(Bomb));
+    // Stopped: the loop ends itself, and the factory's drop panics inside the group's poll.
+    let stopped = holder_with_a_bomb_in_its_factory(&system, &group);
     stopped.stop();
-    release.send(()).expect("the holder waits");
+    assert!(matches!(ended(&stopped).await, TerminationReason::Stopped));
     until_len(&group, 1).await;
     assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_message_whose_drop_panics_does_not_stop_the_teardown() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    for group in [None, Some(system.group())] {
+        let props = Props::new(|| Holder);
+        let props = match &group {
+            Some(g) => props.group(g),
+            None => props,
+        };
+        let dead_before = system.dead_letter_count();
+        let holder = system.spawn(props).expect("spawn");
+        let (release, rx) = tokio::sync::oneshot::channel();
+        let (entered, inside) = tokio::sync::oneshot::channel();
+        holder.tell(HolderMsg::WaitFor(entered, rx));
+        inside.await.expect("the holder handles WaitFor");
+        holder.tell(HolderMsg::Bomb(Bomb));
+        holder.tell(HolderMsg::Bomb(Bomb));
+        holder.stop();
+        release.send(()).expect("the holder waits");
+        // Both bombs are dropped (each drop panics) and counted; the actor still ends.
+        assert!(matches!(ended(&holder).await, TerminationReason::Stopped));
+        assert_eq!(system.dead_letter_count() - dead_before, 2);
+        assert_eq!(system.actor_count(), 0);
+    }
 }
 
 struct Ticker {
