@@ -24,7 +24,8 @@
 //!
 //! Nothing else changes for a member: its mailbox, supervision, timers, `ask`, watching, kill and
 //! shutdown behave as for any actor. The group's task polls each member under `catch_unwind`, so
-//! a panic that escapes an actor's loop (one in the actor's `Drop`, say) ends that member only.
+//! a panic that escapes an actor's loop (one in the drop of a value its factory captured, say)
+//! ends that member only.
 //! The task ends when every [`ActorGroup`] handle is dropped and its last member has ended.
 
 use std::cell::{Cell, UnsafeCell};
@@ -33,22 +34,28 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
-use futures_util::task::{ArcWake, AtomicWaker, waker_ref};
-use parking_lot::Mutex;
+use futures_util::task::{ArcWake, waker_ref};
 use tokio::sync::mpsc;
+
+use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Mutex, Ordering};
 
 type BoxedLoop = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Members a group polls per turn of its task before it yields to tokio.
 pub(crate) const POLL_BUDGET: usize = 128;
 
+#[cfg(not(actor_loom))]
 thread_local! {
     /// The group whose task this thread is polling, if any: wakes of its members go on its local
     /// queue.
     static POLLING: Cell<*const GroupShared> = const { Cell::new(std::ptr::null()) };
+}
+
+#[cfg(actor_loom)]
+loom::thread_local! {
+    static POLLING: Cell<*const GroupShared> = Cell::new(std::ptr::null());
 }
 
 /// A handle to an actor group: spawn actors into it with [`crate::Props::group`].
@@ -86,15 +93,7 @@ impl ActorGroup {
     /// Starts a group's task on `handle`.
     pub(crate) fn start(handle: &tokio::runtime::Handle) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(GroupShared {
-            members: AtomicUsize::new(0),
-            local: UnsafeCell::new(VecDeque::new()),
-            remote: Mutex::new(Remote {
-                ready: Vec::new(),
-                closed: false,
-            }),
-            waker: AtomicWaker::new(),
-        });
+        let shared = Arc::new(GroupShared::new());
         handle.spawn(GroupTask {
             rx,
             open: true,
@@ -122,15 +121,7 @@ impl ActorGroup {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let member = Arc::new(MemberTask {
-            // Queued by the group's task when it takes the member in.
-            queued: AtomicBool::new(true),
-            aborted: AtomicBool::new(false),
-            live: AtomicBool::new(true),
-            group: self.shared.clone(),
-            fut: UnsafeCell::new(Some(Box::pin(fut))),
-        });
-        self.shared.members.fetch_add(1, Ordering::AcqRel);
+        let member = MemberTask::new(&self.shared, Box::pin(fut));
         match self.tx.send(member.clone()) {
             Ok(()) => Ok(member),
             Err(_) => {
@@ -187,6 +178,47 @@ struct Remote {
 }
 
 impl GroupShared {
+    fn new() -> Self {
+        Self {
+            members: AtomicUsize::new(0),
+            local: UnsafeCell::new(VecDeque::new()),
+            remote: Mutex::new(Remote {
+                ready: Vec::new(),
+                closed: false,
+            }),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Polls ready members (local ones first, then those woken from elsewhere) until none is
+    /// left (true) or `budget` polls are done (false: more may be ready). Counts the members that
+    /// ended in `ended`. Only the group's task calls this, under its `PollingGuard`.
+    fn run_ready(&self, mut budget: usize, ended: &mut usize) -> bool {
+        loop {
+            let Some(member) = self.pop_local() else {
+                let woken = std::mem::take(&mut self.remote.lock().ready);
+                if woken.is_empty() {
+                    return true;
+                }
+                // Ended members are dropped here rather than queued (`local` holds live ones).
+                for m in woken.iter().filter(|m| m.is_live()) {
+                    self.push_local(m);
+                }
+                continue;
+            };
+            // SAFETY: `local` holds live members of `GroupTask::all` (see there), which keeps
+            // them alive; `ManuallyDrop` leaves that count alone.
+            let member = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(member) });
+            if member.poll_loop() {
+                *ended += 1;
+            }
+            budget -= 1;
+            if budget == 0 {
+                return false;
+            }
+        }
+    }
+
     /// Whether this thread is polling this group's task right now.
     fn polled_here(&self) -> bool {
         POLLING.with(|p| std::ptr::eq(p.get(), self))
@@ -224,9 +256,22 @@ pub(crate) struct MemberTask {
 unsafe impl Sync for MemberTask {}
 
 impl MemberTask {
+    /// A member of `group` running `fut`, counted in the group and queued (the group's task
+    /// polls it when it takes it in).
+    fn new(group: &Arc<GroupShared>, fut: BoxedLoop) -> Arc<Self> {
+        group.members.fetch_add(1, Ordering::AcqRel);
+        Arc::new(MemberTask {
+            queued: AtomicBool::new(true),
+            aborted: AtomicBool::new(false),
+            live: AtomicBool::new(true),
+            group: group.clone(),
+            fut: UnsafeCell::new(Some(fut)),
+        })
+    }
+
     /// Makes the group drop the member's loop at its next turn, as aborting a tokio task does.
     pub(crate) fn abort(self: &Arc<Self>) {
-        self.aborted.store(true, Ordering::SeqCst);
+        self.aborted.store(true, Ordering::Release);
         ArcWake::wake_by_ref(self);
     }
 
@@ -253,10 +298,12 @@ impl MemberTask {
 
     /// Polls the loop once; true when the member ended in this call.
     fn poll_loop(self: &Arc<Self>) -> bool {
-        // Cleared first, and sequentially consistent: a wake from another thread after the
-        // poll has read what it waits for must see the flag cleared, and queue the member again.
-        self.queued.store(false, Ordering::SeqCst);
-        if self.aborted.load(Ordering::SeqCst) {
+        // Cleared first, with a read-modify-write: a wake from another thread swaps the same
+        // flag, so either that swap comes later and sees it cleared (and queues the member
+        // again), or this one reads from it and sees everything the waker did before waking (a
+        // plain store would need a `SeqCst` fence on both sides for that).
+        self.queued.swap(false, Ordering::AcqRel);
+        if self.aborted.load(Ordering::Acquire) {
             return self.end();
         }
         // SAFETY: see `fut`; the reference ends before `end` takes the loop.
@@ -290,7 +337,7 @@ impl ArcWake for MemberTask {
             arc_self.queued.store(true, Ordering::Relaxed);
             group.push_local(arc_self);
         } else {
-            if arc_self.queued.swap(true, Ordering::SeqCst) {
+            if arc_self.queued.swap(true, Ordering::AcqRel) {
                 return;
             }
             {
@@ -351,32 +398,11 @@ impl Future for GroupTask {
                 Poll::Pending => break,
             }
         }
-        let mut budget = POLL_BUDGET;
-        let drained = loop {
-            let Some(member) = shared.pop_local() else {
-                let woken = std::mem::take(&mut shared.remote.lock().ready);
-                if woken.is_empty() {
-                    break true;
-                }
-                // Ended members are dropped here rather than queued (`local` holds live ones).
-                for m in woken.iter().filter(|m| m.is_live()) {
-                    shared.push_local(m);
-                }
-                continue;
-            };
-            // SAFETY: `local` holds live members of `all` (see there), which keeps them alive;
-            // `ManuallyDrop` leaves that count alone.
-            let member = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(member) });
-            if member.poll_loop() {
-                this.ended += 1;
-            }
-            budget -= 1;
-            if budget == 0 {
-                // More may be ready: come back after tokio's other tasks had a turn.
-                cx.waker().wake_by_ref();
-                break false;
-            }
-        };
+        let drained = shared.run_ready(POLL_BUDGET, &mut this.ended);
+        if !drained {
+            // More may be ready: come back after tokio's other tasks had a turn.
+            cx.waker().wake_by_ref();
+        }
         // Only while `local` is empty: it borrows from `all`.
         if drained && this.ended > 32 && this.ended * 2 > this.all.len() {
             this.all.retain(|m| m.is_live());
@@ -408,5 +434,139 @@ impl Drop for GroupTask {
         for m in self.all.drain(..) {
             m.end();
         }
+    }
+}
+
+#[cfg(all(test, actor_loom))]
+mod loom_tests {
+    //! The group's wake protocol under loom: a member woken from another thread while the group's
+    //! task runs its turn, or between turns, is polled again (loom reports a deadlock otherwise).
+    //! Run with `RUSTFLAGS="--cfg actor_loom" cargo test -p actor-core --release --lib loom_tests`.
+    use super::*;
+    use std::future::poll_fn;
+    use std::task::Waker;
+
+    fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
+    /// What a member waits for: a flag another thread sets, and the waker to wake then.
+    struct Event {
+        set: AtomicBool,
+        waker: Mutex<Option<Waker>>,
+    }
+
+    impl Event {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                set: AtomicBool::new(false),
+                waker: Mutex::new(None),
+            })
+        }
+
+        /// Sets the flag, then wakes whoever registered (as a mailbox producer or a timer does).
+        fn fire(&self) {
+            self.set.store(true, Ordering::SeqCst);
+            if let Some(w) = self.waker.lock().take() {
+                w.wake();
+            }
+        }
+
+        /// A member's loop: ready once the event fired, registering its waker before it looks.
+        fn wait(self: Arc<Self>) -> BoxedLoop {
+            Box::pin(poll_fn(move |cx| {
+                *self.waker.lock() = Some(cx.waker().clone());
+                if self.set.load(Ordering::SeqCst) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }))
+        }
+    }
+
+    /// The group's task, as tokio would run it: turns until every member ended, waiting for its
+    /// waker between turns (a turn cut short by the budget goes again at once).
+    fn run_group(shared: &Arc<GroupShared>, members: &[Arc<MemberTask>], budget: usize) {
+        let wakeup = Arc::new(Wakeup(loom::sync::Notify::new()));
+        let waker = Waker::from(wakeup.clone());
+        let mut joining = members.to_vec();
+        loop {
+            shared.waker.register(&waker);
+            let drained = {
+                let _polling = PollingGuard::enter(shared);
+                for m in joining.drain(..) {
+                    shared.push_local(&m);
+                }
+                shared.run_ready(budget, &mut 0)
+            };
+            if members.iter().all(|m| !m.is_live()) {
+                return;
+            }
+            if drained {
+                wakeup.0.wait();
+            }
+        }
+    }
+
+    struct Wakeup(loom::sync::Notify);
+
+    impl std::task::Wake for Wakeup {
+        fn wake(self: Arc<Self>) {
+            self.0.notify();
+        }
+    }
+
+    #[test]
+    fn a_member_woken_from_another_thread_is_polled_again() {
+        model(|| {
+            let shared = Arc::new(GroupShared::new());
+            let event = Event::new();
+            let member = MemberTask::new(&shared, event.clone().wait());
+            let producer = loom::thread::spawn(move || event.fire());
+            run_group(&shared, &[member], POLL_BUDGET);
+            producer.join().expect("producer");
+            assert_eq!(shared.members.load(Ordering::SeqCst), 0);
+        });
+    }
+
+    /// Two members woken by two threads, with a budget of one poll per turn, so the turns that
+    /// yield and the remote queue's hand-over to the local one are explored too.
+    #[test]
+    fn two_members_woken_from_two_threads_with_a_budget_of_one() {
+        model(|| {
+            let shared = Arc::new(GroupShared::new());
+            let (a, b) = (Event::new(), Event::new());
+            let members = [
+                MemberTask::new(&shared, a.clone().wait()),
+                MemberTask::new(&shared, b.clone().wait()),
+            ];
+            let ta = loom::thread::spawn(move || a.fire());
+            let tb = loom::thread::spawn(move || b.fire());
+            run_group(&shared, &members, 1);
+            ta.join().expect("a");
+            tb.join().expect("b");
+        });
+    }
+
+    /// A kill from another thread ends a member that nothing else would wake.
+    #[test]
+    fn a_member_killed_from_another_thread_ends() {
+        model(|| {
+            let shared = Arc::new(GroupShared::new());
+            let never = Event::new();
+            let member = MemberTask::new(&shared, never.wait());
+            let killer = {
+                let member = member.clone();
+                loom::thread::spawn(move || member.abort())
+            };
+            run_group(&shared, std::slice::from_ref(&member), POLL_BUDGET);
+            killer.join().expect("killer");
+            assert_eq!(shared.members.load(Ordering::SeqCst), 0);
+        });
     }
 }

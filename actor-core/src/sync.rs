@@ -9,6 +9,29 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering,
 #[cfg(not(actor_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
 
+/// Where a task registers its waker and anyone wakes it (an actor group's task).
+#[cfg(not(actor_loom))]
+pub(crate) use futures_util::task::AtomicWaker;
+
+/// Where a task registers its waker and anyone wakes it (loom's, under `actor_loom`).
+#[cfg(actor_loom)]
+pub(crate) struct AtomicWaker(loom::future::AtomicWaker);
+
+#[cfg(actor_loom)]
+impl AtomicWaker {
+    pub(crate) fn new() -> Self {
+        Self(loom::future::AtomicWaker::new())
+    }
+
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.0.register_by_ref(waker);
+    }
+
+    pub(crate) fn wake(&self) {
+        self.0.wake();
+    }
+}
+
 /// A mutex whose `lock` cannot fail (poisoning is not used anywhere in this crate).
 #[cfg(not(actor_loom))]
 pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);

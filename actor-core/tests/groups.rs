@@ -497,3 +497,52 @@ async fn members_come_and_go_while_tasks_on_other_workers_tell_them() {
     }
     assert_eq!(sum.ask(SumMsg::Get).await.expect("answer"), expected);
 }
+
+/// Spawns its children into a group and waits for each to start.
+struct Room {
+    group: ActorGroup,
+}
+enum RoomMsg {
+    Join(Reply<ActorRef<WorkerMsg>>),
+}
+impl Actor for Room {
+    type Msg = RoomMsg;
+    async fn handle(&mut self, msg: RoomMsg, ctx: &mut Context<Self>) -> ActorResult {
+        let RoomMsg::Join(r) = msg;
+        let props = Props::new(|| Worker {
+            starts: Arc::new(AtomicUsize::new(0)),
+            seen: 0,
+        })
+        .group(&self.group);
+        r.send(ctx.spawn_and_wait_started(props).await?);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_spawns_its_children_into_a_group_and_supervises_them() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let room = system
+        .spawn(Props::new({
+            let group = group.clone();
+            move || Room {
+                group: group.clone(),
+            }
+        }))
+        .expect("spawn");
+    let a = room.ask(RoomMsg::Join).await.expect("joined");
+    let b = room.ask(RoomMsg::Join).await.expect("joined");
+    assert_eq!(group.len(), 2);
+    assert_eq!(a.ask(WorkerMsg::Count).await.expect("answer"), 1);
+    // The room restarts a child that panics (the default policy): fresh state.
+    a.tell(WorkerMsg::Boom);
+    assert_eq!(a.ask(WorkerMsg::Count).await.expect("answer"), 1);
+    assert_eq!(b.ask(WorkerMsg::Count).await.expect("answer"), 1);
+    // Stopping the room stops its children first, grouped or not.
+    room.stop();
+    assert!(matches!(ended(&room).await, TerminationReason::Stopped));
+    assert!(matches!(ended(&a).await, TerminationReason::Stopped));
+    assert!(matches!(ended(&b).await, TerminationReason::Stopped));
+    until_len(&group, 0).await;
+}
