@@ -216,7 +216,9 @@ impl GroupShared {
             }
             budget -= 1;
             // tokio's budget is read every 16 polls (a thread-local access each time).
-            if budget == 0 || (budget % 16 == 0 && !tokio::task::coop::has_budget_remaining()) {
+            if budget == 0
+                || (budget.is_multiple_of(16) && !tokio::task::coop::has_budget_remaining())
+            {
                 return false;
             }
         }
