@@ -448,16 +448,9 @@ mod loom_tests {
     //! task runs its turn, or between turns, is polled again (loom reports a deadlock otherwise).
     //! Run with `RUSTFLAGS="--cfg actor_loom" cargo test -p actor-core --release --lib loom_tests`.
     use super::*;
+    use crate::sync::loom_support::{consumer_task, model};
     use std::future::poll_fn;
     use std::task::Waker;
-
-    fn model<F: Fn() + Sync + Send + 'static>(f: F) {
-        let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(3);
-        }
-        builder.check(f);
-    }
 
     /// What a member waits for: a flag another thread sets, and the waker to wake then.
     struct Event {
@@ -497,11 +490,10 @@ mod loom_tests {
     /// The group's task, as tokio would run it: turns until every member ended, waiting for its
     /// waker between turns (a turn cut short by the budget goes again at once).
     fn run_group(shared: &Arc<GroupShared>, members: &[Arc<MemberTask>], budget: usize) {
-        let wakeup = Arc::new(Wakeup(loom::sync::Notify::new()));
-        let waker = Waker::from(wakeup.clone());
+        let task = consumer_task();
         let mut joining = members.to_vec();
         loop {
-            shared.waker.register(&waker);
+            shared.waker.register(&task.waker);
             let drained = {
                 let _polling = PollingGuard::enter(shared);
                 for m in joining.drain(..) {
@@ -513,16 +505,8 @@ mod loom_tests {
                 return;
             }
             if drained {
-                wakeup.0.wait();
+                task.notify.0.wait();
             }
-        }
-    }
-
-    struct Wakeup(loom::sync::Notify);
-
-    impl std::task::Wake for Wakeup {
-        fn wake(self: Arc<Self>) {
-            self.0.notify();
         }
     }
 

@@ -328,3 +328,47 @@ mod tests {
         assert_eq!(b.0.load(Ordering::SeqCst), 1, "nothing to wake after clear");
     }
 }
+
+/// What the loom models share: the model runner and a task with one waker for its whole life.
+#[cfg(all(test, actor_loom))]
+pub(crate) mod loom_support {
+    use std::sync::Arc;
+    use std::task::Waker;
+
+    /// Exhaustive up to 3 preemptions per execution (tokio's loom tests use 2-3), unless
+    /// `LOOM_MAX_PREEMPTIONS` says otherwise.
+    pub(crate) fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
+    /// A task with one waker for its whole life, as a tokio task has: `will_wake` recognises it
+    /// and its clones, so a re-poll finds it registered and parks without writing the slot
+    /// (`loom::future::block_on` makes a new waker per call, and its clones compare unequal, so
+    /// it never exercises that path). Waking it notifies `notify`, which the task waits on.
+    pub(crate) struct Task {
+        pub(crate) notify: Arc<Wakeup>,
+        pub(crate) waker: Waker,
+    }
+
+    pub(crate) struct Wakeup(pub(crate) loom::sync::Notify);
+
+    impl std::task::Wake for Wakeup {
+        fn wake(self: Arc<Self>) {
+            self.0.notify();
+        }
+    }
+
+    pub(crate) fn consumer_task() -> Task {
+        let notify = Arc::new(Wakeup(loom::sync::Notify::new()));
+        let waker = Waker::from(notify.clone());
+        assert!(
+            waker.will_wake(&waker.clone()),
+            "a waker that knows its clones"
+        );
+        Task { notify, waker }
+    }
+}

@@ -539,20 +539,11 @@ mod tests {
 mod loom_tests {
     //! Run with `RUSTFLAGS="--cfg actor_loom" cargo test -p actor-core --release --lib loom_tests`.
     use super::*;
+    use crate::sync::loom_support::{Task, consumer_task, model};
     use loom::sync::Arc;
     use loom::sync::atomic::AtomicUsize as LoomUsize;
     use std::future::poll_fn;
     use std::task::Waker;
-
-    /// Exhaustive up to 3 preemptions per execution (tokio's loom tests use 2-3), unless
-    /// `LOOM_MAX_PREEMPTIONS` says otherwise.
-    fn model<F: Fn() + Sync + Send + 'static>(f: F) {
-        let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(3);
-        }
-        builder.check(f);
-    }
 
     /// Receives one message like the actor loop does (the cursor keeps the taken batch).
     fn recv(
@@ -576,33 +567,6 @@ mod loom_tests {
                 }
             }),
         )
-    }
-
-    /// A consumer task with one waker for its whole life, as a tokio task has: `will_wake`
-    /// recognises it and its clones, so a re-poll finds it registered and parks without writing
-    /// the slot (`loom::future::block_on` makes a new waker per call, and its clones compare
-    /// unequal, so it never exercises that path).
-    struct Task {
-        notify: std::sync::Arc<Wakeup>,
-        waker: Waker,
-    }
-
-    struct Wakeup(loom::sync::Notify);
-
-    impl std::task::Wake for Wakeup {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.notify();
-        }
-    }
-
-    fn consumer_task() -> Task {
-        let notify = std::sync::Arc::new(Wakeup(loom::sync::Notify::new()));
-        let waker = Waker::from(notify.clone());
-        assert!(
-            waker.will_wake(&waker.clone()),
-            "a waker that knows its clones"
-        );
-        Task { notify, waker }
     }
 
     /// Polls `f` with the task's waker until it is ready, waiting for a wake in between.
