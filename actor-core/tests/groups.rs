@@ -125,10 +125,7 @@ async fn a_ring_inside_a_group_passes_its_token_within_one_task() {
         r.stop();
     }
     for r in &refs {
-        assert!(matches!(
-            r.wait_for_stop().await,
-            TerminationReason::Stopped
-        ));
+        assert!(matches!(ended(r).await, TerminationReason::Stopped));
     }
     until_len(&group, 0).await;
 }
@@ -187,10 +184,7 @@ async fn a_member_stuck_in_a_handler_is_killed_and_the_group_goes_on() {
     // The hung handler is inside the group's task; the other member still answers.
     assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 1);
     stuck.kill();
-    assert!(matches!(
-        stuck.wait_for_stop().await,
-        TerminationReason::Killed
-    ));
+    assert!(matches!(ended(&stuck).await, TerminationReason::Killed));
     assert_eq!(other.ask(WorkerMsg::Count).await.expect("answer"), 2);
     until_len(&group, 1).await;
 }
@@ -348,10 +342,7 @@ async fn timers_tick_for_members_on_the_paused_clock() {
     for i in 1..=5 {
         assert_eq!(probe.expect_msg(T).await, i);
     }
-    assert!(matches!(
-        t.wait_for_stop().await,
-        TerminationReason::Stopped
-    ));
+    assert!(matches!(ended(&t).await, TerminationReason::Stopped));
     assert_eq!(start.elapsed(), Duration::from_millis(100));
     until_len(&group, 0).await;
 }
@@ -366,14 +357,8 @@ async fn shutdown_stops_members_and_kills_a_stuck_one_at_the_deadline() {
     assert_eq!(w.ask(WorkerMsg::Count).await.expect("answer"), 1);
     let report = system.shutdown(Duration::from_millis(200)).await;
     assert!(report.unresponsive.is_empty(), "{report:?}");
-    assert!(matches!(
-        w.wait_for_stop().await,
-        TerminationReason::Stopped
-    ));
-    assert!(matches!(
-        stuck.wait_for_stop().await,
-        TerminationReason::Killed
-    ));
+    assert!(matches!(ended(&w).await, TerminationReason::Stopped));
+    assert!(matches!(ended(&stuck).await, TerminationReason::Killed));
     until_len(&group, 0).await;
     assert_eq!(system.actor_count(), 0);
 }
@@ -488,10 +473,7 @@ async fn members_come_and_go_while_tasks_on_other_workers_tell_them() {
             m.stop_when_idle();
         }
         for m in &members {
-            assert!(matches!(
-                m.wait_for_stop().await,
-                TerminationReason::Stopped
-            ));
+            assert!(matches!(ended(m).await, TerminationReason::Stopped));
         }
         until_len(&group, 1).await;
     }
