@@ -4,7 +4,7 @@
 //! goes through tokio's scheduler: the run queue, and often a wake-up of the other worker thread.
 //! For actors that mostly talk to each other (a room and its player sessions, a match and its
 //! players) that is most of the cost of a message. A group polls its members' loops itself, the
-//! way [`FuturesUnordered`] polls its futures: a member woken by another member is queued in the
+//! way `futures::stream::FuturesUnordered` polls its futures: a member woken by another member is queued in the
 //! group and polled in the same turn of the group's task, without reaching tokio's run queue or
 //! another thread.
 //!
@@ -15,8 +15,9 @@
 //! outside the group's own poll, wakes the group's task. A wake from a member being polled by
 //! the group (the common case: one member telling another) goes on a queue only the polling
 //! thread touches, with no lock and no wake of the group's task. The group's task polls ready
-//! members until none is left, or until it has polled [`POLL_BUDGET`] of them; then it yields to
-//! tokio (waking itself), so a busy group never starves the worker's other tasks.
+//! members until none is left, or until it has polled [`POLL_BUDGET`] of them or finds tokio's
+//! cooperative budget spent; then it yields to tokio (waking itself), so a busy group never
+//! starves the worker's other tasks.
 //!
 //! The price: a group's members run one at a time, on whichever worker runs the group's task, so
 //! a long handler holds up the whole group. Put actors in a group when they talk to each other
@@ -26,6 +27,7 @@
 //! shutdown behave as for any actor. The group's task polls each member under `catch_unwind`, so
 //! a panic that escapes an actor's loop (one in the drop of a value its factory captured, say)
 //! ends that member only.
+//!
 //! The task ends when every [`ActorGroup`] handle is dropped and its last member has ended.
 
 use std::cell::{Cell, UnsafeCell};
