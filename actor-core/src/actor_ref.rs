@@ -191,7 +191,7 @@ impl<M: Send + 'static> ActorRef<M> {
     /// The actor's path.
     pub fn path(&self) -> ActorPath {
         match &self.inner {
-            Inner::Local(c) => c.core.path.clone(),
+            Inner::Local(c) => c.core.path(),
             Inner::Dyn(d) => d.path(),
         }
     }
@@ -392,7 +392,7 @@ impl<M: Send + 'static> ActorRef<M> {
     pub fn stats(&self) -> Option<ActorStats> {
         let c = self.cell()?;
         Some(ActorStats {
-            path: c.core.path.clone(),
+            path: c.core.path(),
             mailbox_depth: c.mailbox.len()
                 + c.core.batched.load(std::sync::atomic::Ordering::Relaxed) as usize,
             processed: c.core.processed.load(std::sync::atomic::Ordering::Relaxed),
@@ -425,7 +425,11 @@ impl<M: Send + 'static> fmt::Debug for ActorRef<M> {
 
 impl<M: Send + 'static> PartialEq for ActorRef<M> {
     fn eq(&self, other: &Self) -> bool {
-        self.id() == other.id() && self.path() == other.path()
+        match (&self.inner, &other.inner) {
+            // Same cell, same actor (an id alone is unique within one system only).
+            (Inner::Local(a), Inner::Local(b)) => Arc::ptr_eq(a, b),
+            _ => self.id() == other.id() && self.path() == other.path(),
+        }
     }
 }
 

@@ -150,10 +150,14 @@ enum Waiting {
 /// The non-generic half of a cell.
 pub(crate) struct CellCore {
     pub(crate) id: ActorId,
-    pub(crate) path: ActorPath,
+    /// A named actor's path; an anonymous actor's parent's path, to which `/$<id>` is appended
+    /// when the path is asked for (an anonymous actor's own path is never stored: that saves an
+    /// allocation and its formatting per spawn). See [`CellCore::path`].
+    base: ActorPath,
     pub(crate) system: Arc<SystemShared>,
     /// The message type's name (for dead letters), as a function: 8 bytes instead of 16.
     pub(crate) message_type: fn() -> &'static str,
+    /// Named, and so in the system's registry; `base` is its path.
     pub(crate) registered: bool,
     life: Mutex<Life>,
     /// User messages handled; written only by the actor's task.
@@ -171,10 +175,29 @@ pub(crate) struct CellCore {
 }
 
 impl CellCore {
+    /// The actor's path (built on each call for an anonymous actor).
+    pub(crate) fn path(&self) -> ActorPath {
+        if self.registered {
+            self.base.clone()
+        } else {
+            self.base.anonymous_child(self.id.0)
+        }
+    }
+
+    /// The actor's path for logs, without building it.
+    pub(crate) fn display_path(&self) -> impl std::fmt::Display + '_ {
+        PathDisplay(self)
+    }
+
+    /// A named actor's path (its registry key).
+    pub(crate) fn registered_path(&self) -> Option<&ActorPath> {
+        self.registered.then_some(&self.base)
+    }
+
     pub(crate) fn dead_letter(&self, reason: DeadLetterReason) {
         self.system
             .dead_letters
-            .record(&self.path, (self.message_type)(), reason);
+            .record(&self.path(), (self.message_type)(), reason);
     }
 
     /// Adds a watcher, or notifies it at once if the actor already ended.
@@ -230,7 +253,7 @@ impl CellCore {
     fn terminated(&self, reason: TerminationReason) -> Terminated {
         Terminated {
             id: self.id,
-            path: self.path.clone(),
+            path: self.path(),
             reason,
         }
     }
@@ -257,8 +280,12 @@ impl CellCore {
                 .unwrap_or_default()
         };
         match &reason {
-            TerminationReason::Stopped => tracing::debug!(actor = %self.path, "actor stopped"),
-            other => tracing::info!(actor = %self.path, reason = %other, "actor terminated"),
+            TerminationReason::Stopped => {
+                tracing::debug!(actor = %self.display_path(), "actor stopped")
+            }
+            other => {
+                tracing::info!(actor = %self.display_path(), reason = %other, "actor terminated")
+            }
         }
         // Bookkeeping first: whoever learns of the end may at once spawn an actor with the same
         // name (a supervisor restarting a child) or count the live actors.
@@ -308,6 +335,20 @@ impl CellCore {
     }
 }
 
+/// Writes an actor's path as `CellCore::path` would build it.
+struct PathDisplay<'a>(&'a CellCore);
+
+impl std::fmt::Display for PathDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = self.0;
+        if core.registered {
+            write!(f, "{}", core.base)
+        } else {
+            write!(f, "{}/${}", core.base, core.id.0)
+        }
+    }
+}
+
 /// One actor's shared state, typed by its message.
 pub(crate) struct Cell<M> {
     pub(crate) core: CellCore,
@@ -315,9 +356,10 @@ pub(crate) struct Cell<M> {
 }
 
 impl<M: Send + 'static> Cell<M> {
+    /// `base`: the path of a named (`registered`) actor, or the parent's path of an anonymous one.
     pub(crate) fn new(
         id: ActorId,
-        path: ActorPath,
+        base: ActorPath,
         system: Arc<SystemShared>,
         mailbox: MailboxConfig<M>,
         registered: bool,
@@ -325,7 +367,7 @@ impl<M: Send + 'static> Cell<M> {
         Self {
             core: CellCore {
                 id,
-                path,
+                base,
                 system,
                 message_type: std::any::type_name::<M>,
                 registered,
@@ -391,5 +433,38 @@ impl<M: Send + 'static> SysTarget for Cell<M> {
 
     fn core(&self) -> &CellCore {
         &self.core
+    }
+}
+
+#[cfg(all(test, not(actor_loom)))]
+mod tests {
+    use super::*;
+
+    /// An anonymous actor's path is built from its parent's, the same way for `path` and for
+    /// logs; a named actor's is stored.
+    #[tokio::test]
+    async fn paths_are_built_the_same_for_refs_and_logs() {
+        let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
+        let lobby = ActorPath::user_root().child("lobby");
+        let cell = |registered: bool, base: ActorPath| {
+            Cell::<u64>::new(
+                ActorId(42),
+                base,
+                system.shared().clone(),
+                MailboxConfig::default(),
+                registered,
+            )
+        };
+        let anonymous = cell(false, lobby.clone());
+        assert_eq!(anonymous.core.path().as_str(), "/user/lobby/$42");
+        assert_eq!(anonymous.core.display_path().to_string(), "/user/lobby/$42");
+        assert_eq!(anonymous.core.registered_path(), None);
+        let named = cell(true, lobby.child("room-7"));
+        assert_eq!(named.core.path().as_str(), "/user/lobby/room-7");
+        assert_eq!(named.core.display_path().to_string(), "/user/lobby/room-7");
+        assert_eq!(
+            named.core.registered_path().map(ActorPath::as_str),
+            Some("/user/lobby/room-7")
+        );
     }
 }

@@ -165,9 +165,10 @@ impl<A: Actor> Context<A> {
         self.cell.core.id
     }
 
-    /// This actor's path.
-    pub fn path(&self) -> &ActorPath {
-        &self.cell.core.path
+    /// This actor's path. An anonymous actor's path is built on each call (only named actors
+    /// store theirs), so keep it if you need it often.
+    pub fn path(&self) -> ActorPath {
+        self.cell.core.path()
     }
 
     /// The system this actor runs in.
@@ -189,7 +190,7 @@ impl<A: Actor> Context<A> {
         let (actor_ref, target) = spawn_actor(
             self.system.shared(),
             Parent::Actor(self.sys_self()),
-            &self.cell.core.path,
+            &self.cell.core.path(),
             props,
             start_signal,
         )?;
@@ -238,7 +239,7 @@ impl<A: Actor> Context<A> {
                 match tokio::time::timeout(t, &mut ended).await {
                     Ok(r) => r.ok(),
                     Err(_) => {
-                        tracing::warn!(child = %core.path, ?t, "child did not stop in time; killing it");
+                        tracing::warn!(child = %core.display_path(), ?t, "child did not stop in time; killing it");
                         core.kill();
                         ended.await.ok()
                     }
@@ -273,7 +274,7 @@ impl<A: Actor> Context<A> {
             .iter()
             .map(|(id, c)| ChildInfo {
                 id: *id,
-                path: c.target.core().path.clone(),
+                path: c.target.core().path(),
                 restart_count: c.restarts.count(),
             })
             .collect()
@@ -291,7 +292,7 @@ impl<A: Actor> Context<A> {
     /// one-for-all. False if it is not a child.
     pub fn restart_child(&mut self, child: ActorId) -> bool {
         let cause = self.x().deciding.clone().unwrap_or_else(|| Failure {
-            actor: self.cell.core.path.clone(),
+            actor: self.cell.core.path(),
             kind: FailureKind::Error,
             phase: FailurePhase::Message,
             message: Arc::from("restart requested by the parent"),

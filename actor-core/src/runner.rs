@@ -121,27 +121,27 @@ pub(crate) fn spawn_actor<A: Actor>(
         return Err(SpawnError::ShuttingDown);
     }
     let id = shared.next_id();
-    let path = match &props.name {
+    // A named actor's path; an anonymous actor's is never built here (see `CellCore::path`).
+    let named_path = match &props.name {
         Some(name) => {
             validate_name(name).map_err(|reason| SpawnError::InvalidName {
                 name: name.clone(),
                 reason,
             })?;
-            parent_path.child(name)
+            Some(parent_path.child(name))
         }
-        None => parent_path.anonymous_child(id.0),
+        None => None,
     };
-    let named = props.name.is_some();
     let cell = Arc::new(Cell::new(
         id,
-        path.clone(),
+        named_path.clone().unwrap_or_else(|| parent_path.clone()),
         shared.clone(),
         props.mailbox.clone(),
-        named,
+        named_path.is_some(),
     ));
     let actor_ref = ActorRef::local(cell.clone());
-    if named {
-        shared.register(&path, &actor_ref)?;
+    if let Some(path) = &named_path {
+        shared.register(path, &actor_ref)?;
     }
     shared.actor_started();
     let target: Arc<dyn SysTarget> = cell.clone();
@@ -170,7 +170,7 @@ pub(crate) fn spawn_actor<A: Actor>(
             .unwrap_or(shared.config.throughput)
             .clamp(1, u32::MAX as usize) as u32,
     };
-    let span = tracing::debug_span!("actor", path = %path);
+    let span = tracing::debug_span!("actor", path = %cell.core.display_path());
     // The async block captures the loop once, as a mutable upvar, and only borrows it (an
     // `async fn` taking it by value, or a `let` rebinding inside the block, would store it twice:
     // 656 extra bytes per actor). Dropping the future (completion or abort) runs the teardown in
@@ -182,11 +182,11 @@ pub(crate) fn spawn_actor<A: Actor>(
     // The span costs ~50 instructions per poll even when disabled, so the task is wrapped only
     // when a subscriber wants `debug` spans (decided once, at spawn).
     if span.is_disabled() {
-        launch(shared, &cell, &path, &props.placement, fut)?;
+        launch(shared, &cell, &props.placement, fut)?;
     } else {
-        launch(shared, &cell, &path, &props.placement, fut.instrument(span))?;
+        launch(shared, &cell, &props.placement, fut.instrument(span))?;
     }
-    tracing::debug!(actor = %path, "actor spawned");
+    tracing::debug!(actor = %cell.core.display_path(), "actor spawned");
     Ok((actor_ref, target))
 }
 
@@ -195,7 +195,6 @@ pub(crate) fn spawn_actor<A: Actor>(
 fn launch<M, F>(
     shared: &Arc<SystemShared>,
     cell: &Arc<Cell<M>>,
-    path: &ActorPath,
     placement: &Placement,
     fut: F,
 ) -> Result<(), SpawnError>
@@ -212,19 +211,19 @@ where
             let abort = group.add(fut).map_err(|_| SpawnError::GroupEnded)?;
             cell.core.set_abort(Abort::Group(abort));
         }
-        Placement::DedicatedThread => spawn_thread(cell, path, fut)?,
+        Placement::DedicatedThread => spawn_thread(cell, fut)?,
     }
     Ok(())
 }
 
 /// Runs an actor's loop on a thread of its own, with a single-threaded runtime.
-fn spawn_thread<M, F>(cell: &Arc<Cell<M>>, path: &ActorPath, fut: F) -> Result<(), SpawnError>
+fn spawn_thread<M, F>(cell: &Arc<Cell<M>>, fut: F) -> Result<(), SpawnError>
 where
     M: Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let core_cell = cell.clone();
-    let name: String = path.name().chars().take(15).collect();
+    let name: String = cell.core.path().name().chars().take(15).collect();
     std::thread::Builder::new().name(name).spawn(move || {
         match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -249,7 +248,7 @@ where
 fn drop_contained<T>(value: T, core: &crate::cell::CellCore) {
     if std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
         tracing::error!(
-            actor = %core.path,
+            actor = %core.display_path(),
             what = std::any::type_name::<T>(),
             "a drop panicked during the actor's teardown"
         );
@@ -286,7 +285,7 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn path(&self) -> ActorPath {
-        self.ctx.cell.core.path.clone()
+        self.ctx.cell.core.path()
     }
 
     /// The loop. Only the hot paths (user messages, timer ticks, parking) are inlined in the
@@ -453,7 +452,7 @@ impl<A: Actor> ActorLoop<A> {
     #[cold]
     #[inline(never)]
     fn fail_with(&mut self, phase: FailurePhase, result: Caught<ActorResult>) {
-        if let Some(f) = outcome(&self.ctx.cell.core.path, phase, result) {
+        if let Some(f) = outcome(&self.ctx.cell.core.path(), phase, result) {
             self.fail(f);
         }
     }
@@ -465,7 +464,7 @@ impl<A: Actor> ActorLoop<A> {
         let result = AssertUnwindSafe(actor.on_signal(signal, &mut self.ctx))
             .catch_unwind()
             .await;
-        if let Some(f) = outcome(&self.ctx.cell.core.path, FailurePhase::Message, result) {
+        if let Some(f) = outcome(&self.ctx.cell.core.path(), FailurePhase::Message, result) {
             self.fail(f);
         }
     }
@@ -475,7 +474,7 @@ impl<A: Actor> ActorLoop<A> {
         let core = &self.ctx.cell.core;
         core.failures.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
-            actor = %core.path,
+            actor = %core.display_path(),
             kind = ?failure.kind,
             phase = ?failure.phase,
             error = %failure.message,
@@ -572,10 +571,10 @@ impl<A: Actor> ActorLoop<A> {
             std::panic::catch_unwind(AssertUnwindSafe(|| actor.on_child_failure(&cf, ctx)));
         self.ctx.x().deciding = None;
         let directive = decided.unwrap_or_else(|_| {
-            tracing::error!(actor = %self.ctx.cell.core.path, "on_child_failure panicked; escalating");
+            tracing::error!(actor = %self.ctx.cell.core.display_path(), "on_child_failure panicked; escalating");
             Directive::Escalate
         });
-        let path = self.ctx.cell.core.path.clone();
+        let path = self.ctx.cell.core.path();
         let Some(entry) = self.ctx.x().children.get_mut(&child) else {
             return;
         };
@@ -641,7 +640,7 @@ impl<A: Actor> ActorLoop<A> {
             h.abort();
         }
         let me: Arc<dyn SysTarget> = self.ctx.cell.clone();
-        tracing::info!(actor = %self.ctx.cell.core.path, ?delay, "restart scheduled");
+        tracing::info!(actor = %self.ctx.cell.core.display_path(), ?delay, "restart scheduled");
         let task = self.ctx.cell.core.system.handle.spawn(async move {
             tokio::time::sleep(delay).await;
             me.send_sys(SystemMsg::RestartNow);
@@ -659,7 +658,7 @@ impl<A: Actor> ActorLoop<A> {
                 .await
                 .is_err()
         {
-            tracing::warn!(actor = %self.ctx.cell.core.path, "pre_restart panicked");
+            tracing::warn!(actor = %self.ctx.cell.core.display_path(), "pre_restart panicked");
         }
         self.stop_children().await;
         if let Some(x) = self.ctx.extras.as_mut() {
@@ -674,7 +673,7 @@ impl<A: Actor> ActorLoop<A> {
         }
         let restarts = self.ctx.cell.core.restarts.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(
-            actor = %self.ctx.cell.core.path,
+            actor = %self.ctx.cell.core.display_path(),
             restarts,
             cause = %cause.message,
             "actor restarted"
@@ -722,7 +721,7 @@ impl<A: Actor> ActorLoop<A> {
                 .await
                 .is_err()
         {
-            tracing::warn!(actor = %self.ctx.cell.core.path, "pre_stop panicked");
+            tracing::warn!(actor = %self.ctx.cell.core.display_path(), "pre_stop panicked");
         }
         self.stop_children().await;
         if let Some(x) = self.ctx.extras.as_mut() {
@@ -734,7 +733,7 @@ impl<A: Actor> ActorLoop<A> {
                 .await
                 .is_err()
         {
-            tracing::warn!(actor = %self.ctx.cell.core.path, "stopped hook panicked");
+            tracing::warn!(actor = %self.ctx.cell.core.display_path(), "stopped hook panicked");
         }
         match reason {
             TerminationReason::Stopped => self.stopped = true,

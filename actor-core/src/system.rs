@@ -245,15 +245,15 @@ impl SystemShared {
 
     /// Bookkeeping when any actor ends.
     pub(crate) fn actor_ended(&self, core: &CellCore, reason: &TerminationReason) {
-        if core.registered {
+        if let Some(path) = core.registered_path() {
             let mut reg = self.registry.write();
-            if reg.get(core.path.as_str()).is_some_and(|e| e.id == core.id) {
-                reg.remove(core.path.as_str());
+            if reg.get(path.as_str()).is_some_and(|e| e.id == core.id) {
+                reg.remove(path.as_str());
             }
         }
         self.live.fetch_sub(1, Ordering::Relaxed);
         if matches!(reason, TerminationReason::Killed) && self.is_shutting_down() {
-            self.killed_log.lock().push(core.path.clone());
+            self.killed_log.lock().push(core.path());
         }
     }
 
@@ -526,7 +526,7 @@ impl ActorSystem {
                     .guardian
                     .lock()
                     .values()
-                    .map(|t| t.target.core().path.clone())
+                    .map(|t| t.target.core().path())
                     .collect();
             }
         }
