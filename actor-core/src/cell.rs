@@ -194,10 +194,26 @@ impl CellCore {
         self.registered.then_some(&self.base)
     }
 
+    /// Drops a user value (a message, the actor's state) at teardown, containing a panic in its
+    /// `Drop`: the teardown goes on, so the actor still terminates and every other message is
+    /// still counted.
+    pub(crate) fn drop_contained<T>(&self, value: T) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value))).is_err() {
+            tracing::error!(
+                actor = %self.display_path(),
+                what = std::any::type_name::<T>(),
+                "a drop panicked during the actor's teardown"
+            );
+        }
+    }
+
     pub(crate) fn dead_letter(&self, reason: DeadLetterReason) {
-        self.system
-            .dead_letters
-            .record(&self.path(), (self.message_type)(), reason);
+        self.system.dead_letters.record_with(
+            self.display_path(),
+            || self.path(),
+            (self.message_type)(),
+            reason,
+        );
     }
 
     /// Adds a watcher, or notifies it at once if the actor already ended.
@@ -416,8 +432,10 @@ impl<M: Send + 'static> Cell<M> {
 
     /// Drains a closed mailbox, counting every message as a dead letter.
     pub(crate) fn drain_dead(&self) {
-        self.mailbox
-            .drain_user(|_msg| self.core.dead_letter(DeadLetterReason::Stopped));
+        self.mailbox.drain_user(|msg| {
+            self.core.drop_contained(msg);
+            self.core.dead_letter(DeadLetterReason::Stopped);
+        });
     }
 }
 

@@ -74,11 +74,25 @@ impl DeadLetterOffice {
         message_type: &'static str,
         reason: DeadLetterReason,
     ) {
+        self.record_with(recipient, || recipient.clone(), message_type, reason);
+    }
+
+    /// As `record`, for a recipient whose path is built only if a subscriber needs it (`shown`
+    /// writes it for the log line): an anonymous actor's path is not stored, and a stopped
+    /// actor with many queued messages records one dead letter per message.
+    #[cold]
+    pub(crate) fn record_with(
+        &self,
+        shown: impl std::fmt::Display,
+        recipient: impl FnOnce() -> ActorPath,
+        message_type: &'static str,
+        reason: DeadLetterReason,
+    ) {
         self.count.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(recipient = %recipient, message_type, %reason, "dead letter");
+        tracing::debug!(recipient = %shown, message_type, %reason, "dead letter");
         if self.tx.receiver_count() > 0 {
             let _ = self.tx.send(DeadLetter {
-                recipient: recipient.clone(),
+                recipient: recipient(),
                 message_type,
                 reason,
             });

@@ -119,7 +119,7 @@ impl ActorGroup {
     }
 
     /// Hands an actor's loop to the group; returns the member, which is its kill switch.
-    pub(crate) fn add<F>(&self, fut: F) -> Result<Arc<MemberTask>, GroupEnded>
+    pub(crate) fn add<F>(&self, fut: F) -> Result<Arc<MemberTask>, crate::SpawnError>
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -130,7 +130,7 @@ impl ActorGroup {
                 // Nobody else holds the member: drop its loop here, which runs the actor's
                 // teardown.
                 member.end();
-                Err(GroupEnded)
+                Err(crate::SpawnError::GroupEnded)
             }
         }
     }
@@ -143,10 +143,6 @@ impl std::fmt::Debug for ActorGroup {
             .finish()
     }
 }
-
-/// The group's task ended before the actor could join it: its runtime has shut down.
-#[derive(Debug)]
-pub(crate) struct GroupEnded;
 
 /// What the group's task and its members' wakers share.
 struct GroupShared {

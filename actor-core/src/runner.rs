@@ -208,7 +208,7 @@ where
             cell.core.set_abort(Abort::Task(handle.abort_handle()));
         }
         Placement::Group(group) => {
-            let abort = group.add(fut).map_err(|_| SpawnError::GroupEnded)?;
+            let abort = group.add(fut)?;
             cell.core.set_abort(Abort::Group(abort));
         }
         Placement::DedicatedThread => spawn_thread(cell, fut)?,
@@ -241,18 +241,6 @@ where
         }
     })?;
     Ok(())
-}
-
-/// Drops a user value (a message, the actor's state) during teardown, containing a panic in its
-/// `Drop`: the teardown goes on.
-fn drop_contained<T>(value: T, core: &crate::cell::CellCore) {
-    if std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
-        tracing::error!(
-            actor = %core.display_path(),
-            what = std::any::type_name::<T>(),
-            "a drop panicked during the actor's teardown"
-        );
-    }
 }
 
 fn outcome(path: &ActorPath, phase: FailurePhase, result: Caught<ActorResult>) -> Option<Failure> {
@@ -759,13 +747,10 @@ impl<A: Actor> Drop for ActorLoop<A> {
         // actor still terminates (watchers told, counted out) and the other messages are still
         // counted.
         for msg in self.cursor.drain() {
-            drop_contained(msg, core);
+            core.drop_contained(msg);
             core.dead_letter(DeadLetterReason::Stopped);
         }
-        cell.mailbox.drain_user(|msg| {
-            drop_contained(msg, core);
-            core.dead_letter(DeadLetterReason::Stopped);
-        });
+        cell.drain_dead();
         if let Some(mut x) = self.ctx.extras.take() {
             for child in std::mem::take(&mut x.children).into_values() {
                 child.target.core().kill();
@@ -778,18 +763,18 @@ impl<A: Actor> Drop for ActorLoop<A> {
                 unwatch(core.id);
             }
             for msg in x.pending.drain(..) {
-                drop_contained(msg, core);
+                core.drop_contained(msg);
                 core.dead_letter(DeadLetterReason::Stopped);
             }
             for msg in x.stash.drain(..) {
-                drop_contained(msg, core);
+                core.drop_contained(msg);
                 core.dead_letter(DeadLetterReason::Stashed);
             }
         }
         drop(cell.mailbox.drain_sys());
         self.flush_stats();
         if let Some(actor) = self.actor.take() {
-            drop_contained(actor, core);
+            core.drop_contained(actor);
         }
         core.terminate(reason);
         self.parent
