@@ -9,6 +9,10 @@
 //!    After `throughput` messages in a row, yield the worker.
 //! 3. Otherwise park until the mailbox wakes the task (or the receive timeout fires).
 //!
+//! The task's future is `ActorTask`, written by hand: `ActorLoop::next` decides the next step
+//! synchronously, a handler's future is made in place and polled there (kept in the task only
+//! while it is suspended), and the rare paths (start, system messages, stop) are boxed futures.
+//!
 //! # Failure containment
 //!
 //! Every handler and hook runs under `catch_unwind`. An `Err` or a panic *suspends* the actor (it
@@ -23,8 +27,9 @@
 //! cancelled, the mailbox closed and drained into dead letters, watchers and the parent told.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
@@ -88,6 +93,8 @@ struct ActorLoop<A: Actor> {
     /// Stop gracefully the next time the mailbox is empty (`stop_when_idle`).
     stop_when_idle: bool,
     throughput: u32,
+    /// Messages left before the loop yields the worker.
+    budget: u32,
 }
 
 /// The rarely used part of an actor loop.
@@ -104,6 +111,214 @@ struct Rare {
     start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     /// Why a graceful stop ended the actor, when it is not `TerminationReason::Stopped`.
     reason: Option<TerminationReason>,
+    /// The receive timeout's timer, kept from one park to the next.
+    receive_sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// What the loop does next (see `ActorLoop::next`).
+enum Todo<M> {
+    /// Handle a user message or a timer tick's message.
+    Handle(M),
+    /// Handle a system message (other than a timer tick).
+    System(SystemMsg),
+    /// The mailbox is empty and `stop_when_idle` was asked for.
+    StopWhenIdle,
+    /// The receive timeout fired.
+    ReceiveTimeout,
+}
+
+/// What an actor's task is in the middle of.
+enum Step<H> {
+    /// Not started: the first poll runs the factory and `started`.
+    Start,
+    /// Between messages: `ActorLoop::next` decides.
+    Next,
+    /// A handler that has not finished. It borrows the loop's actor state and context.
+    Handle(H),
+    /// A rare path (start, a system message, a receive timeout, a stop), boxed when it happens so
+    /// that an idle actor's task stays small. It borrows the whole loop.
+    Rare(Pin<Box<dyn Future<Output = Flow> + Send>>),
+    /// Ended.
+    Done,
+}
+
+/// The future of an actor's task: its loop, and the step it is in the middle of.
+///
+/// Written by hand rather than as an `async fn`: the compiler's state machine kept the handler's
+/// future, the loop's locals and two copies of the loop's address in every actor's task (112
+/// bytes for an actor with a `u64` of state); this keeps only the handler's future (its type `H`
+/// is `A::handle`'s, inferred from [`handler`] at spawn).
+///
+/// The handler's and the rare paths' futures borrow `lp` while they are stored in `step`. That is
+/// sound because the task is pinned (`PhantomPinned`: it never moves once polled), `poll` touches
+/// only `step` while one of them is stored, and `step` is declared first, so it is dropped
+/// before `lp` (whose `Drop` runs the teardown).
+struct ActorTask<A: Actor, H, F> {
+    step: Step<H>,
+    lp: ActorLoop<A>,
+    /// Makes a handler's future: the function item [`handler`] (zero-sized).
+    make: F,
+    _pinned: std::marker::PhantomPinned,
+}
+
+/// A borrow with its lifetime erased, for a future that `ActorTask` stores beside what it borrows.
+///
+/// # Safety
+///
+/// The returned borrow (and whatever holds it) must be gone before the referent is touched
+/// through any other path, moved or dropped.
+unsafe fn erased<T: 'static>(r: &mut T) -> &'static mut T {
+    // SAFETY: per the caller's contract.
+    unsafe { &mut *(r as *mut T) }
+}
+
+/// The handler's future with its borrows' lifetimes erased, so that [`ActorTask`] can store it.
+fn handler<A: Actor>(
+    actor: &'static mut A,
+    msg: A::Msg,
+    ctx: &'static mut Context<A>,
+) -> impl Future<Output = ActorResult> + Send + 'static {
+    actor.handle(msg, ctx)
+}
+
+impl<A, H, F> ActorTask<A, H, F>
+where
+    A: Actor,
+    H: Future<Output = ActorResult> + Send,
+    F: Fn(&'static mut A, A::Msg, &'static mut Context<A>) -> H,
+{
+    fn new(mut lp: ActorLoop<A>, make: F) -> Self {
+        lp.budget = lp.throughput;
+        Self {
+            step: Step::Start,
+            lp,
+            make,
+            _pinned: std::marker::PhantomPinned,
+        }
+    }
+}
+
+impl<A, H, F> Future for ActorTask<A, H, F>
+where
+    A: Actor,
+    H: Future<Output = ActorResult> + Send,
+    F: Fn(&'static mut A, A::Msg, &'static mut Context<A>) -> H,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        // SAFETY: nothing is moved out of the task: `step`'s futures are pinned in place (and
+        // dropped in place when replaced), `lp` is only borrowed.
+        let this = unsafe { self.get_unchecked_mut() };
+        loop {
+            match &mut this.step {
+                Step::Handle(fut) => {
+                    // SAFETY: `fut` is pinned: it stays in `step` until it is dropped there.
+                    let mut fut = unsafe { Pin::new_unchecked(fut) };
+                    let polled =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
+                    // `None` on success: that arm has nothing to drop (no call to the result's
+                    // drop glue per message).
+                    let failed = match polled {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(Ok(()))) => None,
+                        Ok(Poll::Ready(Err(e))) => Some(Ok(Err(e))),
+                        Err(payload) => Some(Err(payload)),
+                    };
+                    // The handler's borrows end here, before `lp` is touched. (Dropping only
+                    // the handler's future, in place, spares a call to `Step`'s drop glue per
+                    // message.)
+                    // SAFETY: `fut` is dropped in place once, and `step` overwritten without a
+                    // second drop.
+                    unsafe {
+                        std::ptr::drop_in_place(fut.get_unchecked_mut());
+                        std::ptr::write(&mut this.step, Step::Next);
+                    }
+                    let lp = &mut this.lp;
+                    lp.handled(failed);
+                    lp.budget -= 1;
+                    if lp.budget == 0 {
+                        lp.budget = lp.throughput;
+                        lp.flush_stats();
+                        // tokio's deferred yield, not `yielding::yield_to_queue`: requeueing at
+                        // once measured counting -37% (the producers get less time to fill the
+                        // next batch). Its first poll defers the wake and is pending; the task
+                        // resumes at `Next`.
+                        let yielding = std::pin::pin!(tokio::task::yield_now());
+                        if yielding.poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                Step::Rare(fut) => match fut.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(flow) => {
+                        this.step = Step::Next;
+                        if let Flow::Stop = flow {
+                            this.step = Step::Done;
+                            return Poll::Ready(());
+                        }
+                    }
+                },
+                Step::Next => {
+                    let Some(todo) = this.lp.next(cx) else {
+                        return Poll::Pending;
+                    };
+                    let step = match todo {
+                        Todo::Handle(msg) => {
+                            let Some(actor) = this.lp.actor.as_mut() else {
+                                // (`next` hands out messages only while there is an actor.)
+                                drop(msg);
+                                this.lp.ctx.cell.core.dead_letter(DeadLetterReason::Stopped);
+                                continue;
+                            };
+                            // SAFETY: the future is stored in `step` and dropped before `lp`
+                            // is touched again (see `ActorTask`).
+                            let (actor, ctx) = unsafe { (erased(actor), erased(&mut this.lp.ctx)) };
+                            Step::Handle((this.make)(actor, msg, ctx))
+                        }
+                        todo => Step::Rare(this.rare_step(todo)),
+                    };
+                    // SAFETY: `step` is `Next` (nothing to drop).
+                    unsafe { std::ptr::write(&mut this.step, step) };
+                }
+                Step::Start => {
+                    // SAFETY: as for `rare_step`.
+                    let lp = unsafe { erased(&mut this.lp) };
+                    this.step = Step::Rare(Box::pin(async move {
+                        lp.build_and_start(None).await;
+                        Flow::Continue
+                    }));
+                }
+                Step::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+impl<A: Actor, H, F> ActorTask<A, H, F> {
+    /// The boxed future of a rare path.
+    fn rare_step(&mut self, todo: Todo<A::Msg>) -> Pin<Box<dyn Future<Output = Flow> + Send>> {
+        // SAFETY: the future is stored in `step` and dropped before `lp` is touched again (see
+        // `ActorTask`).
+        let lp = unsafe { erased(&mut self.lp) };
+        match todo {
+            Todo::System(sys) => Box::pin(lp.on_system(sys)),
+            Todo::StopWhenIdle => Box::pin(async move {
+                lp.stop_gracefully(TerminationReason::Stopped).await;
+                Flow::Stop
+            }),
+            Todo::ReceiveTimeout => Box::pin(async move {
+                lp.deliver_signal(Signal::ReceiveTimeout).await;
+                Flow::Continue
+            }),
+            // (`poll` makes the handler's future itself.)
+            Todo::Handle(msg) => Box::pin(async move {
+                lp.handle_user(msg).await;
+                Flow::Continue
+            }),
+        }
+    }
 }
 
 /// A spawned actor: its ref and its type-erased system target (for its parent).
@@ -163,6 +378,7 @@ pub(crate) fn spawn_actor<A: Actor>(
         }),
         cursor: Cursor::default(),
         stop_when_idle: false,
+        budget: 0,
         // The budget is kept in 32 bits (the loop stays small); larger values mean "never yield"
         // in practice either way.
         throughput: props
@@ -171,12 +387,8 @@ pub(crate) fn spawn_actor<A: Actor>(
             .clamp(1, u32::MAX as usize) as u32,
     };
     let span = tracing::debug_span!("actor", path = %cell.core.display_path());
-    // The async block captures the loop once, as a mutable upvar, and only borrows it (an
-    // `async fn` taking it by value, or a `let` rebinding inside the block, would store it twice:
-    // 656 extra bytes per actor). Dropping the future (completion or abort) runs the teardown in
-    // `Drop for ActorLoop`.
-    let mut lp = lp;
-    let fut = async move { lp.run().await };
+    // Dropping the future (completion or abort) runs the teardown in `Drop for ActorLoop`.
+    let fut = ActorTask::new(lp, handler::<A>);
     #[cfg(all(test, not(actor_loom)))]
     size_probe::TASK_FUTURE.set(std::mem::size_of_val(&fut));
     // The span costs ~50 instructions per poll even when disabled, so the task is wrapped only
@@ -276,75 +488,81 @@ impl<A: Actor> ActorLoop<A> {
         self.ctx.cell.core.path()
     }
 
-    /// The loop. Only the hot paths (user messages, timer ticks, parking) are inlined in the
-    /// task's future; the rare ones (system messages, start and restart, receive timeouts) are
-    /// boxed when they happen, so an idle actor's task stays small.
-    async fn run(&mut self) {
-        Box::pin(self.build_and_start(None)).await;
-        let mut budget = self.throughput;
-        'next: loop {
-            'sys: {
-                // The message is bound whole and moved out whole before any await: a popped
-                // `Option` (or a message not moved) would stay in this future's state, 80 bytes
-                // per actor.
-                let sys = match self.ctx.cell.mailbox.pop_sys() {
-                    Some(sys) => sys,
-                    None if self.ctx.cell.mailbox.take_stop() => SystemMsg::Stop,
-                    None => break 'sys,
-                };
+    /// Decides what the loop does next: a user message (or timer tick) to handle, a rare path to
+    /// run, or park (`None`: parked, the mailbox wakes the task).
+    ///
+    /// The loop pops before it parks: polled again after parking, it looks at the lanes at once,
+    /// without touching the mailbox's state, as the loom models consume. (Re-parking first would
+    /// cost a store, a fence and a read-modify-write for nothing on every wake.) A spurious poll
+    /// costs one empty look at the lanes.
+    #[inline]
+    fn next(&mut self, cx: &mut std::task::Context<'_>) -> Option<Todo<A::Msg>> {
+        loop {
+            let sys = match self.ctx.cell.mailbox.pop_sys() {
+                Some(sys) => Some(sys),
+                None if self.ctx.cell.mailbox.take_stop() => Some(SystemMsg::Stop),
+                None => None,
+            };
+            if let Some(sys) = sys {
                 if let SystemMsg::Timer { id } = sys {
-                    // Timer ticks are hot for game loops: handled inline, through the same
-                    // `handle_user` await as mailbox messages.
-                    drop(sys);
-                    let Some(msg) = self.timer_message(id) else {
-                        continue 'next;
-                    };
-                    self.handle_user(msg).await;
-                } else {
-                    if let Flow::Stop = Box::pin(self.on_system(sys)).await {
-                        return;
+                    // Timer ticks are hot for game loops: handled inline, like mailbox messages.
+                    match self.timer_message(id) {
+                        Some(msg) => return Some(Todo::Handle(msg)),
+                        None => continue,
                     }
                 }
-                continue 'next;
+                return Some(Todo::System(sys));
             }
             if self.is_suspended() || self.actor.is_none() {
                 self.flush_stats();
-                self.mailbox_park(true).await;
-                continue;
+                match self.ctx.cell.mailbox.poll_park(cx, true) {
+                    Poll::Ready(()) => continue,
+                    Poll::Pending => return None,
+                }
             }
             let next = match self.ctx.pop_pending() {
                 Some(msg) => Some(msg),
                 None => self.ctx.cell.mailbox.pop_user(&mut self.cursor),
             };
             if let Some(msg) = next {
-                self.handle_user(msg).await;
-                budget -= 1;
-                if budget == 0 {
-                    budget = self.throughput;
-                    self.flush_stats();
-                    // tokio's deferred yield, not `yielding::yield_to_queue`: requeueing at once
-                    // measured counting -37% (the producers get less time to fill the next batch).
-                    tokio::task::yield_now().await;
-                }
-                continue;
+                return Some(Todo::Handle(msg));
             }
-            budget = self.throughput;
+            self.budget = self.throughput;
             self.flush_stats();
             if self.stop_when_idle {
-                Box::pin(self.stop_gracefully(TerminationReason::Stopped)).await;
-                return;
+                return Some(Todo::StopWhenIdle);
             }
-            match self.ctx.receive_deadline() {
-                None => self.mailbox_park(false).await,
-                Some(deadline) => {
-                    let park =
-                        Box::pin(tokio::time::timeout_at(deadline, self.mailbox_park(false)));
-                    if park.await.is_err() {
-                        self.ctx.reset_idle();
-                        Box::pin(self.deliver_signal(Signal::ReceiveTimeout)).await;
-                    }
-                }
+            if self.ctx.cell.mailbox.poll_park(cx, false).is_ready() {
+                continue;
             }
+            let deadline = self.ctx.receive_deadline()?;
+            // Parked with a receive timeout: the sleep (kept for the next park) wakes the task
+            // too.
+            let sleep = self
+                .rare()
+                .receive_sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return None;
+            }
+            self.ctx.reset_idle();
+            return Some(Todo::ReceiveTimeout);
+        }
+    }
+
+    /// After a user message (or timer tick) was handled: count it, restart the receive timeout's
+    /// idle period, and fail on an error or a panic.
+    #[inline]
+    fn handled(&mut self, failed: Option<Caught<ActorResult>>) {
+        // Only this task writes the counter: a load and a store, no read-modify-write.
+        let processed = &self.ctx.cell.core.processed;
+        processed.store(processed.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.ctx.reset_idle();
+        if let Some(failed) = failed {
+            self.fail_with(FailurePhase::Message, failed);
         }
     }
 
@@ -426,13 +644,7 @@ impl<A: Actor> ActorLoop<A> {
         let result = AssertUnwindSafe(actor.handle(msg, &mut self.ctx))
             .catch_unwind()
             .await;
-        // Only this task writes the counter: a load and a store, no read-modify-write.
-        let processed = &self.ctx.cell.core.processed;
-        processed.store(processed.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        self.ctx.reset_idle();
-        if !matches!(result, Ok(Ok(()))) {
-            self.fail_with(FailurePhase::Message, result);
-        }
+        self.handled((!matches!(result, Ok(Ok(())))).then_some(result));
     }
 
     /// Builds the failure of a handler that returned an error or panicked, and fails (kept out
@@ -787,7 +999,8 @@ mod size_probe {
     //! The memory an idle actor costs is mostly its tokio task: a 128-byte-aligned allocation of
     //! a 32-byte header, the future (plus 24 bytes of stage tag, scheduler and task id) and a
     //! 48-byte trailer. A future of at most 280 bytes makes it 384 bytes; one byte more makes it
-    //! 512. These tests keep an actor with a small state within 280 bytes.
+    //! 512 (and at most 152 bytes would make it 256). These tests keep an actor with a small state
+    //! within 280 bytes.
     use std::cell::Cell;
 
     thread_local! {
