@@ -100,9 +100,9 @@ impl Watcher {
 /// kill (those are recorded in `CellCore::end`) and a group member's kill switch are boxed on
 /// first use, as most actors are never watched and run as tasks of their own.
 ///
-/// The cell's size matters beyond its bytes: with glibc, a cell allocation of 200 bytes costs
-/// 724 B per idle actor next to the 128-byte-aligned tokio task, 208-216 bytes cost 831 B, and
-/// 224-232 bytes cost 757 B (`benches/src/bin/alloc_model.rs`).
+/// The cell's size matters beyond its bytes: with glibc, next to the 128-byte-aligned 256-byte
+/// tokio task, a cell allocation of 192-200 bytes costs 536 B per idle actor, 208-216 bytes cost
+/// 695 B, and 224-232 bytes 572 B (`alloc_model -- 24 <cell> 256`, `benches/src/bin/alloc_model.rs`).
 #[derive(Default)]
 struct Life {
     more: Option<Box<LifeMore>>,

@@ -91,6 +91,8 @@ pub(crate) struct Extras<M> {
     pub(crate) deciding: Option<Failure>,
     /// Set by [`Context::set_receive_timeout`].
     pub(crate) receive_timeout: Option<ReceiveTimeout>,
+    /// How many messages may be stashed.
+    pub(crate) stash_capacity: usize,
 }
 
 /// An actor's receive timeout: the idle period, and when the current one began.
@@ -99,9 +101,10 @@ pub(crate) struct ReceiveTimeout {
     idle_since: Instant,
 }
 
-impl<M: Send + 'static> Default for Extras<M> {
-    fn default() -> Self {
+impl<M: Send + 'static> Extras<M> {
+    fn new(stash_capacity: usize) -> Self {
         Self {
+            stash_capacity,
             children: BTreeMap::new(),
             timers: Timers::new(),
             stash: VecDeque::new(),
@@ -118,26 +121,28 @@ impl<M: Send + 'static> Default for Extras<M> {
 pub struct Context<A: Actor> {
     pub(crate) cell: Arc<Cell<A::Msg>>,
     myself: ActorRef<A::Msg>,
-    system: ActorSystem,
-    pub(crate) stash_capacity: usize,
+    /// The system is the cell's (`system()` lends it as an `ActorSystem`), and the stash
+    /// capacity lives in `Extras`: every byte here is in every actor's task.
     pub(crate) extras: Option<Box<Extras<A::Msg>>>,
 }
 
 impl<A: Actor> Context<A> {
-    pub(crate) fn new(cell: Arc<Cell<A::Msg>>, stash_capacity: usize) -> Self {
-        let system = ActorSystem::from_shared(cell.core.system.clone());
+    /// `stash_capacity`: the actor's own (its `Extras` are made at once to hold it), or `None`
+    /// for the system's default.
+    pub(crate) fn new(cell: Arc<Cell<A::Msg>>, stash_capacity: Option<usize>) -> Self {
+        let extras = stash_capacity.map(|capacity| Box::new(Extras::new(capacity)));
         Self {
             myself: ActorRef::local(cell.clone()),
             cell,
-            system,
-            stash_capacity,
-            extras: None,
+            extras,
         }
     }
 
     /// The rarely used parts, allocated on first use.
     pub(crate) fn x(&mut self) -> &mut Extras<A::Msg> {
-        self.extras.get_or_insert_with(Default::default)
+        let system = &self.cell.core.system;
+        self.extras
+            .get_or_insert_with(|| Box::new(Extras::new(system.config.stash_capacity)))
     }
 
     /// The next unstashed message, if any (no allocation when there is none).
@@ -173,7 +178,7 @@ impl<A: Actor> Context<A> {
 
     /// The system this actor runs in.
     pub fn system(&self) -> &ActorSystem {
-        &self.system
+        ActorSystem::lend(&self.cell.core.system)
     }
 
     /// Spawns a child (path `<my path>/<name>`). Children are stopped before their parent, and on
@@ -188,7 +193,7 @@ impl<A: Actor> Context<A> {
         start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     ) -> Result<ActorRef<B::Msg>, SpawnError> {
         let (actor_ref, target) = spawn_actor(
-            self.system.shared(),
+            &self.cell.core.system,
             Parent::Actor(self.sys_self()),
             &self.cell.core.path(),
             props,
@@ -322,7 +327,7 @@ impl<A: Actor> Context<A> {
     /// The directive of the system's default policy for `failure` (what the default
     /// `on_child_failure` returns).
     pub fn default_directive(&self, failure: &ChildFailure) -> Directive {
-        let mut policy = self.system.config().default_supervision;
+        let mut policy = self.cell.core.system.config.default_supervision;
         policy.decide(failure, Instant::now())
     }
 
@@ -351,7 +356,7 @@ impl<A: Actor> Context<A> {
     /// Sends `msg` to this actor after `delay`. Replaces any timer with the same key.
     pub fn send_after(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
         let target = self.sys_self();
-        let handle = self.system.shared().handle.clone();
+        let handle = self.cell.core.system.handle.clone();
         self.x()
             .timers
             .start_once(&handle, target, key.into(), delay, msg);
@@ -386,7 +391,7 @@ impl<A: Actor> Context<A> {
         make: impl Fn() -> A::Msg + Send + 'static,
     ) {
         let target = self.sys_self();
-        let handle = self.system.shared().handle.clone();
+        let handle = self.cell.core.system.handle.clone();
         self.x()
             .timers
             .start_interval(&handle, target, key.into(), period, Box::new(make));
@@ -506,9 +511,8 @@ impl<A: Actor> Context<A> {
     /// # }
     /// ```
     pub fn stash(&mut self, msg: A::Msg) -> Result<(), StashError<A::Msg>> {
-        let capacity = self.stash_capacity;
         let x = self.x();
-        if x.stash.len() >= capacity {
+        if x.stash.len() >= x.stash_capacity {
             return Err(StashError(msg));
         }
         x.stash.push_back(msg);
@@ -538,7 +542,7 @@ impl<A: Actor> Context<A> {
         T: Send + 'static,
     {
         let me = self.myself.clone();
-        let task = self.system.shared().handle.spawn(async move {
+        let task = self.cell.core.system.handle.spawn(async move {
             let out = future.await;
             me.tell(map(out));
         });

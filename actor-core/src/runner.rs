@@ -81,20 +81,26 @@ type Caught<T> = Result<T, Box<dyn std::any::Any + Send>>;
 struct ActorLoop<A: Actor> {
     actor: Option<A>,
     ctx: Context<A>,
-    factory: Arc<dyn Fn() -> A + Send + Sync>,
-    parent: Parent,
+    /// What the hot path never reads, in one allocation: the task future stays within 152 bytes,
+    /// which makes a 256-byte tokio task instead of a 384-byte one (see `size_probe`).
+    cold: Box<Cold<A>>,
     /// Set by a graceful stop with `TerminationReason::Stopped` (any other reason is kept in
     /// `rare`); neither at drop means the task was aborted (killed).
     stopped: bool,
-    /// State only failures, restarts and waited-for starts need, boxed on first use so that it
-    /// does not grow every actor's task.
-    rare: Option<Box<Rare>>,
     cursor: Cursor<A::Msg>,
     /// Stop gracefully the next time the mailbox is empty (`stop_when_idle`).
     stop_when_idle: bool,
     throughput: u32,
     /// Messages left before the loop yields the worker.
     budget: u32,
+}
+
+/// The cold part of an actor loop: its factory (for restarts), its parent, and the rare state.
+struct Cold<A> {
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    parent: Parent,
+    /// State only failures, restarts and waited-for starts need, boxed on first use.
+    rare: Option<Box<Rare>>,
 }
 
 /// The rarely used part of an actor loop.
@@ -363,19 +369,20 @@ pub(crate) fn spawn_actor<A: Actor>(
     if matches!(parent, Parent::Guardian(_)) {
         shared.add_top_level(target.clone());
     }
-    let stash_capacity = props.stash_capacity.unwrap_or(shared.config.stash_capacity);
     let lp: ActorLoop<A> = ActorLoop {
         actor: None,
-        ctx: Context::new(cell.clone(), stash_capacity),
-        factory: props.factory.clone(),
-        parent,
-        stopped: false,
-        rare: start_signal.map(|tx| {
-            Box::new(Rare {
-                start_signal: Some(tx),
-                ..Rare::default()
-            })
+        ctx: Context::new(cell.clone(), props.stash_capacity),
+        cold: Box::new(Cold {
+            factory: props.factory.clone(),
+            parent,
+            rare: start_signal.map(|tx| {
+                Box::new(Rare {
+                    start_signal: Some(tx),
+                    ..Rare::default()
+                })
+            }),
         }),
+        stopped: false,
         cursor: Cursor::default(),
         stop_when_idle: false,
         budget: 0,
@@ -595,7 +602,7 @@ impl<A: Actor> ActorLoop<A> {
 
     /// Builds fresh state from the factory and runs `started` (or `post_restart`).
     async fn build_and_start(&mut self, restart_cause: Option<&Failure>) {
-        let factory = self.factory.clone();
+        let factory = self.cold.factory.clone();
         match std::panic::catch_unwind(AssertUnwindSafe(|| factory())) {
             Ok(actor) => self.actor = Some(actor),
             Err(payload) => {
@@ -631,7 +638,7 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn signal_start(&mut self, outcome: Result<(), Failure>) {
-        if let Some(tx) = self.rare.as_mut().and_then(|r| r.start_signal.take()) {
+        if let Some(tx) = self.cold.rare.as_mut().and_then(|r| r.start_signal.take()) {
             let _ = tx.send(outcome);
         }
     }
@@ -680,8 +687,8 @@ impl<A: Actor> ActorLoop<A> {
             error = %failure.message,
             "actor failed"
         );
-        self.rare.get_or_insert_with(Box::default).suspended = Some(failure.clone());
-        if !self.parent.send(SystemMsg::ChildFailed {
+        self.cold.rare.get_or_insert_with(Box::default).suspended = Some(failure.clone());
+        if !self.cold.parent.send(SystemMsg::ChildFailed {
             child: core.id,
             failure,
         }) {
@@ -702,7 +709,8 @@ impl<A: Actor> ActorLoop<A> {
             SystemMsg::Restart(cause) => self.restart(cause).await,
             SystemMsg::Supervise(directive) => {
                 // A directive for a failure we are no longer suspended on is stale.
-                let Some(failure) = self.rare.as_ref().and_then(|r| r.suspended.clone()) else {
+                let Some(failure) = self.cold.rare.as_ref().and_then(|r| r.suspended.clone())
+                else {
                     return Flow::Continue;
                 };
                 match directive {
@@ -717,10 +725,10 @@ impl<A: Actor> ActorLoop<A> {
                 }
             }
             SystemMsg::RestartNow => {
-                if let Some(r) = self.rare.as_mut() {
+                if let Some(r) = self.cold.rare.as_mut() {
                     r.delayed_restart = None;
                 }
-                if let Some(failure) = self.rare.as_ref().and_then(|r| r.suspended.clone()) {
+                if let Some(failure) = self.cold.rare.as_ref().and_then(|r| r.suspended.clone()) {
                     self.restart(failure).await;
                 }
             }
@@ -802,10 +810,14 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn resume(&mut self) {
-        if let Some(r) = self.rare.as_mut() {
+        if let Some(r) = self.cold.rare.as_mut() {
             r.suspended = None;
         }
-        if let Some(child) = self.rare.as_mut().and_then(|r| r.escalated_child.take())
+        if let Some(child) = self
+            .cold
+            .rare
+            .as_mut()
+            .and_then(|r| r.escalated_child.take())
             && let Some(entry) = self.ctx.x().children.get(&child)
         {
             entry
@@ -817,15 +829,19 @@ impl<A: Actor> ActorLoop<A> {
 
     /// The rare state, boxed on first use.
     fn rare(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
+        self.cold.rare.get_or_insert_with(Box::default)
     }
 
     fn is_suspended(&self) -> bool {
-        self.rare.as_ref().is_some_and(|r| r.suspended.is_some())
+        self.cold
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.suspended.is_some())
     }
 
     fn requeue_deferred(&mut self) {
         let deferred = self
+            .cold
             .rare
             .as_mut()
             .map(|r| std::mem::take(&mut r.deferred))
@@ -836,7 +852,12 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn schedule_restart(&mut self, delay: std::time::Duration) {
-        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
+        if let Some(h) = self
+            .cold
+            .rare
+            .as_mut()
+            .and_then(|r| r.delayed_restart.take())
+        {
             h.abort();
         }
         let me: Arc<dyn SysTarget> = self.ctx.cell.clone();
@@ -849,7 +870,12 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     async fn restart(&mut self, cause: Failure) {
-        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
+        if let Some(h) = self
+            .cold
+            .rare
+            .as_mut()
+            .and_then(|r| r.delayed_restart.take())
+        {
             h.abort();
         }
         if let Some(actor) = self.actor.as_mut()
@@ -867,7 +893,7 @@ impl<A: Actor> ActorLoop<A> {
         self.ctx.clear_receive_timeout();
         self.ctx.unstash_all();
         self.actor = None;
-        if let Some(r) = self.rare.as_mut() {
+        if let Some(r) = self.cold.rare.as_mut() {
             r.escalated_child = None;
             r.suspended = None;
         }
@@ -912,7 +938,12 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     async fn stop_gracefully(&mut self, reason: TerminationReason) {
-        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
+        if let Some(h) = self
+            .cold
+            .rare
+            .as_mut()
+            .and_then(|r| r.delayed_restart.take())
+        {
             h.abort();
         }
         if let Some(actor) = self.actor.as_mut()
@@ -944,14 +975,19 @@ impl<A: Actor> ActorLoop<A> {
 
 impl<A: Actor> Drop for ActorLoop<A> {
     fn drop(&mut self) {
-        let reason = match self.rare.as_mut().and_then(|r| r.reason.take()) {
+        let reason = match self.cold.rare.as_mut().and_then(|r| r.reason.take()) {
             Some(reason) => reason,
             None if self.stopped => TerminationReason::Stopped,
             None => TerminationReason::Killed,
         };
         let cell = self.ctx.cell.clone();
         let core = &cell.core;
-        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
+        if let Some(h) = self
+            .cold
+            .rare
+            .as_mut()
+            .and_then(|r| r.delayed_restart.take())
+        {
             h.abort();
         }
         cell.mailbox.close();
@@ -989,7 +1025,8 @@ impl<A: Actor> Drop for ActorLoop<A> {
             core.drop_contained(actor);
         }
         core.terminate(reason);
-        self.parent
+        self.cold
+            .parent
             .send(SystemMsg::ChildTerminated { child: core.id });
     }
 }
@@ -998,9 +1035,8 @@ impl<A: Actor> Drop for ActorLoop<A> {
 mod size_probe {
     //! The memory an idle actor costs is mostly its tokio task: a 128-byte-aligned allocation of
     //! a 32-byte header, the future (plus 24 bytes of stage tag, scheduler and task id) and a
-    //! 48-byte trailer. A future of at most 280 bytes makes it 384 bytes; one byte more makes it
-    //! 512 (and at most 152 bytes would make it 256). These tests keep an actor with a small state
-    //! within 280 bytes.
+    //! 48-byte trailer. A future of at most 152 bytes makes it 256 bytes; one byte more makes it
+    //! 384. These tests keep an actor with a small state within 152 bytes.
     use std::cell::Cell;
 
     thread_local! {
@@ -1035,20 +1071,20 @@ mod size_probe {
     }
 
     #[test]
-    fn a_small_actor_fits_a_384_byte_tokio_task() {
+    fn a_small_actor_fits_a_256_byte_tokio_task() {
         let size = spawned_task_future();
         assert!(
-            size <= 280,
-            "the task future of an actor with a u64 of state is {size} bytes: over 280, its tokio \
-             task takes 512 bytes instead of 384 (print layouts with `RUSTC_BOOTSTRAP=1 cargo \
+            size <= 152,
+            "the task future of an actor with a u64 of state is {size} bytes: over 152, its tokio \
+             task takes 384 bytes instead of 256 (print layouts with `RUSTC_BOOTSTRAP=1 cargo \
              rustc -p actor-core --lib --profile test -- -Zprint-type-sizes`)"
         );
     }
 
     #[test]
     fn a_small_actors_cell_is_at_most_a_200_byte_allocation() {
-        // The `Arc`'s two counts come on top. With glibc, 200 bytes pack around the task at
-        // 724 B per idle actor in `alloc_model`, 208-216 bytes at 831 B.
+        // The `Arc`'s two counts come on top. With glibc, 200 bytes pack around a 256-byte task
+        // at 536 B per idle actor in `alloc_model`, 208-216 bytes at 695 B.
         let size = std::mem::size_of::<crate::cell::Cell<u64>>() + 16;
         assert!(
             size <= 200,

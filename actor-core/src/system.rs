@@ -316,6 +316,7 @@ impl SystemShared {
 /// An actor system: a handle (cheap to clone) to everything it runs. Any number of systems can
 /// live side by side in one process.
 #[derive(Clone)]
+#[repr(transparent)]
 pub struct ActorSystem {
     shared: Arc<SystemShared>,
 }
@@ -374,6 +375,13 @@ impl ActorSystem {
 
     pub(crate) fn from_shared(shared: Arc<SystemShared>) -> Self {
         Self { shared }
+    }
+
+    /// The system behind `shared`, borrowed (no reference count taken).
+    pub(crate) fn lend(shared: &Arc<SystemShared>) -> &Self {
+        // SAFETY: `ActorSystem` is `repr(transparent)` over `Arc<SystemShared>`: the same layout,
+        // and the borrow keeps `shared`'s lifetime.
+        unsafe { &*(shared as *const Arc<SystemShared>).cast::<Self>() }
     }
 
     pub(crate) fn shared(&self) -> &Arc<SystemShared> {
