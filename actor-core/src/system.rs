@@ -151,9 +151,13 @@ struct RegistryEntry {
     message_type: &'static str,
 }
 
-pub(crate) struct TopLevel {
-    target: Arc<dyn SysTarget>,
-    restarts: RestartHistory,
+/// The user guardian's children: the live top-level actors, and the restart history of those
+/// that restarted. Kept apart because most actors never restart: the map of live ones costs 24
+/// bytes an entry (about 33 per actor with the table's slack), not 32 (about 43).
+#[derive(Default)]
+struct Guardian {
+    live: HashMap<ActorId, Arc<dyn SysTarget>, FxBuildHasher>,
+    restarts: HashMap<ActorId, RestartHistory, FxBuildHasher>,
 }
 
 pub(crate) struct SystemShared {
@@ -162,7 +166,7 @@ pub(crate) struct SystemShared {
     pub(crate) dead_letters: DeadLetterOffice,
     next_id: AtomicU64,
     registry: RwLock<HashMap<Arc<str>, RegistryEntry>>,
-    guardian: Mutex<HashMap<ActorId, TopLevel, FxBuildHasher>>,
+    guardian: Mutex<Guardian>,
     guardian_empty: Notify,
     live: AtomicUsize,
     shutting_down: AtomicBool,
@@ -259,13 +263,7 @@ impl SystemShared {
 
     pub(crate) fn add_top_level(&self, target: Arc<dyn SysTarget>) {
         let id = target.core().id;
-        self.guardian.lock().insert(
-            id,
-            TopLevel {
-                target,
-                restarts: RestartHistory::default(),
-            },
-        );
+        self.guardian.lock().live.insert(id, target);
     }
 
     /// The user guardian's system lane: it supervises the top-level actors.
@@ -273,15 +271,17 @@ impl SystemShared {
         match msg {
             SystemMsg::ChildFailed { child, failure } => {
                 let mut guardian = self.guardian.lock();
-                let Some(entry) = guardian.get_mut(&child) else {
+                let Guardian { live, restarts } = &mut *guardian;
+                let Some(target) = live.get(&child) else {
                     return;
                 };
                 let now = Instant::now();
+                let history = restarts.get(&child);
                 let cf = ChildFailure {
                     child,
                     failure,
-                    restart_count: entry.restarts.count(),
-                    recent_restarts: entry.restarts.recent(),
+                    restart_count: history.map_or(0, RestartHistory::count),
+                    recent_restarts: history.map(RestartHistory::recent).unwrap_or_default(),
                 };
                 let mut policy = self.config.default_supervision;
                 let directive = match policy.decide(&cf, now) {
@@ -289,22 +289,26 @@ impl SystemShared {
                     Directive::Escalate => Directive::Stop,
                     d => d,
                 };
+                let mut count = cf.restart_count;
                 if matches!(directive, Directive::Restart | Directive::RestartAfter(_)) {
-                    entry.restarts.record(now);
+                    let history = restarts.entry(child).or_default();
+                    history.record(now);
+                    count = history.count();
                 }
                 tracing::info!(
                     actor = %cf.failure.actor,
                     error = %cf.failure.message,
-                    restarts = entry.restarts.count(),
+                    restarts = count,
                     ?directive,
                     "user guardian decided on a failed top-level actor"
                 );
-                entry.target.send_sys(SystemMsg::Supervise(directive));
+                target.send_sys(SystemMsg::Supervise(directive));
             }
             SystemMsg::ChildTerminated { child } => {
                 let mut guardian = self.guardian.lock();
-                guardian.remove(&child);
-                if guardian.is_empty() {
+                guardian.live.remove(&child);
+                guardian.restarts.remove(&child);
+                if guardian.live.is_empty() {
                     self.guardian_empty.notify_waiters();
                 }
             }
@@ -340,7 +344,7 @@ impl ActorSystem {
                 dead_letters,
                 next_id: AtomicU64::new(1),
                 registry: RwLock::new(HashMap::new()),
-                guardian: Mutex::new(HashMap::default()),
+                guardian: Mutex::new(Guardian::default()),
                 guardian_empty: Notify::new(),
                 live: AtomicUsize::new(0),
                 shutting_down: AtomicBool::new(false),
@@ -500,24 +504,15 @@ impl ActorSystem {
         let shared = &self.shared;
         shared.shutting_down.store(true, Ordering::Release);
         tracing::info!(system = %shared.config.name, ?deadline, "actor system shutting down");
-        let top: Vec<Arc<dyn SysTarget>> = shared
-            .guardian
-            .lock()
-            .values()
-            .map(|t| t.target.clone())
-            .collect();
+        let top: Vec<Arc<dyn SysTarget>> = shared.guardian.lock().live.values().cloned().collect();
         for t in &top {
             t.send_sys(SystemMsg::Stop);
         }
         let until = Instant::now() + deadline;
         let mut report = ShutdownReport::default();
         if !self.wait_top_level_empty(until).await {
-            let remaining: Vec<Arc<dyn SysTarget>> = shared
-                .guardian
-                .lock()
-                .values()
-                .map(|t| t.target.clone())
-                .collect();
+            let remaining: Vec<Arc<dyn SysTarget>> =
+                shared.guardian.lock().live.values().cloned().collect();
             tracing::warn!(
                 remaining = remaining.len(),
                 "shutdown deadline passed; killing the rest"
@@ -533,8 +528,9 @@ impl ActorSystem {
                 report.unresponsive = shared
                     .guardian
                     .lock()
+                    .live
                     .values()
-                    .map(|t| t.target.core().path())
+                    .map(|t| t.core().path())
                     .collect();
             }
         }
@@ -547,11 +543,11 @@ impl ActorSystem {
             let notified = self.shared.guardian_empty.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.shared.guardian.lock().is_empty() {
+            if self.shared.guardian.lock().live.is_empty() {
                 return true;
             }
             if tokio::time::timeout_at(until, notified).await.is_err() {
-                return self.shared.guardian.lock().is_empty();
+                return self.shared.guardian.lock().live.is_empty();
             }
         }
     }
