@@ -87,6 +87,9 @@ struct ActorLoop<A: Actor> {
     /// Set by a graceful stop with `TerminationReason::Stopped` (any other reason is kept in
     /// `rare`); neither at drop means the task was aborted (killed).
     stopped: bool,
+    /// Whether `Rare::suspended` holds a failure: read per message, without touching the cold
+    /// box (another cache line per message when many actors take turns).
+    suspended: bool,
     cursor: Cursor<A::Msg>,
     /// Stop gracefully the next time the mailbox is empty (`stop_when_idle`).
     stop_when_idle: bool,
@@ -383,6 +386,7 @@ pub(crate) fn spawn_actor<A: Actor>(
             }),
         }),
         stopped: false,
+        suspended: false,
         cursor: Cursor::default(),
         stop_when_idle: false,
         budget: 0,
@@ -688,6 +692,7 @@ impl<A: Actor> ActorLoop<A> {
             "actor failed"
         );
         self.cold.rare.get_or_insert_with(Box::default).suspended = Some(failure.clone());
+        self.suspended = true;
         if !self.cold.parent.send(SystemMsg::ChildFailed {
             child: core.id,
             failure,
@@ -813,6 +818,7 @@ impl<A: Actor> ActorLoop<A> {
         if let Some(r) = self.cold.rare.as_mut() {
             r.suspended = None;
         }
+        self.suspended = false;
         if let Some(child) = self
             .cold
             .rare
@@ -832,11 +838,17 @@ impl<A: Actor> ActorLoop<A> {
         self.cold.rare.get_or_insert_with(Box::default)
     }
 
+    #[inline]
     fn is_suspended(&self) -> bool {
-        self.cold
-            .rare
-            .as_ref()
-            .is_some_and(|r| r.suspended.is_some())
+        debug_assert_eq!(
+            self.suspended,
+            self.cold
+                .rare
+                .as_ref()
+                .is_some_and(|r| r.suspended.is_some()),
+            "the suspended flag mirrors the rare state"
+        );
+        self.suspended
     }
 
     fn requeue_deferred(&mut self) {
@@ -897,6 +909,7 @@ impl<A: Actor> ActorLoop<A> {
             r.escalated_child = None;
             r.suspended = None;
         }
+        self.suspended = false;
         let restarts = self.ctx.cell.core.restarts.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(
             actor = %self.ctx.cell.core.display_path(),
