@@ -58,6 +58,12 @@ pub trait Actor: Sized + Send + 'static {
     type Msg: Send + 'static;
 
     /// Handles one message.
+    ///
+    /// The returned future lives inside the actor's task, unboxed, while it runs, so every actor
+    /// of this type carries room for it (an idle actor with small state and a small handler
+    /// takes a 256-byte tokio task). A handler that holds a large value across an `.await` (a
+    /// big buffer, a large nested future) grows every actor of the type, idle or not; box it
+    /// (`Box::pin(fut).await`) to keep it out of the task.
     fn handle(
         &mut self,
         msg: Self::Msg,
