@@ -170,6 +170,18 @@ struct ActorTask<A: Actor, H, F> {
     _pinned: std::marker::PhantomPinned,
 }
 
+/// Writes `Step::Next` over a step whose handler's future was dropped in place, when dropped
+/// (also while unwinding), without dropping what was there.
+struct WriteNext<H>(*mut Step<H>);
+
+impl<H> Drop for WriteNext<H> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the pointer is to the task's `step`, whose content was dropped in place.
+        unsafe { std::ptr::write(self.0, Step::Next) }
+    }
+}
+
 /// A borrow with its lifetime erased, for a future that `ActorTask` stores beside what it borrows.
 ///
 /// # Safety
@@ -236,12 +248,15 @@ where
                     };
                     // The handler's borrows end here, before `lp` is touched. (Dropping only
                     // the handler's future, in place, spares a call to `Step`'s drop glue per
-                    // message.)
-                    // SAFETY: `fut` is dropped in place once, and `step` overwritten without a
-                    // second drop.
+                    // message.) `step` becomes `Next` when the guard goes, also if the future's
+                    // `Drop` panics: it is never dropped twice.
+                    // SAFETY: `fut` is dropped in place once; the guard then overwrites `step`
+                    // without dropping it again, and nothing reads `step` in between.
                     unsafe {
-                        std::ptr::drop_in_place(fut.get_unchecked_mut());
-                        std::ptr::write(&mut this.step, Step::Next);
+                        let fut: *mut H = fut.get_unchecked_mut();
+                        let step: *mut Step<H> = &mut this.step;
+                        let _next = WriteNext(step);
+                        std::ptr::drop_in_place(fut);
                     }
                     let lp = &mut this.lp;
                     lp.handled(failed);

@@ -2,7 +2,11 @@
 //! borrows the actor's state and context while it is kept), so order, state, the throughput
 //! budget, panics after a suspension and a kill in the middle of one must all still hold.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use actor_core::prelude::*;
@@ -167,4 +171,61 @@ async fn a_kill_mid_handler_drops_the_handlers_future_before_the_state() {
         .expect("dead letter");
     assert_eq!(letter.recipient, a.path());
     assert_eq!(letter.reason, DeadLetterReason::Stopped);
+}
+
+/// A handler's future that is ready at once and panics when dropped.
+struct PanicsOnDrop(Arc<AtomicU32>);
+
+impl Future for PanicsOnDrop {
+    type Output = ActorResult;
+    fn poll(self: Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> Poll<ActorResult> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("a handler's future panicked in drop");
+    }
+}
+
+struct Fragile {
+    drops: Arc<AtomicU32>,
+}
+
+impl Actor for Fragile {
+    type Msg = ();
+    #[allow(clippy::manual_async_fn)]
+    fn handle(
+        &mut self,
+        _msg: (),
+        _ctx: &mut Context<Self>,
+    ) -> impl Future<Output = ActorResult> + Send {
+        PanicsOnDrop(self.drops.clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_future_that_panics_in_drop_is_dropped_once_and_ends_the_actor() {
+    let sys = ActorSystem::new(SystemConfig::default()).expect("system");
+    let drops = Arc::new(AtomicU32::new(0));
+    let a = sys
+        .spawn(Props::new({
+            let drops = drops.clone();
+            move || Fragile {
+                drops: drops.clone(),
+            }
+        }))
+        .expect("spawn");
+    a.tell(());
+    // The panic escapes the task (it is not the handler's): the task ends and the teardown
+    // runs, as for a kill.
+    assert!(matches!(
+        tokio::time::timeout(T, a.wait_for_stop())
+            .await
+            .expect("ends"),
+        TerminationReason::Killed
+    ));
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped exactly once");
 }
