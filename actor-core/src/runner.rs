@@ -299,7 +299,18 @@ where
                             // SAFETY: the future is stored in `step` and dropped before `lp`
                             // is touched again (see `ActorTask`).
                             let (actor, ctx) = unsafe { (erased(actor), erased(&mut this.lp.ctx)) };
-                            Step::Handle((this.make)(actor, msg, ctx))
+                            // `handle` itself runs under the guard too: a hand-written one that
+                            // panics before returning its future fails like any handler.
+                            let make = &this.make;
+                            match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                make(actor, msg, ctx)
+                            })) {
+                                Ok(fut) => Step::Handle(fut),
+                                Err(payload) => {
+                                    this.lp.handled(Some(Err(payload)));
+                                    continue;
+                                }
+                            }
                         }
                         todo => Step::Rare(this.rare_step(todo)),
                     };

@@ -229,3 +229,41 @@ async fn a_handler_future_that_panics_in_drop_is_dropped_once_and_ends_the_actor
     ));
     assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped exactly once");
 }
+
+/// `handle` written by hand: it panics before it returns a future on `true`.
+struct Eager {
+    seen: u32,
+}
+
+impl Actor for Eager {
+    type Msg = (bool, Option<Reply<u32>>);
+    #[allow(clippy::manual_async_fn)]
+    fn handle(
+        &mut self,
+        (panic, reply): (bool, Option<Reply<u32>>),
+        _ctx: &mut Context<Self>,
+    ) -> impl Future<Output = ActorResult> + Send {
+        assert!(!panic, "handle panicked before returning its future");
+        self.seen += 1;
+        if let Some(reply) = reply {
+            reply.send(self.seen);
+        }
+        std::future::ready(Ok(()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_that_panics_before_returning_its_future_is_a_contained_failure() {
+    let sys = ActorSystem::new(SystemConfig::default()).expect("system");
+    let a = sys.spawn(Props::new(|| Eager { seen: 0 })).expect("spawn");
+    a.tell((false, None));
+    a.tell((true, None));
+    // Restarted by the system default (fresh state), not killed.
+    let seen = a
+        .ask_timeout(|reply| (false, Some(reply)), T)
+        .await
+        .expect("ask");
+    assert_eq!(seen, 1);
+    let stats = a.stats().expect("stats");
+    assert_eq!((stats.failures, stats.restarts), (1, 1));
+}
