@@ -128,6 +128,14 @@ struct Rare {
 enum Todo<M> {
     /// Handle a user message or a timer tick's message.
     Handle(M),
+    /// Run a rare path.
+    Rare(RarePath),
+}
+
+/// A rare path of the loop, run as a boxed future (see `ActorTask::rare_step`).
+enum RarePath {
+    /// Build the actor and run `started`.
+    Start,
     /// Handle a system message (other than a timer tick).
     System(SystemMsg),
     /// The mailbox is empty and `stop_when_idle` was asked for.
@@ -312,19 +320,12 @@ where
                                 }
                             }
                         }
-                        todo => Step::Rare(this.rare_step(todo)),
+                        Todo::Rare(path) => Step::Rare(this.rare_step(path)),
                     };
                     // SAFETY: `step` is `Next` (nothing to drop).
                     unsafe { std::ptr::write(&mut this.step, step) };
                 }
-                Step::Start => {
-                    // SAFETY: as for `rare_step`.
-                    let lp = unsafe { erased(&mut this.lp) };
-                    this.step = Step::Rare(Box::pin(async move {
-                        lp.build_and_start(None).await;
-                        Flow::Continue
-                    }));
-                }
+                Step::Start => this.step = Step::Rare(this.rare_step(RarePath::Start)),
                 Step::Done => return Poll::Ready(()),
             }
         }
@@ -333,23 +334,22 @@ where
 
 impl<A: Actor, H, F> ActorTask<A, H, F> {
     /// The boxed future of a rare path.
-    fn rare_step(&mut self, todo: Todo<A::Msg>) -> Pin<Box<dyn Future<Output = Flow> + Send>> {
+    fn rare_step(&mut self, path: RarePath) -> Pin<Box<dyn Future<Output = Flow> + Send>> {
         // SAFETY: the future is stored in `step` and dropped before `lp` is touched again (see
         // `ActorTask`).
         let lp = unsafe { erased(&mut self.lp) };
-        match todo {
-            Todo::System(sys) => Box::pin(lp.on_system(sys)),
-            Todo::StopWhenIdle => Box::pin(async move {
+        match path {
+            RarePath::Start => Box::pin(async move {
+                lp.build_and_start(None).await;
+                Flow::Continue
+            }),
+            RarePath::System(sys) => Box::pin(lp.on_system(sys)),
+            RarePath::StopWhenIdle => Box::pin(async move {
                 lp.stop_gracefully(TerminationReason::Stopped).await;
                 Flow::Stop
             }),
-            Todo::ReceiveTimeout => Box::pin(async move {
+            RarePath::ReceiveTimeout => Box::pin(async move {
                 lp.deliver_signal(Signal::ReceiveTimeout).await;
-                Flow::Continue
-            }),
-            // (`poll` makes the handler's future itself.)
-            Todo::Handle(msg) => Box::pin(async move {
-                lp.handle_user(msg).await;
                 Flow::Continue
             }),
         }
@@ -548,7 +548,7 @@ impl<A: Actor> ActorLoop<A> {
                         None => continue,
                     }
                 }
-                return Some(Todo::System(sys));
+                return Some(Todo::Rare(RarePath::System(sys)));
             }
             if self.is_suspended() || self.actor.is_none() {
                 self.flush_stats();
@@ -567,7 +567,7 @@ impl<A: Actor> ActorLoop<A> {
             self.budget = self.throughput;
             self.flush_stats();
             if self.stop_when_idle {
-                return Some(Todo::StopWhenIdle);
+                return Some(Todo::Rare(RarePath::StopWhenIdle));
             }
             if self.ctx.cell.mailbox.poll_park(cx, false).is_ready() {
                 continue;
@@ -586,7 +586,7 @@ impl<A: Actor> ActorLoop<A> {
                 return None;
             }
             self.ctx.reset_idle();
-            return Some(Todo::ReceiveTimeout);
+            return Some(Todo::Rare(RarePath::ReceiveTimeout));
         }
     }
 
