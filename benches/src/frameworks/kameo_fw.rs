@@ -267,7 +267,9 @@ impl Message<u64> for Idle {
 }
 
 fn spawn(n: usize) -> BenchResult<SpawnStats> {
-    runtime().block_on(async {
+    // Spawned from a task on the runtime, as an actor or a session task spawns actors
+    // (actix spawns from its own runtime's thread too).
+    crate::on_worker(async move {
         let before = rss_bytes();
         let t0 = Instant::now();
         let refs: Vec<_> = (0..n).map(|i| start(Idle { state: i as u64 })).collect();

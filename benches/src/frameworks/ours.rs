@@ -325,7 +325,9 @@ fn spawn(n: usize) -> BenchResult<SpawnStats> {
 }
 
 fn spawn_in(n: usize, grouped: bool) -> BenchResult<SpawnStats> {
-    runtime().block_on(async {
+    // Spawned from a task on the runtime, as an actor or a session task spawns actors
+    // (actix spawns from its own runtime's thread too).
+    crate::on_worker(async move {
         let sys = system();
         let group = group_if(&sys, grouped);
         let before = rss_bytes();

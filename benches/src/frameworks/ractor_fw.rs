@@ -328,7 +328,9 @@ impl Actor for Idle {
 }
 
 fn spawn(n: usize) -> BenchResult<SpawnStats> {
-    runtime().block_on(async {
+    // Spawned from a task on the runtime, as an actor or a session task spawns actors
+    // (actix spawns from its own runtime's thread too).
+    crate::on_worker(async move {
         let before = rss_bytes();
         let start = Instant::now();
         let mut actors = Vec::with_capacity(n);

@@ -177,7 +177,9 @@ pub fn ring_on(
 }
 
 fn spawn(n: usize) -> BenchResult<SpawnStats> {
-    runtime().block_on(async {
+    // Spawned from a task on the runtime, as an actor or a session task spawns actors
+    // (actix spawns from its own runtime's thread too).
+    crate::on_worker(async move {
         let before = rss_bytes();
         let t0 = Instant::now();
         let mut tasks = Vec::with_capacity(n);
