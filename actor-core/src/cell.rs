@@ -95,20 +95,26 @@ impl Watcher {
     }
 }
 
-/// How an actor's end is recorded and announced, and how its task is aborted. Kept small (16
-/// bytes), since every actor has one: watchers, waiters, a reason that is not a plain stop or
-/// kill (those are recorded in `CellCore::end`) and a group member's kill switch are boxed on
-/// first use, as most actors are never watched and run as tasks of their own.
+/// How an actor's end is recorded and announced, how its task is aborted, and who its parent
+/// is. Kept small (32 bytes), since every actor has one: watchers, waiters, a reason that is not
+/// a plain stop or kill (those are recorded in `CellCore::end`) and a group member's kill switch
+/// are boxed on first use, as most actors are never watched and run as tasks of their own.
 ///
 /// The cell's size matters beyond its bytes: with glibc, next to the 128-byte-aligned 256-byte
-/// tokio task, a cell allocation of 192-200 bytes costs 536 B per idle actor, 208-216 bytes cost
-/// 695 B, and 224-232 bytes 572 B (`alloc_model -- 24 <cell> 256`, `benches/src/bin/alloc_model.rs`).
+/// tokio task, a cell allocation of 192-200 bytes costs 536 B per idle actor, 176-184 bytes
+/// 664 B, 208-216 bytes 695 B, and 224-232 bytes 572 B (`alloc_model -- 24 <cell> 256`,
+/// `benches/src/bin/alloc_model.rs`): the parent lives here, not in a box of its own, and the
+/// cell is 184 bytes (200 with its `Arc` counts).
 #[derive(Default)]
 struct Life {
     more: Option<Box<LifeMore>>,
     /// The task's abort handle (set once, right after the spawn); under this lock so that a
     /// kill racing the spawn is never lost, without a `OnceLock` of its own.
     abort: Option<AbortHandle>,
+    /// The parent's system target; `None` for a top-level actor, whose parent is the user
+    /// guardian (the cell's system). Let go of when the actor ends
+    /// ([`CellCore::tell_parent_last`]), so an ended actor's cell does not keep its parent's.
+    parent: Option<Arc<dyn SysTarget>>,
 }
 
 /// The part of [`Life`] most actors never use.
@@ -155,8 +161,6 @@ pub(crate) struct CellCore {
     /// allocation and its formatting per spawn). See [`CellCore::path`].
     base: ActorPath,
     pub(crate) system: Arc<SystemShared>,
-    /// The message type's name (for dead letters), as a function: 8 bytes instead of 16.
-    pub(crate) message_type: fn() -> &'static str,
     /// Named, and so in the system's registry; `base` is its path.
     pub(crate) registered: bool,
     life: Mutex<Life>,
@@ -207,11 +211,13 @@ impl CellCore {
         }
     }
 
-    pub(crate) fn dead_letter(&self, reason: DeadLetterReason) {
+    /// Counts a dead letter of `message_type` (the cell's message type: see
+    /// [`Cell::dead_letter`], which supplies it, so the core does not store it).
+    pub(crate) fn dead_letter(&self, reason: DeadLetterReason, message_type: &'static str) {
         self.system.dead_letters.record_with(
             self.display_path(),
             || self.path(),
-            (self.message_type)(),
+            message_type,
             reason,
         );
     }
@@ -271,6 +277,30 @@ impl CellCore {
             id: self.id,
             path: self.path(),
             reason,
+        }
+    }
+
+    /// Tells the parent (the user guardian for a top-level actor) `msg`; `false` if it could not
+    /// be delivered (the parent has ended).
+    pub(crate) fn tell_parent(&self, msg: SystemMsg) -> bool {
+        // Cloned so that the send does not run under this actor's life lock.
+        let parent = self.life.lock().parent.clone();
+        self.send_to_parent(parent.as_deref(), msg)
+    }
+
+    /// Tells the parent `msg` as the actor's last word, and lets go of the parent.
+    pub(crate) fn tell_parent_last(&self, msg: SystemMsg) -> bool {
+        let parent = self.life.lock().parent.take();
+        self.send_to_parent(parent.as_deref(), msg)
+    }
+
+    fn send_to_parent(&self, parent: Option<&dyn SysTarget>, msg: SystemMsg) -> bool {
+        match parent {
+            Some(target) => target.send_sys(msg),
+            None => {
+                self.system.guardian_receive(msg);
+                true
+            }
         }
     }
 
@@ -372,22 +402,26 @@ pub(crate) struct Cell<M> {
 }
 
 impl<M: Send + 'static> Cell<M> {
-    /// `base`: the path of a named (`registered`) actor, or the parent's path of an anonymous one.
+    /// `base`: the path of a named (`registered`) actor, or the parent's path of an anonymous one;
+    /// `parent`: the parent's target, `None` for a top-level actor (the user guardian's child).
     pub(crate) fn new(
         id: ActorId,
         base: ActorPath,
         system: Arc<SystemShared>,
         mailbox: MailboxConfig<M>,
         registered: bool,
+        parent: Option<Arc<dyn SysTarget>>,
     ) -> Self {
         Self {
             core: CellCore {
                 id,
                 base,
                 system,
-                message_type: std::any::type_name::<M>,
                 registered,
-                life: Mutex::new(Life::default()),
+                life: Mutex::new(Life {
+                    parent,
+                    ..Life::default()
+                }),
                 processed: AtomicU64::new(0),
                 batched: AtomicU32::new(0),
                 failures: AtomicU32::new(0),
@@ -399,20 +433,25 @@ impl<M: Send + 'static> Cell<M> {
         }
     }
 
+    /// Counts a dead letter of this cell's message type.
+    pub(crate) fn dead_letter(&self, reason: DeadLetterReason) {
+        self.core.dead_letter(reason, std::any::type_name::<M>());
+    }
+
     /// Fire-and-forget: anything that cannot be queued is a dead letter.
     #[inline]
     pub(crate) fn tell(&self, msg: M) {
         match self.mailbox.push_user(msg, false) {
             Ok(acc) => {
                 if acc.shed.is_some() {
-                    self.core.dead_letter(DeadLetterReason::Shed);
+                    self.dead_letter(DeadLetterReason::Shed);
                 }
                 if acc.closed {
                     self.drain_dead();
                 }
             }
-            Err(Refused::Full(_)) => self.core.dead_letter(DeadLetterReason::MailboxFull),
-            Err(Refused::Closed(_)) => self.core.dead_letter(DeadLetterReason::Stopped),
+            Err(Refused::Full(_)) => self.dead_letter(DeadLetterReason::MailboxFull),
+            Err(Refused::Closed(_)) => self.dead_letter(DeadLetterReason::Stopped),
         }
     }
 
@@ -422,7 +461,7 @@ impl<M: Send + 'static> Cell<M> {
     pub(crate) fn try_tell(&self, msg: M, force_fail: bool) -> Result<(), Refused<M>> {
         let acc = self.mailbox.push_user(msg, force_fail)?;
         if acc.shed.is_some() {
-            self.core.dead_letter(DeadLetterReason::Shed);
+            self.dead_letter(DeadLetterReason::Shed);
         }
         if acc.closed {
             self.drain_dead();
@@ -434,7 +473,7 @@ impl<M: Send + 'static> Cell<M> {
     pub(crate) fn drain_dead(&self) {
         self.mailbox.drain_user(|msg| {
             self.core.drop_contained(msg);
-            self.core.dead_letter(DeadLetterReason::Stopped);
+            self.dead_letter(DeadLetterReason::Stopped);
         });
     }
 }
@@ -471,6 +510,7 @@ mod tests {
                 system.shared().clone(),
                 MailboxConfig::default(),
                 registered,
+                None,
             )
         };
         let anonymous = cell(false, lobby.clone());
@@ -484,5 +524,64 @@ mod tests {
             named.core.registered_path().map(ActorPath::as_str),
             Some("/user/lobby/room-7")
         );
+    }
+
+    /// A parent that spawns a child on request and hands out the child's ref.
+    struct Spawner {
+        children: tokio::sync::mpsc::UnboundedSender<crate::ActorRef<u64>>,
+    }
+
+    struct Idle;
+
+    impl crate::Actor for Idle {
+        type Msg = u64;
+        async fn handle(&mut self, _: u64, _: &mut crate::Context<Self>) -> crate::ActorResult {
+            Ok(())
+        }
+    }
+
+    impl crate::Actor for Spawner {
+        type Msg = ();
+        async fn handle(&mut self, _: (), ctx: &mut crate::Context<Self>) -> crate::ActorResult {
+            let child = ctx.spawn(crate::Props::new(|| Idle))?;
+            let _ = self.children.send(child);
+            Ok(())
+        }
+    }
+
+    /// The child's cell holds its parent while the child lives (for failures and its end) and
+    /// lets go of it when the child ends, so a ref kept to an ended child does not keep its
+    /// parent's cell (or a cycle through a watch) alive.
+    #[tokio::test]
+    async fn an_ended_child_lets_go_of_its_parent() {
+        let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let parent = system
+            .spawn(crate::Props::new(move || Spawner {
+                children: tx.clone(),
+            }))
+            .expect("spawn");
+        let parent_cell = parent.cell().expect("a local ref").clone();
+        parent.tell(());
+        let child = rx.recv().await.expect("the child's ref");
+        let held = Arc::strong_count(&parent_cell);
+        child.stop();
+        child.wait_for_stop().await;
+        // The child lets go after it is counted as ended: give its task the turns to finish.
+        let mut now = Arc::strong_count(&parent_cell);
+        for _ in 0..1_000 {
+            if now < held {
+                break;
+            }
+            tokio::task::yield_now().await;
+            now = Arc::strong_count(&parent_cell);
+        }
+        assert_eq!(
+            now,
+            held - 1,
+            "the ended child still holds its parent's cell"
+        );
+        drop(child);
+        system.shutdown(std::time::Duration::from_secs(5)).await;
     }
 }

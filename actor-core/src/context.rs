@@ -117,9 +117,18 @@ impl<M: Send + 'static> Extras<M> {
     }
 }
 
+/// The cell of an actor's own ref, which [`Context::new`] makes local.
+#[inline]
+fn own_cell<M: Send + 'static>(myself: &ActorRef<M>) -> &Arc<Cell<M>> {
+    match myself.cell() {
+        Some(cell) => cell,
+        None => unreachable!("an actor's own ref is a local one"),
+    }
+}
+
 /// The actor's view of itself and the system. Passed to every handler and hook.
 pub struct Context<A: Actor> {
-    pub(crate) cell: Arc<Cell<A::Msg>>,
+    /// Always a local ref: the cell is reached through it ([`Context::cell`]), not kept twice.
     myself: ActorRef<A::Msg>,
     /// The system is the cell's (`system()` lends it as an `ActorSystem`), and the stash
     /// capacity lives in `Extras`: every byte here is in every actor's task.
@@ -132,15 +141,20 @@ impl<A: Actor> Context<A> {
     pub(crate) fn new(cell: Arc<Cell<A::Msg>>, stash_capacity: Option<usize>) -> Self {
         let extras = stash_capacity.map(|capacity| Box::new(Extras::new(capacity)));
         Self {
-            myself: ActorRef::local(cell.clone()),
-            cell,
+            myself: ActorRef::local(cell),
             extras,
         }
     }
 
+    /// The actor's own cell.
+    #[inline]
+    pub(crate) fn cell(&self) -> &Arc<Cell<A::Msg>> {
+        own_cell(&self.myself)
+    }
+
     /// The rarely used parts, allocated on first use.
     pub(crate) fn x(&mut self) -> &mut Extras<A::Msg> {
-        let system = &self.cell.core.system;
+        let system = &own_cell(&self.myself).core.system;
         self.extras
             .get_or_insert_with(|| Box::new(Extras::new(system.config.stash_capacity)))
     }
@@ -157,7 +171,7 @@ impl<A: Actor> Context<A> {
     }
 
     fn sys_self(&self) -> Arc<dyn SysTarget> {
-        self.cell.clone()
+        self.cell().clone()
     }
 
     /// A ref to this actor.
@@ -167,18 +181,18 @@ impl<A: Actor> Context<A> {
 
     /// This actor's id.
     pub fn id(&self) -> ActorId {
-        self.cell.core.id
+        self.cell().core.id
     }
 
     /// This actor's path. An anonymous actor's path is built on each call (only named actors
     /// store theirs), so keep it if you need it often.
     pub fn path(&self) -> ActorPath {
-        self.cell.core.path()
+        self.cell().core.path()
     }
 
     /// The system this actor runs in.
     pub fn system(&self) -> &ActorSystem {
-        ActorSystem::lend(&self.cell.core.system)
+        ActorSystem::lend(&self.cell().core.system)
     }
 
     /// Spawns a child (path `<my path>/<name>`). Children are stopped before their parent, and on
@@ -193,9 +207,9 @@ impl<A: Actor> Context<A> {
         start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     ) -> Result<ActorRef<B::Msg>, SpawnError> {
         let (actor_ref, target) = spawn_actor(
-            &self.cell.core.system,
+            &self.cell().core.system,
             Parent::Actor(self.sys_self()),
-            &self.cell.core.path(),
+            &self.cell().core.path(),
             props,
             start_signal,
         )?;
@@ -297,7 +311,7 @@ impl<A: Actor> Context<A> {
     /// one-for-all. False if it is not a child.
     pub fn restart_child(&mut self, child: ActorId) -> bool {
         let cause = self.x().deciding.clone().unwrap_or_else(|| Failure {
-            actor: self.cell.core.path(),
+            actor: self.cell().core.path(),
             kind: FailureKind::Error,
             phase: FailurePhase::Message,
             message: Arc::from("restart requested by the parent"),
@@ -316,18 +330,18 @@ impl<A: Actor> Context<A> {
     /// Stops this actor gracefully after the current message (queued user messages become dead
     /// letters).
     pub fn stop(&mut self) {
-        self.cell.send_sys(SystemMsg::Stop);
+        self.cell().send_sys(SystemMsg::Stop);
     }
 
     /// Stops this actor gracefully once its mailbox is empty (see [`ActorRef::stop_when_idle`]).
     pub fn stop_when_idle(&mut self) {
-        self.cell.send_sys(SystemMsg::StopWhenIdle);
+        self.cell().send_sys(SystemMsg::StopWhenIdle);
     }
 
     /// The directive of the system's default policy for `failure` (what the default
     /// `on_child_failure` returns).
     pub fn default_directive(&self, failure: &ChildFailure) -> Directive {
-        let mut policy = self.cell.core.system.config.default_supervision;
+        let mut policy = self.cell().core.system.config.default_supervision;
         policy.decide(failure, Instant::now())
     }
 
@@ -349,14 +363,14 @@ impl<A: Actor> Context<A> {
     /// queued.
     pub fn unwatch(&mut self, other: ActorId) {
         if let Some(remove) = self.x().watching.remove(&other) {
-            remove(self.cell.core.id);
+            remove(self.cell().core.id);
         }
     }
 
     /// Sends `msg` to this actor after `delay`. Replaces any timer with the same key.
     pub fn send_after(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
         let target = self.sys_self();
-        let handle = self.cell.core.system.handle.clone();
+        let handle = self.cell().core.system.handle.clone();
         self.x()
             .timers
             .start_once(&handle, target, key.into(), delay, msg);
@@ -391,7 +405,7 @@ impl<A: Actor> Context<A> {
         make: impl Fn() -> A::Msg + Send + 'static,
     ) {
         let target = self.sys_self();
-        let handle = self.cell.core.system.handle.clone();
+        let handle = self.cell().core.system.handle.clone();
         self.x()
             .timers
             .start_interval(&handle, target, key.into(), period, Box::new(make));
@@ -542,7 +556,7 @@ impl<A: Actor> Context<A> {
         T: Send + 'static,
     {
         let me = self.myself.clone();
-        let task = self.cell.core.system.handle.spawn(async move {
+        let task = self.cell().core.system.handle.spawn(async move {
             let out = future.await;
             me.tell(map(out));
         });

@@ -53,22 +53,11 @@ use crate::path::{ActorId, ActorPath, validate_name};
 use crate::props::{Placement, Props};
 use crate::system::{SpawnError, SystemShared};
 
-/// Who supervises an actor: the user guardian (the system) or another actor.
+/// Who supervises an actor: the user guardian (the system) or another actor. (Kept in the
+/// actor's cell, see `Cell::new`.)
 pub(crate) enum Parent {
-    Guardian(Arc<SystemShared>),
+    Guardian,
     Actor(Arc<dyn SysTarget>),
-}
-
-impl Parent {
-    fn send(&self, msg: SystemMsg) -> bool {
-        match self {
-            Parent::Guardian(system) => {
-                system.guardian_receive(msg);
-                true
-            }
-            Parent::Actor(target) => target.send_sys(msg),
-        }
-    }
 }
 
 enum Flow {
@@ -81,13 +70,16 @@ type Caught<T> = Result<T, Box<dyn std::any::Any + Send>>;
 struct ActorLoop<A: Actor> {
     actor: Option<A>,
     ctx: Context<A>,
-    /// What the hot path never reads, in one allocation: the task future stays within 152 bytes,
-    /// which makes a 256-byte tokio task instead of a 384-byte one (see `size_probe`).
-    cold: Box<Cold<A>>,
+    /// The factory, for restarts. (The parent is in the cell: together with the rare state boxed
+    /// on first use, the task future stays within 152 bytes, which makes a 256-byte tokio task
+    /// instead of a 384-byte one; see `size_probe`.)
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    /// State only failures, restarts and waited-for starts need, boxed on first use.
+    rare: Option<Box<Rare>>,
     /// Set by a graceful stop with `TerminationReason::Stopped` (any other reason is kept in
     /// `rare`); neither at drop means the task was aborted (killed).
     stopped: bool,
-    /// Whether `Rare::suspended` holds a failure: read per message, without touching the cold
+    /// Whether `Rare::suspended` holds a failure: read per message, without touching the rare
     /// box (another cache line per message when many actors take turns).
     suspended: bool,
     cursor: Cursor<A::Msg>,
@@ -96,14 +88,6 @@ struct ActorLoop<A: Actor> {
     throughput: u32,
     /// Messages left before the loop yields the worker.
     budget: u32,
-}
-
-/// The cold part of an actor loop: its factory (for restarts), its parent, and the rare state.
-struct Cold<A> {
-    factory: Arc<dyn Fn() -> A + Send + Sync>,
-    parent: Parent,
-    /// State only failures, restarts and waited-for starts need, boxed on first use.
-    rare: Option<Box<Rare>>,
 }
 
 /// The rarely used part of an actor loop.
@@ -301,7 +285,7 @@ where
                             let Some(actor) = this.lp.actor.as_mut() else {
                                 // (`next` hands out messages only while there is an actor.)
                                 drop(msg);
-                                this.lp.ctx.cell.core.dead_letter(DeadLetterReason::Stopped);
+                                this.lp.ctx.cell().dead_letter(DeadLetterReason::Stopped);
                                 continue;
                             };
                             // SAFETY: the future is stored in `step` and dropped before `lp`
@@ -382,12 +366,17 @@ pub(crate) fn spawn_actor<A: Actor>(
         }
         None => None,
     };
+    let top_level = matches!(parent, Parent::Guardian);
     let cell = Arc::new(Cell::new(
         id,
         named_path.clone().unwrap_or_else(|| parent_path.clone()),
         shared.clone(),
         props.mailbox.clone(),
         named_path.is_some(),
+        match parent {
+            Parent::Guardian => None,
+            Parent::Actor(target) => Some(target),
+        },
     ));
     let actor_ref = ActorRef::local(cell.clone());
     if let Some(path) = &named_path {
@@ -395,21 +384,18 @@ pub(crate) fn spawn_actor<A: Actor>(
     }
     shared.actor_started();
     let target: Arc<dyn SysTarget> = cell.clone();
-    if matches!(parent, Parent::Guardian(_)) {
+    if top_level {
         shared.add_top_level(target.clone());
     }
     let lp: ActorLoop<A> = ActorLoop {
         actor: None,
         ctx: Context::new(cell.clone(), props.stash_capacity),
-        cold: Box::new(Cold {
-            factory: props.factory.clone(),
-            parent,
-            rare: start_signal.map(|tx| {
-                Box::new(Rare {
-                    start_signal: Some(tx),
-                    ..Rare::default()
-                })
-            }),
+        factory: props.factory.clone(),
+        rare: start_signal.map(|tx| {
+            Box::new(Rare {
+                start_signal: Some(tx),
+                ..Rare::default()
+            })
         }),
         stopped: false,
         suspended: false,
@@ -510,7 +496,7 @@ impl<A: Actor> ActorLoop<A> {
     /// a store, a fence and a read-modify-write for nothing.) A spurious poll costs one empty
     /// look at the lanes.
     fn mailbox_park(&self, sys_only: bool) -> impl std::future::Future<Output = ()> + Send + '_ {
-        let mailbox = &self.ctx.cell.mailbox;
+        let mailbox = &self.ctx.cell().mailbox;
         let mut parked = false;
         poll_fn(move |cx| {
             if parked {
@@ -522,7 +508,7 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn path(&self) -> ActorPath {
-        self.ctx.cell.core.path()
+        self.ctx.cell().core.path()
     }
 
     /// Decides what the loop does next: a user message (or timer tick) to handle, a rare path to
@@ -535,9 +521,9 @@ impl<A: Actor> ActorLoop<A> {
     #[inline]
     fn next(&mut self, cx: &mut std::task::Context<'_>) -> Option<Todo<A::Msg>> {
         loop {
-            let sys = match self.ctx.cell.mailbox.pop_sys() {
+            let sys = match self.ctx.cell().mailbox.pop_sys() {
                 Some(sys) => Some(sys),
-                None if self.ctx.cell.mailbox.take_stop() => Some(SystemMsg::Stop),
+                None if self.ctx.cell().mailbox.take_stop() => Some(SystemMsg::Stop),
                 None => None,
             };
             if let Some(sys) = sys {
@@ -552,14 +538,14 @@ impl<A: Actor> ActorLoop<A> {
             }
             if self.is_suspended() || self.actor.is_none() {
                 self.flush_stats();
-                match self.ctx.cell.mailbox.poll_park(cx, true) {
+                match self.ctx.cell().mailbox.poll_park(cx, true) {
                     Poll::Ready(()) => continue,
                     Poll::Pending => return None,
                 }
             }
             let next = match self.ctx.pop_pending() {
                 Some(msg) => Some(msg),
-                None => self.ctx.cell.mailbox.pop_user(&mut self.cursor),
+                None => self.ctx.cell().mailbox.pop_user(&mut self.cursor),
             };
             if let Some(msg) = next {
                 return Some(Todo::Handle(msg));
@@ -569,7 +555,7 @@ impl<A: Actor> ActorLoop<A> {
             if self.stop_when_idle {
                 return Some(Todo::Rare(RarePath::StopWhenIdle));
             }
-            if self.ctx.cell.mailbox.poll_park(cx, false).is_ready() {
+            if self.ctx.cell().mailbox.poll_park(cx, false).is_ready() {
                 continue;
             }
             let deadline = self.ctx.receive_deadline()?;
@@ -595,7 +581,7 @@ impl<A: Actor> ActorLoop<A> {
     #[inline]
     fn handled(&mut self, failed: Option<Caught<ActorResult>>) {
         // Only this task writes the counter: a load and a store, no read-modify-write.
-        let processed = &self.ctx.cell.core.processed;
+        let processed = &self.ctx.cell().core.processed;
         processed.store(processed.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.ctx.reset_idle();
         if let Some(failed) = failed {
@@ -625,14 +611,14 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn flush_stats(&self) {
-        let core = &self.ctx.cell.core;
+        let core = &self.ctx.cell().core;
         let batched = u32::try_from(self.cursor.batched()).unwrap_or(u32::MAX);
         core.batched.store(batched, Ordering::Relaxed);
     }
 
     /// Builds fresh state from the factory and runs `started` (or `post_restart`).
     async fn build_and_start(&mut self, restart_cause: Option<&Failure>) {
-        let factory = self.cold.factory.clone();
+        let factory = self.factory.clone();
         match std::panic::catch_unwind(AssertUnwindSafe(|| factory())) {
             Ok(actor) => self.actor = Some(actor),
             Err(payload) => {
@@ -668,14 +654,14 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn signal_start(&mut self, outcome: Result<(), Failure>) {
-        if let Some(tx) = self.cold.rare.as_mut().and_then(|r| r.start_signal.take()) {
+        if let Some(tx) = self.rare.as_mut().and_then(|r| r.start_signal.take()) {
             let _ = tx.send(outcome);
         }
     }
 
     async fn handle_user(&mut self, msg: A::Msg) {
         let Some(actor) = self.actor.as_mut() else {
-            self.ctx.cell.core.dead_letter(DeadLetterReason::Stopped);
+            self.ctx.cell().dead_letter(DeadLetterReason::Stopped);
             return;
         };
         let result = AssertUnwindSafe(actor.handle(msg, &mut self.ctx))
@@ -689,7 +675,7 @@ impl<A: Actor> ActorLoop<A> {
     #[cold]
     #[inline(never)]
     fn fail_with(&mut self, phase: FailurePhase, result: Caught<ActorResult>) {
-        if let Some(f) = outcome(&self.ctx.cell.core.path(), phase, result) {
+        if let Some(f) = outcome(&self.ctx.cell().core.path(), phase, result) {
             self.fail(f);
         }
     }
@@ -701,14 +687,14 @@ impl<A: Actor> ActorLoop<A> {
         let result = AssertUnwindSafe(actor.on_signal(signal, &mut self.ctx))
             .catch_unwind()
             .await;
-        if let Some(f) = outcome(&self.ctx.cell.core.path(), FailurePhase::Message, result) {
+        if let Some(f) = outcome(&self.ctx.cell().core.path(), FailurePhase::Message, result) {
             self.fail(f);
         }
     }
 
     /// Suspends this actor and reports the failure to its parent.
     fn fail(&mut self, failure: Failure) {
-        let core = &self.ctx.cell.core;
+        let core = &self.ctx.cell().core;
         core.failures.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             actor = %core.display_path(),
@@ -717,15 +703,15 @@ impl<A: Actor> ActorLoop<A> {
             error = %failure.message,
             "actor failed"
         );
-        self.cold.rare.get_or_insert_with(Box::default).suspended = Some(failure.clone());
+        self.rare.get_or_insert_with(Box::default).suspended = Some(failure.clone());
         self.suspended = true;
-        if !self.cold.parent.send(SystemMsg::ChildFailed {
+        if !core.tell_parent(SystemMsg::ChildFailed {
             child: core.id,
             failure,
         }) {
             // Nobody left to decide: stop.
             self.ctx
-                .cell
+                .cell()
                 .send_sys(SystemMsg::Supervise(Directive::Stop));
         }
     }
@@ -740,8 +726,7 @@ impl<A: Actor> ActorLoop<A> {
             SystemMsg::Restart(cause) => self.restart(cause).await,
             SystemMsg::Supervise(directive) => {
                 // A directive for a failure we are no longer suspended on is stale.
-                let Some(failure) = self.cold.rare.as_ref().and_then(|r| r.suspended.clone())
-                else {
+                let Some(failure) = self.rare.as_ref().and_then(|r| r.suspended.clone()) else {
                     return Flow::Continue;
                 };
                 match directive {
@@ -756,10 +741,10 @@ impl<A: Actor> ActorLoop<A> {
                 }
             }
             SystemMsg::RestartNow => {
-                if let Some(r) = self.cold.rare.as_mut() {
+                if let Some(r) = self.rare.as_mut() {
                     r.delayed_restart = None;
                 }
-                if let Some(failure) = self.cold.rare.as_ref().and_then(|r| r.suspended.clone()) {
+                if let Some(failure) = self.rare.as_ref().and_then(|r| r.suspended.clone()) {
                     self.restart(failure).await;
                 }
             }
@@ -810,10 +795,10 @@ impl<A: Actor> ActorLoop<A> {
             std::panic::catch_unwind(AssertUnwindSafe(|| actor.on_child_failure(&cf, ctx)));
         self.ctx.x().deciding = None;
         let directive = decided.unwrap_or_else(|_| {
-            tracing::error!(actor = %self.ctx.cell.core.display_path(), "on_child_failure panicked; escalating");
+            tracing::error!(actor = %self.ctx.cell().core.display_path(), "on_child_failure panicked; escalating");
             Directive::Escalate
         });
-        let path = self.ctx.cell.core.path();
+        let path = self.ctx.cell().core.path();
         let Some(entry) = self.ctx.x().children.get_mut(&child) else {
             return;
         };
@@ -841,15 +826,11 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn resume(&mut self) {
-        if let Some(r) = self.cold.rare.as_mut() {
+        if let Some(r) = self.rare.as_mut() {
             r.suspended = None;
         }
         self.suspended = false;
-        if let Some(child) = self
-            .cold
-            .rare
-            .as_mut()
-            .and_then(|r| r.escalated_child.take())
+        if let Some(child) = self.rare.as_mut().and_then(|r| r.escalated_child.take())
             && let Some(entry) = self.ctx.x().children.get(&child)
         {
             entry
@@ -861,17 +842,14 @@ impl<A: Actor> ActorLoop<A> {
 
     /// The rare state, boxed on first use.
     fn rare(&mut self) -> &mut Rare {
-        self.cold.rare.get_or_insert_with(Box::default)
+        self.rare.get_or_insert_with(Box::default)
     }
 
     #[inline]
     fn is_suspended(&self) -> bool {
         debug_assert_eq!(
             self.suspended,
-            self.cold
-                .rare
-                .as_ref()
-                .is_some_and(|r| r.suspended.is_some()),
+            self.rare.as_ref().is_some_and(|r| r.suspended.is_some()),
             "the suspended flag mirrors the rare state"
         );
         self.suspended
@@ -879,28 +857,22 @@ impl<A: Actor> ActorLoop<A> {
 
     fn requeue_deferred(&mut self) {
         let deferred = self
-            .cold
             .rare
             .as_mut()
             .map(|r| std::mem::take(&mut r.deferred))
             .unwrap_or_default();
         for msg in deferred {
-            self.ctx.cell.send_sys(msg);
+            self.ctx.cell().send_sys(msg);
         }
     }
 
     fn schedule_restart(&mut self, delay: std::time::Duration) {
-        if let Some(h) = self
-            .cold
-            .rare
-            .as_mut()
-            .and_then(|r| r.delayed_restart.take())
-        {
+        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
             h.abort();
         }
-        let me: Arc<dyn SysTarget> = self.ctx.cell.clone();
-        tracing::info!(actor = %self.ctx.cell.core.display_path(), ?delay, "restart scheduled");
-        let task = self.ctx.cell.core.system.handle.spawn(async move {
+        let me: Arc<dyn SysTarget> = self.ctx.cell().clone();
+        tracing::info!(actor = %self.ctx.cell().core.display_path(), ?delay, "restart scheduled");
+        let task = self.ctx.cell().core.system.handle.spawn(async move {
             tokio::time::sleep(delay).await;
             me.send_sys(SystemMsg::RestartNow);
         });
@@ -908,12 +880,7 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     async fn restart(&mut self, cause: Failure) {
-        if let Some(h) = self
-            .cold
-            .rare
-            .as_mut()
-            .and_then(|r| r.delayed_restart.take())
-        {
+        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
             h.abort();
         }
         if let Some(actor) = self.actor.as_mut()
@@ -922,7 +889,7 @@ impl<A: Actor> ActorLoop<A> {
                 .await
                 .is_err()
         {
-            tracing::warn!(actor = %self.ctx.cell.core.display_path(), "pre_restart panicked");
+            tracing::warn!(actor = %self.ctx.cell().core.display_path(), "pre_restart panicked");
         }
         self.stop_children().await;
         if let Some(x) = self.ctx.extras.as_mut() {
@@ -931,14 +898,20 @@ impl<A: Actor> ActorLoop<A> {
         self.ctx.clear_receive_timeout();
         self.ctx.unstash_all();
         self.actor = None;
-        if let Some(r) = self.cold.rare.as_mut() {
+        if let Some(r) = self.rare.as_mut() {
             r.escalated_child = None;
             r.suspended = None;
         }
         self.suspended = false;
-        let restarts = self.ctx.cell.core.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        let restarts = self
+            .ctx
+            .cell()
+            .core
+            .restarts
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
         tracing::info!(
-            actor = %self.ctx.cell.core.display_path(),
+            actor = %self.ctx.cell().core.display_path(),
             restarts,
             cause = %cause.message,
             "actor restarted"
@@ -956,7 +929,7 @@ impl<A: Actor> ActorLoop<A> {
             child.target.send_sys(SystemMsg::Stop);
         }
         while self.ctx.has_children() {
-            match self.ctx.cell.mailbox.pop_sys() {
+            match self.ctx.cell().mailbox.pop_sys() {
                 Some(SystemMsg::ChildTerminated { child }) => {
                     self.ctx.x().children.remove(&child);
                 }
@@ -968,7 +941,7 @@ impl<A: Actor> ActorLoop<A> {
                 Some(_) => {}
                 // A stop request is put aside like a queued stop (the park below would return
                 // at once while the request is pending).
-                None if self.ctx.cell.mailbox.take_stop() => {
+                None if self.ctx.cell().mailbox.take_stop() => {
                     self.rare().deferred.push_back(SystemMsg::Stop)
                 }
                 None => self.mailbox_park(true).await,
@@ -977,12 +950,7 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     async fn stop_gracefully(&mut self, reason: TerminationReason) {
-        if let Some(h) = self
-            .cold
-            .rare
-            .as_mut()
-            .and_then(|r| r.delayed_restart.take())
-        {
+        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
             h.abort();
         }
         if let Some(actor) = self.actor.as_mut()
@@ -991,7 +959,7 @@ impl<A: Actor> ActorLoop<A> {
                 .await
                 .is_err()
         {
-            tracing::warn!(actor = %self.ctx.cell.core.display_path(), "pre_stop panicked");
+            tracing::warn!(actor = %self.ctx.cell().core.display_path(), "pre_stop panicked");
         }
         self.stop_children().await;
         if let Some(x) = self.ctx.extras.as_mut() {
@@ -1003,7 +971,7 @@ impl<A: Actor> ActorLoop<A> {
                 .await
                 .is_err()
         {
-            tracing::warn!(actor = %self.ctx.cell.core.display_path(), "stopped hook panicked");
+            tracing::warn!(actor = %self.ctx.cell().core.display_path(), "stopped hook panicked");
         }
         match reason {
             TerminationReason::Stopped => self.stopped = true,
@@ -1014,19 +982,14 @@ impl<A: Actor> ActorLoop<A> {
 
 impl<A: Actor> Drop for ActorLoop<A> {
     fn drop(&mut self) {
-        let reason = match self.cold.rare.as_mut().and_then(|r| r.reason.take()) {
+        let reason = match self.rare.as_mut().and_then(|r| r.reason.take()) {
             Some(reason) => reason,
             None if self.stopped => TerminationReason::Stopped,
             None => TerminationReason::Killed,
         };
-        let cell = self.ctx.cell.clone();
+        let cell = self.ctx.cell().clone();
         let core = &cell.core;
-        if let Some(h) = self
-            .cold
-            .rare
-            .as_mut()
-            .and_then(|r| r.delayed_restart.take())
-        {
+        if let Some(h) = self.rare.as_mut().and_then(|r| r.delayed_restart.take()) {
             h.abort();
         }
         cell.mailbox.close();
@@ -1035,7 +998,7 @@ impl<A: Actor> Drop for ActorLoop<A> {
         // counted.
         for msg in self.cursor.drain() {
             core.drop_contained(msg);
-            core.dead_letter(DeadLetterReason::Stopped);
+            cell.dead_letter(DeadLetterReason::Stopped);
         }
         cell.drain_dead();
         if let Some(mut x) = self.ctx.extras.take() {
@@ -1051,11 +1014,11 @@ impl<A: Actor> Drop for ActorLoop<A> {
             }
             for msg in x.pending.drain(..) {
                 core.drop_contained(msg);
-                core.dead_letter(DeadLetterReason::Stopped);
+                cell.dead_letter(DeadLetterReason::Stopped);
             }
             for msg in x.stash.drain(..) {
                 core.drop_contained(msg);
-                core.dead_letter(DeadLetterReason::Stashed);
+                cell.dead_letter(DeadLetterReason::Stashed);
             }
         }
         drop(cell.mailbox.drain_sys());
@@ -1064,9 +1027,7 @@ impl<A: Actor> Drop for ActorLoop<A> {
             core.drop_contained(actor);
         }
         core.terminate(reason);
-        self.cold
-            .parent
-            .send(SystemMsg::ChildTerminated { child: core.id });
+        core.tell_parent_last(SystemMsg::ChildTerminated { child: core.id });
     }
 }
 

@@ -78,6 +78,17 @@ impl<T> Mutex<T> {
 pub(crate) struct Queue<T> {
     queue: Mutex<std::collections::VecDeque<T>>,
     nonempty: AtomicBool,
+    /// A byte with one valid value, in padding that is there anyway: it gives the queue a
+    /// niche (its other fields are all behind `UnsafeCell`s, which hide theirs), so an enum that
+    /// holds a queue or a box, like the mailbox's user lane, needs no separate discriminant.
+    _niche: Niche,
+}
+
+/// A one-valued byte: its 255 invalid values are a niche for enclosing enums.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Niche {
+    Only = 0,
 }
 
 impl<T> Queue<T> {
@@ -85,6 +96,7 @@ impl<T> Queue<T> {
         Self {
             queue: Mutex::new(std::collections::VecDeque::new()),
             nonempty: AtomicBool::new(false),
+            _niche: Niche::Only,
         }
     }
     #[inline]

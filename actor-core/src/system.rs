@@ -401,7 +401,7 @@ impl ActorSystem {
     pub fn spawn<A: Actor>(&self, props: Props<A>) -> Result<ActorRef<A::Msg>, SpawnError> {
         let (actor_ref, _) = spawn_actor(
             &self.shared,
-            Parent::Guardian(self.shared.clone()),
+            Parent::Guardian,
             &self.shared.user_root,
             props,
             None,
@@ -419,7 +419,7 @@ impl ActorSystem {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (actor_ref, _) = spawn_actor(
             &self.shared,
-            Parent::Guardian(self.shared.clone()),
+            Parent::Guardian,
             &self.shared.user_root,
             props,
             Some(tx),

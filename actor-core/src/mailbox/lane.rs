@@ -23,21 +23,18 @@ pub(crate) enum Pushed<M> {
 }
 
 /// The consumer's private state (kept out of the shared mailbox so its bookkeeping never bounces
-/// between cores): the weighted round robin's position, and the batch taken from an unbounded
-/// lane. Messages in the batch are still queued as far as the actor is concerned: whoever drops a
-/// cursor must drain it first ([`Cursor::drain`]).
+/// between cores): the batch taken from an unbounded lane. Messages in the batch are still queued
+/// as far as the actor is concerned: whoever drops a cursor must drain it first
+/// ([`Cursor::drain`]). (The priority lane's round-robin position is that lane's own: every
+/// byte here is in every actor's task.)
 #[derive(Debug)]
 pub(crate) struct Cursor<M> {
-    class: u32,
-    credit: u32,
     batch: VecDeque<M>,
 }
 
 impl<M> Default for Cursor<M> {
     fn default() -> Self {
         Self {
-            class: 0,
-            credit: 0,
             batch: VecDeque::new(),
         }
     }
@@ -79,6 +76,12 @@ pub(crate) struct Priority<M> {
     classes: Box<[Queue<M>]>,
     classify: fn(&M) -> usize,
     weights: Box<[u32]>,
+    /// The weighted round robin's position: the class being served (0: none yet) and the
+    /// messages it may still take. Only the consumer pops (or, once the mailbox is closed, a
+    /// producer draining it), so relaxed loads and stores suffice; they are atomics only so the
+    /// lane stays `Sync`.
+    class: std::sync::atomic::AtomicU32,
+    credit: std::sync::atomic::AtomicU32,
 }
 
 pub(crate) struct Conflating<M> {
@@ -116,6 +119,8 @@ impl<M> UserLane<M> {
                     classes,
                     classify,
                     weights,
+                    class: std::sync::atomic::AtomicU32::new(0),
+                    credit: std::sync::atomic::AtomicU32::new(0),
                 }))
             }
             LaneKind::Conflating { key } => UserLane::Conflating(Box::new(Conflating {
@@ -172,7 +177,7 @@ impl<M> UserLane<M> {
                 cursor.batch.pop_front()
             }
             UserLane::Bounded(b) => b.pop(),
-            UserLane::Priority(p) => p.pop(cursor),
+            UserLane::Priority(p) => p.pop(),
             UserLane::Conflating(c) => c.pop(),
         }
     }
@@ -267,35 +272,41 @@ impl<M> Bounded<M> {
 }
 
 impl<M> Priority<M> {
-    fn pop(&self, cursor: &mut Cursor<M>) -> Option<M> {
+    fn pop(&self) -> Option<M> {
         if let Some(msg) = self.classes[0].pop() {
             return Some(msg);
         }
-        // Class indices fit in `u32` (the cursor stores them so to stay small).
+        // Class indices fit in `u32` (the position is stored so to stay small).
         let lower = self.weights.len() as u32;
         if lower == 0 {
             return None;
         }
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let (mut class, mut credit) = (self.class.load(relaxed), self.credit.load(relaxed));
         // Weighted round robin over classes 1..=lower: serve the current class while it has
         // credit and messages, then move on with fresh credit. Two passes cover a class that was
         // skipped for lack of credit on the first.
+        let mut found = None;
         for _ in 0..2 * lower {
-            if cursor.class == 0 || cursor.class > lower {
-                cursor.class = 1;
-                cursor.credit = self.weights[0];
+            if class == 0 || class > lower {
+                class = 1;
+                credit = self.weights[0];
             }
-            if cursor.credit > 0
-                && let Some(msg) = self.classes[cursor.class as usize].pop()
+            if credit > 0
+                && let Some(msg) = self.classes[class as usize].pop()
             {
-                cursor.credit -= 1;
-                return Some(msg);
+                credit -= 1;
+                found = Some(msg);
+                break;
             }
-            cursor.class += 1;
-            if cursor.class <= lower {
-                cursor.credit = self.weights[cursor.class as usize - 1];
+            class += 1;
+            if class <= lower {
+                credit = self.weights[class as usize - 1];
             }
         }
-        None
+        self.class.store(class, relaxed);
+        self.credit.store(credit, relaxed);
+        found
     }
 }
 
