@@ -296,6 +296,16 @@ impl SystemShared {
         self.guardian.lock().live.insert(TopLevel(target));
     }
 
+    /// The live top-level actors, as of now.
+    fn top_level(&self) -> Vec<Arc<dyn SysTarget>> {
+        self.guardian
+            .lock()
+            .live
+            .iter()
+            .map(|t| t.0.clone())
+            .collect()
+    }
+
     /// The user guardian's system lane: it supervises the top-level actors.
     pub(crate) fn guardian_receive(&self, msg: SystemMsg) {
         match msg {
@@ -534,26 +544,14 @@ impl ActorSystem {
         let shared = &self.shared;
         shared.shutting_down.store(true, Ordering::Release);
         tracing::info!(system = %shared.config.name, ?deadline, "actor system shutting down");
-        let top: Vec<Arc<dyn SysTarget>> = shared
-            .guardian
-            .lock()
-            .live
-            .iter()
-            .map(|t| t.0.clone())
-            .collect();
+        let top = shared.top_level();
         for t in &top {
             t.send_sys(SystemMsg::Stop);
         }
         let until = Instant::now() + deadline;
         let mut report = ShutdownReport::default();
         if !self.wait_top_level_empty(until).await {
-            let remaining: Vec<Arc<dyn SysTarget>> = shared
-                .guardian
-                .lock()
-                .live
-                .iter()
-                .map(|t| t.0.clone())
-                .collect();
+            let remaining = shared.top_level();
             tracing::warn!(
                 remaining = remaining.len(),
                 "shutdown deadline passed; killing the rest"
