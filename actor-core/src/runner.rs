@@ -42,7 +42,7 @@ use tracing::Instrument;
 
 use crate::actor::{Actor, Signal};
 use crate::actor_ref::ActorRef;
-use crate::cell::{Abort, Cell, SysTarget, SystemMsg};
+use crate::cell::{Abort, Cell, CellCore, SysTarget, SystemMsg};
 use crate::context::Context;
 use crate::dead_letters::DeadLetterReason;
 use crate::failure::{
@@ -478,11 +478,14 @@ where
     Ok(())
 }
 
-fn outcome(path: &ActorPath, phase: FailurePhase, result: Caught<ActorResult>) -> Option<Failure> {
+/// The failure a hook or handler's result amounts to, if any. The actor's path (built on each
+/// call for an anonymous actor) is built only for a failure: a start or a signal that succeeds
+/// costs no path.
+fn outcome(core: &CellCore, phase: FailurePhase, result: Caught<ActorResult>) -> Option<Failure> {
     match result {
         Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(Failure::error(path.clone(), phase, e)),
-        Err(payload) => Some(Failure::panic(path.clone(), phase, &*payload)),
+        Ok(Err(e)) => Some(Failure::error(core.path(), phase, e)),
+        Err(payload) => Some(Failure::panic(core.path(), phase, &*payload)),
     }
 }
 
@@ -644,7 +647,7 @@ impl<A: Actor> ActorLoop<A> {
             }
         };
         self.ctx.reset_idle();
-        match outcome(&self.path(), FailurePhase::Start, result) {
+        match outcome(&self.ctx.cell().core, FailurePhase::Start, result) {
             Some(f) => {
                 self.signal_start(Err(f.clone()));
                 self.fail(f);
@@ -675,7 +678,7 @@ impl<A: Actor> ActorLoop<A> {
     #[cold]
     #[inline(never)]
     fn fail_with(&mut self, phase: FailurePhase, result: Caught<ActorResult>) {
-        if let Some(f) = outcome(&self.ctx.cell().core.path(), phase, result) {
+        if let Some(f) = outcome(&self.ctx.cell().core, phase, result) {
             self.fail(f);
         }
     }
@@ -687,7 +690,7 @@ impl<A: Actor> ActorLoop<A> {
         let result = AssertUnwindSafe(actor.on_signal(signal, &mut self.ctx))
             .catch_unwind()
             .await;
-        if let Some(f) = outcome(&self.ctx.cell().core.path(), FailurePhase::Message, result) {
+        if let Some(f) = outcome(&self.ctx.cell().core, FailurePhase::Message, result) {
             self.fail(f);
         }
     }
