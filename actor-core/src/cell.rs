@@ -36,8 +36,6 @@ pub(crate) enum SystemMsg {
     ChildTerminated { child: ActorId },
     /// A watched actor ended.
     Terminated(Terminated),
-    /// A timer fired.
-    Timer { id: u64 },
     /// A delayed restart is due.
     RestartNow,
 }

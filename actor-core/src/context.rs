@@ -369,11 +369,7 @@ impl<A: Actor> Context<A> {
 
     /// Sends `msg` to this actor after `delay`. Replaces any timer with the same key.
     pub fn send_after(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
-        let target = self.sys_self();
-        let handle = self.cell().core.system.handle.clone();
-        self.x()
-            .timers
-            .start_once(&handle, target, key.into(), delay, msg);
+        self.x().timers.start_once(key.into(), delay, msg);
     }
 
     /// Sends `make()` to this actor every `period`, at a fixed rate from now (ticks at
@@ -404,14 +400,12 @@ impl<A: Actor> Context<A> {
         period: Duration,
         make: impl Fn() -> A::Msg + Send + 'static,
     ) {
-        let target = self.sys_self();
-        let handle = self.cell().core.system.handle.clone();
         self.x()
             .timers
-            .start_interval(&handle, target, key.into(), period, Box::new(make));
+            .start_interval(key.into(), period, Box::new(make));
     }
 
-    /// Cancels a timer; a tick of it that is already queued is discarded. False if no such timer.
+    /// Cancels a timer; a tick of it that is already due is discarded. False if no such timer.
     pub fn cancel_timer(&mut self, key: impl Into<TimerKey>) -> bool {
         self.extras
             .as_mut()

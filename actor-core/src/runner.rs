@@ -530,14 +530,12 @@ impl<A: Actor> ActorLoop<A> {
                 None => None,
             };
             if let Some(sys) = sys {
-                if let SystemMsg::Timer { id } = sys {
-                    // Timer ticks are hot for game loops: handled inline, like mailbox messages.
-                    match self.timer_message(id) {
-                        Some(msg) => return Some(Todo::Handle(msg)),
-                        None => continue,
-                    }
-                }
                 return Some(Todo::Rare(RarePath::System(sys)));
+            }
+            // Timer ticks are hot for game loops: handled inline, like mailbox messages, and
+            // before them.
+            if let Some(msg) = self.due_timer(cx) {
+                return Some(Todo::Handle(msg));
             }
             if self.is_suspended() || self.actor.is_none() {
                 self.flush_stats();
@@ -592,25 +590,29 @@ impl<A: Actor> ActorLoop<A> {
         }
     }
 
-    /// The message a timer tick delivers, if the actor takes it now (a suspended or stopping
-    /// actor skips the tick).
-    fn timer_message(&mut self, id: u64) -> Option<A::Msg> {
-        if self.is_suspended() || self.actor.is_none() {
-            self.ctx.x().timers.skip(id);
-            None
-        } else {
-            self.ctx.x().timers.fire(id)
+    /// The message of a timer tick that is due, if any; otherwise the task is registered with
+    /// the timer wheel for the next deadline. One load and a branch for an actor without timers.
+    #[inline]
+    fn due_timer(&mut self, cx: &mut std::task::Context<'_>) -> Option<A::Msg> {
+        match self.ctx.extras.as_deref() {
+            Some(x) if !x.timers.is_empty() => self.due_timer_slow(cx),
+            _ => None,
         }
     }
 
-    /// A timer tick outside the main loop.
-    async fn on_timer(&mut self, id: u64) {
-        // `let else`: the popped `Option` is gone before the await (an `if let` would keep it
-        // in this future's state).
-        let Some(msg) = self.timer_message(id) else {
-            return;
-        };
-        self.handle_user(msg).await;
+    /// See `due_timer`. A suspended actor, or one without state, skips the ticks that fall due.
+    #[inline(never)]
+    fn due_timer_slow(&mut self, cx: &mut std::task::Context<'_>) -> Option<A::Msg> {
+        let skip = self.is_suspended() || self.actor.is_none();
+        let timers = &mut self.ctx.extras.as_mut()?.timers;
+        while let Some(id) = timers.poll_due(cx) {
+            if skip {
+                timers.skip(id);
+            } else if let Some(msg) = timers.fire(id) {
+                return Some(msg);
+            }
+        }
+        None
     }
 
     fn flush_stats(&self) {
@@ -660,17 +662,6 @@ impl<A: Actor> ActorLoop<A> {
         if let Some(tx) = self.rare.as_mut().and_then(|r| r.start_signal.take()) {
             let _ = tx.send(outcome);
         }
-    }
-
-    async fn handle_user(&mut self, msg: A::Msg) {
-        let Some(actor) = self.actor.as_mut() else {
-            self.ctx.cell().dead_letter(DeadLetterReason::Stopped);
-            return;
-        };
-        let result = AssertUnwindSafe(actor.handle(msg, &mut self.ctx))
-            .catch_unwind()
-            .await;
-        self.handled((!matches!(result, Ok(Ok(())))).then_some(result));
     }
 
     /// Builds the failure of a handler that returned an error or panicked, and fails (kept out
@@ -771,7 +762,6 @@ impl<A: Actor> ActorLoop<A> {
                     Box::pin(self.deliver_signal(Signal::Terminated(t))).await;
                 }
             }
-            SystemMsg::Timer { id } => self.on_timer(id).await,
         }
         Flow::Continue
     }
@@ -939,7 +929,6 @@ impl<A: Actor> ActorLoop<A> {
                 Some(msg @ (SystemMsg::Terminated(_) | SystemMsg::Stop)) => {
                     self.rare().deferred.push_back(msg)
                 }
-                Some(SystemMsg::Timer { id }) => self.ctx.x().timers.skip(id),
                 // Children being stopped need no decision; other requests are moot mid-teardown.
                 Some(_) => {}
                 // A stop request is put aside like a queued stop (the park below would return

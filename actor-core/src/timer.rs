@@ -1,22 +1,25 @@
 //! Per-actor timers: single-shot (`send_after`) and fixed-rate (`send_interval`), keyed.
 //!
-//! A timer is a small tokio task that puts `Timer { id }` on its actor's system lane; the payload
-//! stays in the actor's own timer table. Cancelling removes the table entry, so a tick that is
-//! already queued finds nothing and is discarded. A fixed-rate timer keeps at most one tick
-//! queued: ticks that fall due while one is still waiting are skipped (game ticks are never burst).
-//! All timers are cancelled when the actor stops or restarts.
+//! The timers of an actor live in its own loop: a table of entries, a heap of their deadlines, and
+//! one tokio `Sleep` set to the earliest. The actor's loop polls that sleep before it looks at its
+//! user messages (so a tick that falls due overtakes queued user messages, as system messages
+//! do), and the timer wheel wakes the actor's task itself when the sleep elapses: a tick costs
+//! one wake-up and one poll of the actor, with no task of its own and no trip through the system
+//! lane. A fixed-rate timer has at most one tick due: ticks that fall due while the actor is busy
+//! are skipped (the next deadline is the first point of the grid after now), never burst.
+//! Cancelling removes the entry, so a tick that was due is discarded. All timers are cancelled
+//! when the actor stops or restarts.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::task::AbortHandle;
-use tokio::time::{Instant, MissedTickBehavior};
-
-use crate::cell::{SysTarget, SystemMsg};
+use rustc_hash::FxBuildHasher;
+use tokio::time::{Instant, Sleep};
 
 /// Names a timer of one actor. Starting a timer with a key that is in use replaces that timer.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -47,130 +50,153 @@ impl fmt::Debug for TimerKey {
 }
 
 enum Payload<M> {
-    Once(Option<M>),
+    Once(M),
     Repeat {
         make: Box<dyn Fn() -> M + Send>,
-        queued: Arc<AtomicBool>,
+        period: Duration,
     },
 }
 
 struct Entry<M> {
     key: TimerKey,
     payload: Payload<M>,
-    task: AbortHandle,
+    /// When the timer is due next; the heap's item for this entry carries the same instant (an
+    /// item whose instant differs, or whose entry is gone, is stale and skipped).
+    deadline: Instant,
 }
 
 pub(crate) struct Timers<M> {
-    by_key: HashMap<TimerKey, u64>,
-    entries: HashMap<u64, Entry<M>>,
+    by_key: HashMap<TimerKey, u64, FxBuildHasher>,
+    entries: HashMap<u64, Entry<M>, FxBuildHasher>,
+    /// Deadlines, earliest first, with lazy deletion (see `Entry::deadline`).
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Set to the earliest live deadline when polled; registers the actor's task with tokio's
+    /// timer wheel. Boxed: `Sleep` is `!Unpin`, and most actors never start a timer.
+    sleep: Option<Pin<Box<Sleep>>>,
     next: u64,
 }
 
 impl<M: Send + 'static> Timers<M> {
     pub(crate) fn new() -> Self {
         Self {
-            by_key: HashMap::new(),
-            entries: HashMap::new(),
+            by_key: HashMap::default(),
+            entries: HashMap::default(),
+            heap: BinaryHeap::new(),
+            sleep: None,
             next: 0,
         }
     }
 
-    pub(crate) fn start_once(
-        &mut self,
-        handle: &tokio::runtime::Handle,
-        target: Arc<dyn SysTarget>,
-        key: TimerKey,
-        delay: Duration,
-        msg: M,
-    ) {
-        self.cancel(&key);
-        let id = self.next_id();
-        let deadline = Instant::now() + delay;
-        let task = handle.spawn(async move {
-            tokio::time::sleep_until(deadline).await;
-            target.send_sys(SystemMsg::Timer { id });
-        });
-        self.insert(id, key, Payload::Once(Some(msg)), task.abort_handle());
+    pub(crate) fn start_once(&mut self, key: TimerKey, delay: Duration, msg: M) {
+        self.insert(key, Payload::Once(msg), Instant::now() + delay);
     }
 
     pub(crate) fn start_interval(
         &mut self,
-        handle: &tokio::runtime::Handle,
-        target: Arc<dyn SysTarget>,
         key: TimerKey,
         period: Duration,
         make: Box<dyn Fn() -> M + Send>,
     ) {
-        self.cancel(&key);
-        let id = self.next_id();
         let period = period.max(Duration::from_millis(1));
-        let queued = Arc::new(AtomicBool::new(false));
-        let flag = queued.clone();
-        let start = Instant::now() + period;
-        let task = handle.spawn(async move {
-            let mut interval = tokio::time::interval_at(start, period);
-            interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            loop {
-                interval.tick().await;
-                // At most one tick waits in the mailbox; later ones are skipped, not burst.
-                if !flag.swap(true, Ordering::AcqRel) && !target.send_sys(SystemMsg::Timer { id }) {
-                    return;
-                }
-            }
-        });
         self.insert(
-            id,
             key,
-            Payload::Repeat { make, queued },
-            task.abort_handle(),
+            Payload::Repeat { make, period },
+            Instant::now() + period,
         );
     }
 
-    fn next_id(&mut self) -> u64 {
+    fn insert(&mut self, key: TimerKey, payload: Payload<M>, deadline: Instant) {
+        self.cancel(&key);
         self.next += 1;
-        self.next
-    }
-
-    fn insert(&mut self, id: u64, key: TimerKey, payload: Payload<M>, task: AbortHandle) {
+        let id = self.next;
         self.by_key.insert(key.clone(), id);
-        self.entries.insert(id, Entry { key, payload, task });
+        self.entries.insert(
+            id,
+            Entry {
+                key,
+                payload,
+                deadline,
+            },
+        );
+        self.heap.push(Reverse((deadline, id)));
     }
 
-    /// The message of a timer that fired, or `None` if it was cancelled meanwhile.
-    pub(crate) fn fire(&mut self, id: u64) -> Option<M> {
-        let entry = self.entries.get_mut(&id)?;
-        match &mut entry.payload {
-            Payload::Repeat { make, queued } => {
-                queued.store(false, Ordering::Release);
-                Some(make())
+    /// Whether no timer is active (the loop then skips polling).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The id of a timer that is due, if any; otherwise registers `cx`'s waker for the earliest
+    /// deadline. Call [`Timers::fire`] or [`Timers::skip`] with the id.
+    pub(crate) fn poll_due(&mut self, cx: &mut Context<'_>) -> Option<u64> {
+        loop {
+            let &Reverse((deadline, id)) = self.heap.peek()?;
+            if self.entries.get(&id).is_none_or(|e| e.deadline != deadline) {
+                self.heap.pop();
+                continue;
             }
-            Payload::Once(msg) => {
-                let msg = msg.take();
-                if let Some(entry) = self.entries.remove(&id) {
-                    self.by_key.remove(&entry.key);
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+            return match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.heap.pop();
+                    Some(id)
                 }
-                msg
-            }
+                Poll::Pending => None,
+            };
         }
     }
 
-    /// Skips a tick that arrived while the actor could not take it (suspended).
+    /// The message of a due timer (from [`Timers::poll_due`]): a single-shot timer is removed, a
+    /// fixed-rate one is due next at the first point of its grid after now.
+    pub(crate) fn fire(&mut self, id: u64) -> Option<M> {
+        self.advance(id, true)
+    }
+
+    /// Lets a due tick pass unhandled (the actor is suspended or has no state).
     pub(crate) fn skip(&mut self, id: u64) {
-        if let Some(Entry {
-            payload: Payload::Repeat { queued, .. },
-            ..
-        }) = self.entries.get(&id)
-        {
-            queued.store(false, Ordering::Release);
+        drop(self.advance(id, false));
+    }
+
+    fn advance(&mut self, id: u64, make: bool) -> Option<M> {
+        let entry = self.entries.get_mut(&id)?;
+        match &entry.payload {
+            Payload::Repeat { make: f, period } => {
+                let now = Instant::now();
+                let mut next = entry.deadline + *period;
+                if next <= now {
+                    // Skipped ticks: the first grid point after now.
+                    let behind = now.duration_since(entry.deadline).as_nanos();
+                    let period_ns = period.as_nanos().max(1);
+                    let steps = u32::try_from(behind / period_ns + 1).unwrap_or(u32::MAX);
+                    next = entry.deadline + period.saturating_mul(steps);
+                }
+                entry.deadline = next;
+                self.heap.push(Reverse((next, id)));
+                make.then(f)
+            }
+            Payload::Once(_) => {
+                let entry = self.entries.remove(&id)?;
+                self.by_key.remove(&entry.key);
+                self.tidy();
+                match entry.payload {
+                    Payload::Once(msg) => Some(msg),
+                    Payload::Repeat { .. } => None,
+                }
+            }
         }
     }
 
     pub(crate) fn cancel(&mut self, key: &TimerKey) -> bool {
         match self.by_key.remove(key) {
             Some(id) => {
-                if let Some(entry) = self.entries.remove(&id) {
-                    entry.task.abort();
-                }
+                self.entries.remove(&id);
+                self.tidy();
                 true
             }
             None => false,
@@ -182,9 +208,16 @@ impl<M: Send + 'static> Timers<M> {
     }
 
     pub(crate) fn cancel_all(&mut self) {
-        for (_, entry) in self.entries.drain() {
-            entry.task.abort();
-        }
         self.by_key.clear();
+        self.entries.clear();
+        self.tidy();
+    }
+
+    /// With no timer left, lets go of the stale deadlines and the sleep (unregistering it).
+    fn tidy(&mut self) {
+        if self.entries.is_empty() {
+            self.heap.clear();
+            self.sleep = None;
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! Timers and receive timeouts, on tokio's paused clock: single-shot, fixed-rate without bursts,
-//! cancel discards queued ticks, replace by key, timers die with the actor, idle signal.
+//! cancel discards due ticks, replace by key, timers die with the actor, ticks skipped while
+//! suspended, idle signal.
 
 use std::time::Duration;
 
+use actor_core::ChildFailure;
 use actor_core::prelude::*;
 use actor_core::testkit::TestProbe;
 use tokio::time::Instant;
@@ -24,6 +26,8 @@ enum TickMsg {
     BusyThenCancel(Duration, &'static str),
     Has(&'static str, Reply<bool>),
     IdleAfter(Option<Duration>),
+    /// Fails the handler: the actor is suspended until its parent decides.
+    Fail,
 }
 
 impl Actor for Ticker {
@@ -44,6 +48,7 @@ impl Actor for Ticker {
             }
             TickMsg::Has(name, r) => r.send(ctx.has_timer(name)),
             TickMsg::IdleAfter(d) => ctx.set_receive_timeout(d),
+            TickMsg::Fail => return Err("told to fail".into()),
         }
         Ok(())
     }
@@ -126,7 +131,7 @@ async fn cancelling_discards_a_tick_already_queued() {
 
 #[tokio::test(start_paused = true)]
 async fn timer_ticks_overtake_queued_user_messages() {
-    // Ticks travel on the system lane (documented in docs/semantics.md): a tick that falls due
+    // Ticks come before user messages (documented in docs/semantics.md): a tick that falls due
     // while user messages are queued is handled before them.
     let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
     let (t, mut probe) = ticker(&sys);
@@ -183,4 +188,77 @@ async fn receive_timeout_signals_each_idle_period_and_resets_on_messages() {
     assert_eq!((name.as_str(), at), ("idle", ms(350)));
     t.tell(TickMsg::IdleAfter(None));
     probe.expect_no_msg(Duration::from_secs(2)).await;
+}
+
+/// Spawns a ticker as its child, resumes it after any failure, and is busy when told.
+struct Resumer {
+    out: ActorRef<(String, Duration)>,
+    start: Instant,
+    child: Option<ActorRef<TickMsg>>,
+    children: ActorRef<ActorRef<TickMsg>>,
+}
+
+enum ResumerMsg {
+    Busy(Duration),
+}
+
+impl Actor for Resumer {
+    type Msg = ResumerMsg;
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        let (out, start) = (self.out.clone(), self.start);
+        let child = ctx.spawn(Props::new(move || Ticker {
+            out: out.clone(),
+            start,
+        }))?;
+        self.children.tell(child.clone());
+        self.child = Some(child);
+        Ok(())
+    }
+    async fn handle(&mut self, msg: ResumerMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            // While this handler runs, a child's failure waits in the system lane.
+            ResumerMsg::Busy(d) => tokio::time::sleep(d).await,
+        }
+        Ok(())
+    }
+    fn on_child_failure(&mut self, _f: &ChildFailure, _ctx: &mut Context<Self>) -> Directive {
+        Directive::Resume
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ticks_that_fall_due_while_suspended_are_skipped() {
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let mut probe = TestProbe::new(&sys);
+    let mut children = TestProbe::new(&sys);
+    let (out, kids) = (probe.actor_ref(), children.actor_ref());
+    let start = Instant::now();
+    let parent = sys
+        .spawn(Props::new(move || Resumer {
+            out: out.clone(),
+            start,
+            child: None,
+            children: kids.clone(),
+        }))
+        .expect("spawn");
+    let t = children.expect_msg(T).await;
+    t.tell(TickMsg::Every("tick", ms(50)));
+    for k in 1..=2 {
+        assert_eq!(probe.expect_msg(T).await.1, ms(50 * k));
+    }
+    // At 100 ms the parent is busy until 625 ms, then the ticker fails: suspended until the
+    // parent resumes it, when its busy handler ends.
+    parent.tell(ResumerMsg::Busy(ms(525)));
+    t.tell(TickMsg::Fail);
+    // Ticks due at 150..=600 ms fall while it is suspended: skipped, not burst at 625 ms. The
+    // schedule resumes on its grid.
+    let (_, at) = probe.expect_msg(T).await;
+    assert_eq!(
+        at,
+        ms(650),
+        "the first tick after the resume is on the grid"
+    );
+    assert_eq!(probe.expect_msg(T).await.1, ms(700));
+    t.tell(TickMsg::Cancel("tick"));
+    probe.expect_no_msg(Duration::from_secs(1)).await;
 }
