@@ -106,7 +106,12 @@ impl<M: Send + 'static> Timers<M> {
     }
 
     fn insert(&mut self, key: TimerKey, payload: Payload<M>, deadline: Instant) {
-        self.cancel(&key);
+        // Not `cancel`: a replaced timer keeps the sleep (re-armed at the next poll) instead of
+        // dropping and re-allocating it.
+        if let Some(old) = self.by_key.remove(&key) {
+            self.entries.remove(&old);
+        }
+        self.compact();
         self.next += 1;
         let id = self.next;
         self.by_key.insert(key.clone(), id);
@@ -213,11 +218,47 @@ impl<M: Send + 'static> Timers<M> {
         self.tidy();
     }
 
+    /// Rebuilds the heap from the live entries once stale items (of cancelled or replaced
+    /// timers, removed lazily) outnumber them: a timer restarted on every message (an idle
+    /// timeout, say) would otherwise leave one stale item per restart until its deadline passed.
+    fn compact(&mut self) {
+        if self.heap.len() > 2 * self.entries.len() + 16 {
+            self.heap = self
+                .entries
+                .iter()
+                .map(|(&id, e)| Reverse((e.deadline, id)))
+                .collect();
+        }
+    }
+
     /// With no timer left, lets go of the stale deadlines and the sleep (unregistering it).
     fn tidy(&mut self) {
         if self.entries.is_empty() {
             self.heap.clear();
             self.sleep = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A timer restarted over and over beside a sooner one (whose deadline keeps the stale items
+    /// of the restarted one from reaching the top of the heap) leaves a bounded heap.
+    #[test]
+    fn restarting_a_timer_does_not_grow_the_heap() {
+        let mut timers = Timers::<u32>::new();
+        timers.start_interval("tick".into(), Duration::from_millis(50), Box::new(|| 0));
+        for n in 0..10_000 {
+            timers.start_once("idle".into(), Duration::from_secs(30), n);
+        }
+        assert_eq!(timers.entries.len(), 2);
+        assert!(
+            timers.heap.len() <= 2 * timers.entries.len() + 17,
+            "{} heap items for 2 timers",
+            timers.heap.len()
+        );
+        assert!(timers.contains(&"idle".into()) && timers.contains(&"tick".into()));
     }
 }
