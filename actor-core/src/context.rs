@@ -367,7 +367,9 @@ impl<A: Actor> Context<A> {
         }
     }
 
-    /// Sends `msg` to this actor after `delay`. Replaces any timer with the same key.
+    /// Sends `msg` to this actor after `delay`. Replaces any timer with the same key. The
+    /// message comes before queued user messages; if it falls due while the actor is suspended
+    /// (a failure awaiting its parent's decision), it is dropped, as interval ticks are skipped.
     pub fn send_after(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
         self.x().timers.start_once(key.into(), delay, msg);
     }
