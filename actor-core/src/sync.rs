@@ -63,12 +63,11 @@ impl<T> Mutex<T> {
     }
 }
 
-/// The queue of the user lanes: a `VecDeque` under a short lock (no allocation per message once
-/// it has grown, 40 bytes when empty, no cache-line padding). Any thread may pop (a producer
-/// draining a closed mailbox, or evicting the oldest message of a bounded lane). The consumer of
-/// an unbounded lane takes everything queued at once with [`Queue::take_all`], so it takes the
-/// producers' lock once per batch, not once per message. The same code runs under loom (`Mutex`
-/// is the seam).
+/// The queue of the bounded and priority lanes: a `VecDeque` under a short lock (no allocation
+/// per message once it has grown, 40 bytes when empty, no cache-line padding). Any thread may pop
+/// (a producer draining a closed mailbox, or evicting the oldest message of a bounded lane). The
+/// same code runs under loom (`Mutex` is the seam). The unbounded lane, the default and the
+/// hottest, is a [`Deque`] instead, locked by the mailbox's state word.
 ///
 /// `nonempty` mirrors "the deque is not empty" and is only written under the lock, so at every
 /// unlock it is exact; read without the lock it lets the consumer find an empty queue with one
@@ -127,27 +126,89 @@ impl<T> Queue<T> {
         }
         value
     }
-    /// Moves every queued value to the back of `into`, oldest first (an O(1) swap when `into`
-    /// is empty, which is how the consumer calls it).
-    #[inline]
-    pub(crate) fn take_all(&self, into: &mut std::collections::VecDeque<T>) {
-        if !self.nonempty.load(Ordering::Acquire) {
-            return;
-        }
-        let mut queue = self.queue.lock();
-        if into.is_empty() {
-            std::mem::swap(&mut *queue, into);
-        } else {
-            into.extend(queue.drain(..));
-        }
-        self.nonempty.store(false, Ordering::Release);
-    }
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         !self.nonempty.load(Ordering::Acquire)
     }
     pub(crate) fn len(&self) -> usize {
         self.queue.lock().len()
+    }
+}
+
+/// The unbounded lane's queue: a `VecDeque` with no lock of its own. Its owner (the mailbox)
+/// locks it with a bit of its state word, so that a send takes the lock and learns the
+/// consumer's state in one read-modify-write and lets go with a plain store (see
+/// `mailbox`'s invariants). 40 bytes when empty, like [`Queue`].
+///
+/// `nonempty` mirrors "the deque is not empty" and is only written under the owner's lock; read
+/// without it, it lets the consumer find an empty queue with one load.
+pub(crate) struct Deque<T> {
+    items: UnsafeCell<std::collections::VecDeque<T>>,
+    nonempty: AtomicBool,
+    /// As in [`Queue`]: a niche for the enclosing lane enum.
+    _niche: Niche,
+}
+
+// SAFETY: `items` is only reached through the `unsafe fn`s below, whose callers hold the owner's
+// lock, so one thread at a time touches it; the values move between threads, hence `T: Send`.
+unsafe impl<T: Send> Sync for Deque<T> {}
+
+impl<T> Deque<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            items: UnsafeCell::new(std::collections::VecDeque::new()),
+            nonempty: AtomicBool::new(false),
+            _niche: Niche::Only,
+        }
+    }
+
+    /// Queues `value` at the back.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the owner's lock.
+    #[inline]
+    pub(crate) unsafe fn push(&self, value: T) {
+        // SAFETY: exclusive per the contract.
+        self.items.with_mut(|q| unsafe { (*q).push_back(value) });
+        self.nonempty.store(true, Ordering::Relaxed);
+    }
+
+    /// Moves every queued value to the back of `into`, oldest first (an O(1) swap when `into`
+    /// is empty, which is how the consumer calls it).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the owner's lock.
+    #[inline]
+    pub(crate) unsafe fn take_all(&self, into: &mut std::collections::VecDeque<T>) {
+        // SAFETY: exclusive per the contract.
+        self.items.with_mut(|q| {
+            let q = unsafe { &mut *q };
+            if into.is_empty() {
+                std::mem::swap(q, into);
+            } else {
+                into.extend(q.drain(..));
+            }
+        });
+        self.nonempty.store(false, Ordering::Relaxed);
+    }
+
+    /// Queued values.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the owner's lock.
+    pub(crate) unsafe fn len(&self) -> usize {
+        // SAFETY: exclusive per the contract.
+        self.items.with(|q| unsafe { (*q).len() })
+    }
+
+    /// Whether the queue was empty at the last unlock of the owner's lock that this thread has
+    /// seen.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.nonempty.load(Ordering::Acquire)
     }
 }
 
@@ -170,6 +231,44 @@ impl<T> UnsafeCell<T> {
     #[inline]
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
+    }
+}
+
+/// Under loom: where threads wait for a lock bit (the mailbox's `LOCKED`) to clear, blocking
+/// instead of spinning. The holder calls [`Turnstile::release`] after it clears the bit; a waiter
+/// counts itself in and checks the bit under the turnstile's mutex, so the release cannot slip
+/// between its check and its wait. (The count spares a release with nobody waiting the mutex,
+/// which keeps the models' state space small.)
+#[cfg(actor_loom)]
+#[derive(Default)]
+pub(crate) struct Turnstile {
+    mutex: loom::sync::Mutex<()>,
+    released: loom::sync::Condvar,
+    waiting: AtomicUsize,
+}
+
+#[cfg(actor_loom)]
+impl Turnstile {
+    /// Blocks while `locked()` says so.
+    pub(crate) fn wait_while(&self, locked: impl Fn() -> bool) {
+        let mut guard = self.mutex.lock().unwrap_or_else(|p| p.into_inner());
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        // With the fence in `release`: either we see the bit cleared or it sees us waiting.
+        fence(Ordering::SeqCst);
+        while locked() {
+            guard = self.released.wait(guard).unwrap_or_else(|p| p.into_inner());
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes every waiter (the bit was just cleared).
+    pub(crate) fn release(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let _guard = self.mutex.lock().unwrap_or_else(|p| p.into_inner());
+        self.released.notify_all();
     }
 }
 

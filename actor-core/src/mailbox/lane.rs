@@ -1,17 +1,19 @@
 //! The user lanes of a mailbox: unbounded, bounded, priority classes and conflating.
 //!
 //! Every lane is multi-producer, single-consumer and keeps FIFO order per producer within a class.
-//! A send takes one short lock on the lane's queue (`sync::Queue`: a `VecDeque`, no allocation per
-//! message once grown). The consumer of the unbounded lane (the default) takes the whole queue at
-//! once into its private batch (`Cursor`), so it pays the lock once per batch; the bounded,
-//! priority and conflating lanes pop one message at a time, because capacity, class order and
-//! conflation must see every message that has not been handled.
+//! A send takes one short lock on the lane's queue (a `VecDeque`, no allocation per message once
+//! grown). The unbounded lane (the default) is a `sync::Deque` locked by the mailbox's state word,
+//! so `super::Mailbox` pushes to it and takes from it itself; its consumer takes the whole queue
+//! at once into its private batch (`Cursor`), so it pays the lock once per batch. The bounded,
+//! priority and conflating lanes (`sync::Queue`s and a mutex of their own) pop one message at a
+//! time, because capacity, class order and conflation must see every message that has not been
+//! handled.
 //! Wake-ups are not this module's business: `super::Mailbox` owns the wake protocol.
 
 use std::collections::{HashMap, VecDeque};
 
 use super::config::{LaneKind, MailboxConfig, Overflow};
-use crate::sync::{AtomicUsize, Mutex, Ordering, Queue};
+use crate::sync::{AtomicUsize, Deque, Mutex, Ordering, Queue};
 
 /// The result of a push that was accepted.
 pub(crate) enum Pushed<M> {
@@ -29,7 +31,7 @@ pub(crate) enum Pushed<M> {
 /// byte here is in every actor's task.)
 #[derive(Debug)]
 pub(crate) struct Cursor<M> {
-    batch: VecDeque<M>,
+    pub(super) batch: VecDeque<M>,
 }
 
 impl<M> Default for Cursor<M> {
@@ -56,7 +58,7 @@ impl<M> Cursor<M> {
 // send; the rarer lanes are boxed so they do not grow every mailbox.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum UserLane<M> {
-    Unbounded(Queue<M>),
+    Unbounded(Deque<M>),
     Bounded(Box<Bounded<M>>),
     Priority(Box<Priority<M>>),
     Conflating(Box<Conflating<M>>),
@@ -104,7 +106,7 @@ enum Slot<M> {
 impl<M> UserLane<M> {
     pub(crate) fn new(config: MailboxConfig<M>) -> Self {
         match config.kind {
-            LaneKind::Unbounded => UserLane::Unbounded(Queue::new()),
+            LaneKind::Unbounded => UserLane::Unbounded(Deque::new()),
             LaneKind::Bounded { capacity, overflow } => UserLane::Bounded(Box::new(Bounded {
                 queue: Queue::new(),
                 capacity,
@@ -136,13 +138,13 @@ impl<M> UserLane<M> {
     }
 
     /// Pushes per the lane's policy. `Err` hands the message back (bounded lane, full, `Fail`
-    /// policy or `force_fail`).
+    /// policy or `force_fail`). Not for the unbounded lane, which the mailbox pushes to under its
+    /// own lock.
     #[inline]
     pub(crate) fn push(&self, msg: M, force_fail: bool) -> Result<Pushed<M>, M> {
         match self {
-            UserLane::Unbounded(q) => {
-                q.push(msg);
-                Ok(Pushed::Queued)
+            UserLane::Unbounded(_) => {
+                unreachable!("the mailbox pushes to its unbounded lane itself, under its lock")
             }
             UserLane::Bounded(b) => b.push(msg, force_fail),
             UserLane::Priority(p) => {
@@ -157,24 +159,13 @@ impl<M> UserLane<M> {
         }
     }
 
-    /// Consumer side: the next message per the lane's order.
+    /// Consumer side: the next message per the lane's order. Not for the unbounded lane, which
+    /// the mailbox takes from under its own lock.
     #[inline]
-    pub(crate) fn pop(&self, cursor: &mut Cursor<M>) -> Option<M> {
+    pub(crate) fn pop(&self) -> Option<M> {
         match self {
-            UserLane::Unbounded(q) => {
-                if let Some(msg) = cursor.batch.pop_front() {
-                    return Some(msg);
-                }
-                if q.is_empty() {
-                    return None;
-                }
-                if cursor.batch.capacity() > 4096 {
-                    // A burst is over: do not keep its peak size (the deques swap between the
-                    // queue and the batch, so this bounds both).
-                    cursor.batch = VecDeque::new();
-                }
-                q.take_all(&mut cursor.batch);
-                cursor.batch.pop_front()
+            UserLane::Unbounded(_) => {
+                unreachable!("the mailbox takes from its unbounded lane itself, under its lock")
             }
             UserLane::Bounded(b) => b.pop(),
             UserLane::Priority(p) => p.pop(),
@@ -192,9 +183,13 @@ impl<M> UserLane<M> {
         }
     }
 
+    /// Queued messages. Not for the unbounded lane, whose length the mailbox reads under its
+    /// own lock.
     pub(crate) fn len(&self) -> usize {
         match self {
-            UserLane::Unbounded(q) => q.len(),
+            UserLane::Unbounded(_) => {
+                unreachable!("the mailbox reads its unbounded lane's length under its lock")
+            }
             UserLane::Bounded(b) => b.queue.len(),
             UserLane::Priority(p) => p.classes.iter().map(Queue::len).sum(),
             UserLane::Conflating(c) => c.len.load(Ordering::Acquire),

@@ -12,28 +12,38 @@
 //!   (`stop`), set under the system lane's lock and woken like a system message, that the
 //!   consumer takes once the queued system messages are drained.
 //! * **Wake on the idle-to-running transition only.** The state word is `RUNNING` while the
-//!   consumer works. Before parking, the consumer registers its waker, stores `IDLE` (or
-//!   `IDLE_SYS` when it only accepts system messages), issues a `SeqCst` fence and looks at the
-//!   lanes once more. A producer pushes, issues a `SeqCst` fence and loads the state: only when it
-//!   reads an idle state that admits its lane and wins the CAS from it to `WAKING` does it wake the
-//!   task, and then it hands the state back with a CAS to `RUNNING`. By the two fences at least
-//!   one side sees the other's write, so no wake-up is lost, and a busy actor costs its producers
-//!   one plain load each, no read-modify-write.
+//!   consumer works. Before parking, the consumer registers its waker, moves the state to `IDLE`
+//!   (or `IDLE_SYS` when it only accepts system messages) with a read-modify-write, issues a
+//!   `SeqCst` fence and looks at the lanes once more. Only the producer that finds an idle state
+//!   admitting its lane, and takes `WAKING` from it, wakes the task; it then hands the state back
+//!   (`RUNNING`). A busy actor therefore costs its producers no wake-up.
+//! * **The unbounded lane is locked by the state word.** Its queue (`sync::Deque`) has no lock of
+//!   its own: `LOCKED` is a bit of the state word, and while it is set only its holder changes the
+//!   word (everyone else's read-modify-writes wait it out). So a send to the default lane is one
+//!   compare-and-swap, which takes the lock *and* reads the consumer's state, then the push, then
+//!   one plain store that lets go, and that stores `WAKING` instead of `IDLE` when the consumer
+//!   was parked: no fence, no second read-modify-write. The consumer's park is a read-modify-write
+//!   on the same word, so it either comes first (the producer's lock reads the idle state and
+//!   wakes) or reads the producer's release (and sees its message). The other user lanes and the
+//!   system lane have locks of their own: their producers push, issue a `SeqCst` fence and read
+//!   the state; by that fence and the consumer's, at least one side sees the other's write.
 //! * **The state word guards the waker.** The waker stays registered between parks
 //!   (`sync::WakerSlot`, no synchronisation of its own): a producer reads it only while it holds
 //!   `WAKING`, so at most one does; the consumer writes it only in `RUNNING`, which no producer
-//!   leaves, or after `CLOSED`. A wake therefore costs the producer two CASes on the state word.
+//!   leaves, or after `CLOSED`. Waking costs the producer its take of `WAKING` and its hand-back.
 //! * **Parking on top of `WAKING`.** Waking can take a system call (unparking a worker), so the
 //!   consumer is often polled and done before the producer that woke it lets go. It then parks as
-//!   `WAKING | IDLE` (or `IDLE_SYS`) instead of waiting; the producer's CAS back to `RUNNING` fails,
-//!   and it hands over the idle state instead, then issues a fence and looks at the lanes for
-//!   messages whose producers saw `WAKING` and did not wake (same two-fence argument), waking
-//!   again if there are any. `close` waits out a `WAKING` producer (one wake: at most a system
-//!   call) before it sets `CLOSED`.
+//!   `WAKING | IDLE` (or `IDLE_SYS`) instead of waiting; the producer's hand-back to `RUNNING`
+//!   fails, and it hands over the idle state instead, then issues a fence and looks at the lanes
+//!   for messages whose producers saw `WAKING` and did not wake, waking again if there are any.
+//!   `close` waits out a `WAKING` producer (one wake: at most a system call) before it sets
+//!   `CLOSED`.
 //! * **Nothing escapes the dead-letter count.** `CLOSED` is set by the consumer before it drains
-//!   the user lane. A producer that sees `CLOSED` before pushing gets its message back; one that
-//!   sees it only after pushing drains the lane itself. By the same fence argument every message is
-//!   either consumed, handed back, or drained by someone and counted.
+//!   the user lane. A producer that sees `CLOSED` before pushing gets its message back. On the
+//!   unbounded lane `CLOSED` cannot be set while a producer holds the lock, so a push either
+//!   lands before it (and is drained) or is handed back. On the other lanes a producer that sees
+//!   `CLOSED` only after pushing drains the lane itself; by the fence argument every message is
+//!   consumed, handed back, or drained by someone and counted.
 
 mod config;
 mod lane;
@@ -45,7 +55,7 @@ pub use config::{MailboxConfig, Overflow};
 pub(crate) use lane::Cursor;
 use lane::{Pushed, UserLane};
 
-use crate::sync::{AtomicBool, AtomicU8, Mutex, Ordering, WakerSlot, fence};
+use crate::sync::{AtomicBool, AtomicU8, Deque, Mutex, Ordering, WakerSlot, backoff, fence};
 
 const RUNNING: u8 = 0;
 const IDLE: u8 = 1;
@@ -54,6 +64,9 @@ const CLOSED: u8 = 4;
 /// A producer won the transition out of idle and is waking the task; it alone reads the waker
 /// until it hands the state back.
 const WAKING: u8 = 8;
+/// The unbounded lane's lock; while it is set, only its holder changes the state word, and it
+/// lets go with a plain store of the state it found (or of `WAKING`, when it takes the wake-up).
+const LOCKED: u8 = 16;
 /// The consumer's idle states; with `WAKING`, it parked while a producer was still waking it.
 const IDLE_BITS: u8 = IDLE | IDLE_SYS;
 
@@ -85,6 +98,9 @@ pub(crate) struct Mailbox<M, S> {
     sys: Mutex<Option<Box<VecDeque<S>>>>,
     user: UserLane<M>,
     waker: WakerSlot,
+    /// Where threads waiting for `LOCKED` block under loom (see `wait_unlocked`).
+    #[cfg(actor_loom)]
+    turnstile: crate::sync::Turnstile,
 }
 
 impl<M, S> Mailbox<M, S> {
@@ -96,6 +112,8 @@ impl<M, S> Mailbox<M, S> {
             sys: Mutex::new(None),
             user: UserLane::new(config),
             waker: WakerSlot::new(),
+            #[cfg(actor_loom)]
+            turnstile: crate::sync::Turnstile::default(),
         }
     }
 
@@ -103,6 +121,9 @@ impl<M, S> Mailbox<M, S> {
     /// whatever its overflow policy (used by `send().await`, which then waits for room).
     #[inline]
     pub(crate) fn push_user(&self, msg: M, force_fail: bool) -> Result<Accepted<M>, Refused<M>> {
+        if let UserLane::Unbounded(deque) = &self.user {
+            return self.push_unbounded(deque, msg);
+        }
         if self.state.load(Ordering::Acquire) & CLOSED != 0 {
             return Err(Refused::Closed(msg));
         }
@@ -112,6 +133,7 @@ impl<M, S> Mailbox<M, S> {
             Err(m) => return Err(Refused::Full(m)),
         };
         fence(Ordering::SeqCst);
+        // (Only the unbounded lane takes `LOCKED`, so it is never set here.)
         let state = self.state.load(Ordering::Relaxed);
         if state & CLOSED != 0 {
             return Ok(Accepted { shed, closed: true });
@@ -125,6 +147,137 @@ impl<M, S> Mailbox<M, S> {
         })
     }
 
+    /// The default lane's send: lock (reading the consumer's state), push, let go.
+    #[inline]
+    fn push_unbounded(&self, deque: &Deque<M>, msg: M) -> Result<Accepted<M>, Refused<M>> {
+        let Some(state) = self.lock(true) else {
+            return Err(Refused::Closed(msg));
+        };
+        // SAFETY: we hold `LOCKED`.
+        unsafe { deque.push(msg) };
+        if state == IDLE {
+            // The consumer parked for user messages: take the wake-up with the store that lets
+            // go of the lock (nobody else changed the word meanwhile).
+            self.unlock(WAKING);
+            self.wake_holding();
+        } else {
+            self.unlock(state);
+        }
+        Ok(Accepted {
+            shed: None,
+            closed: false,
+        })
+    }
+
+    /// Takes `LOCKED`, waiting out another holder; `None` if `open_only` and the mailbox is
+    /// closed. Returns the state it found (without `LOCKED`), which stays as it is until the
+    /// holder lets go with [`Mailbox::unlock`].
+    #[inline]
+    fn lock(&self, open_only: bool) -> Option<u8> {
+        let mut state = self.state.load(Ordering::Relaxed);
+        let mut spins = 0u32;
+        loop {
+            if open_only && state & CLOSED != 0 {
+                return None;
+            }
+            if state & LOCKED != 0 {
+                state = self.wait_unlocked(&mut spins);
+                continue;
+            }
+            // Acquire: the previous holder's work on the lane, and the consumer's registration
+            // if we find it idle.
+            match self.state.compare_exchange_weak(
+                state,
+                state | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(state),
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Lets go of `LOCKED`, leaving `state`. Release: our work on the lane happens before that of
+    /// whoever changes the word next.
+    #[inline]
+    fn unlock(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+        #[cfg(actor_loom)]
+        self.turnstile.release();
+    }
+
+    /// The state word once nobody holds `LOCKED` (its holder may change the word when it lets
+    /// go, so a decision to wake is not made on a locked word).
+    #[inline]
+    fn settled(&self, order: Ordering) -> u8 {
+        let mut state = self.state.load(order);
+        let mut spins = 0u32;
+        while state & LOCKED != 0 {
+            state = self.wait_unlocked(&mut spins);
+        }
+        state
+    }
+
+    /// Waits a little for `LOCKED` to clear (its holder is a few instructions from letting go)
+    /// and reads the word again. Spins, then yields the thread (`sync::backoff`). Under loom it
+    /// blocks on the turnstile until the holder lets go instead: there, two threads that spin
+    /// and yield in turn can starve the holder for ever, which no real scheduler does.
+    #[cold]
+    fn wait_unlocked(&self, spins: &mut u32) -> u8 {
+        #[cfg(actor_loom)]
+        {
+            let _ = spins;
+            self.turnstile.wait_while(|| self.reload() & LOCKED != 0);
+        }
+        #[cfg(not(actor_loom))]
+        {
+            *spins += 1;
+            backoff(*spins);
+        }
+        self.reload()
+    }
+
+    /// A read of the state word by a thread waiting for it to change. Under loom a plain load
+    /// may keep reading an old value for ever (its model explores every value a load may
+    /// return), so there it is a compare-and-swap that always fails (the word is never
+    /// `u8::MAX`): that reads the newest value and, unlike a read-modify-write that stores, does
+    /// not race the lock holder's plain store in loom's model. Acquire, as the consumer's first
+    /// read in `poll_park`.
+    #[inline]
+    fn reload(&self) -> u8 {
+        #[cfg(actor_loom)]
+        return match self.state.compare_exchange(
+            u8::MAX,
+            u8::MAX,
+            Ordering::Acquire,
+            Ordering::Acquire,
+        ) {
+            Ok(state) | Err(state) => state,
+        };
+        #[cfg(not(actor_loom))]
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Compare-and-swap of the state word from `from` to `to`, waiting out `LOCKED`. `Err` holds
+    /// the (unlocked) state found instead.
+    #[inline]
+    fn transition(&self, from: u8, to: u8, success: Ordering) -> Result<(), u8> {
+        let mut spins = 0u32;
+        loop {
+            match self
+                .state
+                .compare_exchange(from, to, success, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) if now & LOCKED != 0 => {
+                    self.wait_unlocked(&mut spins);
+                }
+                Err(now) => return Err(now),
+            }
+        }
+    }
+
     /// Producer side: queue a system message. Returns it if the mailbox is closed.
     pub(crate) fn push_sys(&self, msg: S) -> Result<(), S> {
         {
@@ -136,7 +289,7 @@ impl<M, S> Mailbox<M, S> {
             self.sys_pending.store(true, Ordering::Release);
         }
         fence(Ordering::SeqCst);
-        let state = self.state.load(Ordering::Relaxed);
+        let state = self.settled(Ordering::Relaxed);
         if state == IDLE || state == IDLE_SYS {
             self.wake_from(state);
         }
@@ -157,7 +310,7 @@ impl<M, S> Mailbox<M, S> {
             self.stop.store(true, Ordering::Release);
         }
         fence(Ordering::SeqCst);
-        let state = self.state.load(Ordering::Relaxed);
+        let state = self.settled(Ordering::Relaxed);
         if state == IDLE || state == IDLE_SYS {
             self.wake_from(state);
         }
@@ -170,68 +323,76 @@ impl<M, S> Mailbox<M, S> {
         self.stop.load(Ordering::Acquire) && self.stop.swap(false, Ordering::AcqRel)
     }
 
-    /// Producer side: if the state is still `idle`, take `WAKING`, wake the task and hand the
-    /// state back: `RUNNING`, or the idle state the consumer parked in meanwhile (then look at
-    /// the lanes once more for messages whose producers saw `WAKING` and did not wake).
+    /// Producer side: if the state is still `idle`, take `WAKING` and wake the task.
     // Out of line: a busy actor's producers never get here, and their push stays small.
     #[inline(never)]
     fn wake_from(&self, idle: u8) {
-        // Acquire: the consumer's registration (released by its store of `idle`).
-        if self
-            .state
-            .compare_exchange(idle, WAKING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return;
-        }
-        // SAFETY: we hold `WAKING`: the consumer does not write the slot and no other producer
-        // can win it until we hand the state back.
-        unsafe { self.waker.wake() };
-        // Release: our read of the slot happens before the consumer's next write of it.
-        if let Err(parked) =
-            self.state
-                .compare_exchange(WAKING, RUNNING, Ordering::Release, Ordering::Relaxed)
-        {
-            self.wake_handover(parked);
+        // Acquire: the consumer's registration (released by its move to `idle`).
+        if self.transition(idle, WAKING, Ordering::Acquire).is_ok() {
+            self.wake_holding();
         }
     }
 
-    /// Producer side, holding `WAKING`, when the consumer parked while we woke it (`parked` is
-    /// `WAKING | idle`; the wake was probably what got it polled: waking can take a system call
-    /// to unpark a worker). Only we and the consumer write the state while `WAKING` is held, and
-    /// the consumer only parks or un-parks.
-    #[cold]
-    fn wake_handover(&self, mut parked: u8) {
+    /// Producer side, holding `WAKING`: wake the task and hand the state back: `RUNNING`, or the
+    /// idle state the consumer parked in meanwhile (then look at the lanes once more for
+    /// messages whose producers saw `WAKING` and did not wake, and wake again if there are any).
+    #[inline(never)]
+    fn wake_holding(&self) {
         loop {
-            let idle = parked & IDLE_BITS;
-            // AcqRel: release our read of the slot to the consumer's next registration. If this
-            // fails, the consumer un-parked: it is running, and we hand back `RUNNING` below.
-            if self
-                .state
-                .compare_exchange(parked, idle, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                // Producers that pushed while the state was `WAKING | idle` did not wake the
-                // consumer: by this fence and theirs, either we see their message or they see
-                // `idle`.
-                fence(Ordering::SeqCst);
-                if !self.has_work(idle)
-                    || self
-                        .state
-                        .compare_exchange(idle, WAKING, Ordering::Acquire, Ordering::Relaxed)
-                        .is_err()
-                {
-                    return;
-                }
-                // SAFETY: as in `wake_from`: we hold `WAKING` again.
-                unsafe { self.waker.wake() };
+            // SAFETY: we hold `WAKING`: the consumer does not write the slot and no other
+            // producer can win it until we hand the state back.
+            unsafe { self.waker.wake() };
+            let Some(idle) = self.hand_back() else {
+                return;
+            };
+            if self.transition(idle, WAKING, Ordering::Acquire).is_err() {
+                return;
             }
+        }
+    }
+
+    /// Producer side, holding `WAKING`: hands the state back. `Some(idle)` when the consumer had
+    /// parked on top of `WAKING` (the wake was probably what got it polled: waking can take a
+    /// system call to unpark a worker) and, now that it is idle again, has something to look at.
+    /// While `WAKING` is held only we, the consumer (parking or un-parking) and `LOCKED` holders
+    /// (who restore what they found) write the word.
+    fn hand_back(&self) -> Option<u8> {
+        // Release: our read of the slot happens before the consumer's next write of it.
+        let mut now =
             match self
                 .state
                 .compare_exchange(WAKING, RUNNING, Ordering::Release, Ordering::Relaxed)
             {
-                Ok(_) => return,
-                Err(now) => parked = now,
+                Ok(_) => return None,
+                Err(now) => now,
+            };
+        let mut spins = 0u32;
+        loop {
+            if now & LOCKED != 0 {
+                now = self.wait_unlocked(&mut spins);
+                continue;
+            }
+            debug_assert!(
+                now & WAKING != 0 && now & CLOSED == 0,
+                "we hold WAKING: {now}"
+            );
+            let idle = now & IDLE_BITS;
+            // `WAKING` alone: the consumer un-parked, hand back `RUNNING`. `WAKING | idle`: hand
+            // over `idle` (AcqRel: release our read of the slot to the consumer's next
+            // registration; acquire what `LOCKED` holders pushed meanwhile).
+            match self
+                .state
+                .compare_exchange(now, idle, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) if idle == RUNNING => return None,
+                Ok(_) => {
+                    // Producers of the other lanes that pushed while the state was `WAKING |
+                    // idle` did not wake the consumer: by this fence and theirs, either we see
+                    // their message or they see `idle`.
+                    fence(Ordering::SeqCst);
+                    return self.has_work(idle).then_some(idle);
+                }
+                Err(actual) => now = actual,
             }
         }
     }
@@ -262,7 +423,42 @@ impl<M, S> Mailbox<M, S> {
     /// Consumer side: the next user message, if any.
     #[inline]
     pub(crate) fn pop_user(&self, cursor: &mut Cursor<M>) -> Option<M> {
-        self.user.pop(cursor)
+        let UserLane::Unbounded(deque) = &self.user else {
+            return self.user.pop();
+        };
+        if let Some(msg) = cursor.batch.pop_front() {
+            return Some(msg);
+        }
+        if deque.is_empty() {
+            return None;
+        }
+        if cursor.batch.capacity() > 4096 {
+            // A burst is over: do not keep its peak size (the deques swap between the queue and
+            // the batch, so this bounds both).
+            cursor.batch = VecDeque::new();
+        }
+        self.take_unbounded(deque, &mut cursor.batch);
+        cursor.batch.pop_front()
+    }
+
+    /// Moves everything queued on the unbounded lane to the back of `into`, under the lock.
+    #[inline]
+    fn take_unbounded(&self, deque: &Deque<M>, into: &mut VecDeque<M>) {
+        let state = self.lock_any();
+        // SAFETY: we hold `LOCKED`.
+        unsafe { deque.take_all(into) };
+        self.unlock(state);
+    }
+
+    /// Takes `LOCKED` whatever the state (closed or not).
+    #[inline]
+    fn lock_any(&self) -> u8 {
+        loop {
+            // `lock(false)` returns only once it holds the lock: this loop runs once.
+            if let Some(state) = self.lock(false) {
+                return state;
+            }
+        }
     }
 
     /// Consumer side: park until a message arrives (`sys_only`: until a system message arrives).
@@ -271,15 +467,32 @@ impl<M, S> Mailbox<M, S> {
         let idle = if sys_only { IDLE_SYS } else { IDLE };
         // Acquire: a waking producer's read of the slot happens before our write below.
         let mut state = self.state.load(Ordering::Acquire);
+        let mut spins = 0u32;
         loop {
+            if state & LOCKED != 0 {
+                // A producer is pushing (or someone reads the length): only it changes the word
+                // until it lets go.
+                state = self.wait_unlocked(&mut spins);
+                continue;
+            }
             if state == RUNNING {
                 // SAFETY: no producer reads the slot in `RUNNING`, which only we leave.
                 unsafe { self.waker.register(cx.waker()) };
-                // Release publishes the registration to the producer that wins the CAS back; the
-                // fence orders this store before the loads below (the store itself needs no
-                // `SeqCst`).
-                self.state.store(idle, Ordering::Release);
-                break;
+                // Release publishes the registration to the producer that takes the wake-up.
+                // If a producer pushed to the unbounded lane under `LOCKED` before this, we read
+                // its release and see its message below (Acquire here; the `SeqCst` fence below
+                // would also do); if it locks after, it finds `idle` and wakes us. The fence is
+                // there for the other lanes.
+                match self.state.compare_exchange(
+                    RUNNING,
+                    idle,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => state = now,
+                }
+                continue;
             }
             if state & CLOSED != 0 {
                 return Poll::Pending;
@@ -287,7 +500,15 @@ impl<M, S> Mailbox<M, S> {
             if state & IDLE_BITS != 0 {
                 // Polled while parked (a timer, a join): running again, keeping a producer's
                 // `WAKING`. Acquire as above.
-                state = self.state.fetch_and(!IDLE_BITS, Ordering::Acquire) & !IDLE_BITS;
+                match self.state.compare_exchange(
+                    state,
+                    state & !IDLE_BITS,
+                    Ordering::Acquire,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => state &= !IDLE_BITS,
+                    Err(now) => state = now,
+                }
                 continue;
             }
             // `WAKING`: a producer is still waking us (its wake may be what got us polled) and
@@ -301,10 +522,11 @@ impl<M, S> Mailbox<M, S> {
                 return Poll::Pending;
             }
             // Park on top of `WAKING`: the producer hands the idle state back when it is done.
+            // AcqRel as in `RUNNING` above.
             match self.state.compare_exchange(
                 WAKING,
                 WAKING | idle,
-                Ordering::Release,
+                Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => break,
@@ -313,12 +535,26 @@ impl<M, S> Mailbox<M, S> {
         }
         fence(Ordering::SeqCst);
         if self.has_work(idle) {
-            // Un-park, whatever happened meanwhile: a producer may hold `WAKING` (it hands back
-            // `RUNNING`), or have handed `idle` back to us.
-            self.state.fetch_and(!IDLE_BITS, Ordering::Acquire);
+            self.unpark();
             Poll::Ready(())
         } else {
             Poll::Pending
+        }
+    }
+
+    /// Consumer side: un-park, whatever happened meanwhile (a producer may hold `WAKING`, and
+    /// hands back `RUNNING`, or have handed the idle state back to us), once no one holds
+    /// `LOCKED`.
+    fn unpark(&self) {
+        let mut state = self.settled(Ordering::Acquire);
+        loop {
+            if state & IDLE_BITS == 0 {
+                return;
+            }
+            match self.transition(state, state & !IDLE_BITS, Ordering::Acquire) {
+                Ok(()) => return,
+                Err(now) => state = now,
+            }
         }
     }
 
@@ -333,10 +569,16 @@ impl<M, S> Mailbox<M, S> {
             loop {
                 // A producer holding `WAKING` hands the state back once its wake returns (its
                 // CAS would not expect `CLOSED`): wait for it. None can take it after `CLOSED`.
+                // Nor do we change the word under someone else's `LOCKED`: a producer holding it
+                // pushes before `CLOSED` is set, and we drain its message.
+                if state & LOCKED != 0 {
+                    state = self.wait_unlocked(&mut spins);
+                    continue;
+                }
                 if state & WAKING != 0 {
                     spins += 1;
-                    crate::sync::backoff(spins);
-                    state = self.state.load(Ordering::Relaxed);
+                    backoff(spins);
+                    state = self.reload();
                     continue;
                 }
                 match self.state.compare_exchange(
@@ -366,8 +608,14 @@ impl<M, S> Mailbox<M, S> {
     /// Removes every queued user message (consumer at close, or a producer that saw `CLOSED`
     /// after pushing).
     pub(crate) fn drain_user(&self, mut f: impl FnMut(M)) {
-        let mut cursor = Cursor::default();
-        while let Some(msg) = self.user.pop(&mut cursor) {
+        if let UserLane::Unbounded(deque) = &self.user {
+            // Taken under the lock, handed to `f` outside it.
+            let mut taken = VecDeque::new();
+            self.take_unbounded(deque, &mut taken);
+            taken.into_iter().for_each(f);
+            return;
+        }
+        while let Some(msg) = self.user.pop() {
             f(msg);
         }
     }
@@ -381,7 +629,14 @@ impl<M, S> Mailbox<M, S> {
 
     /// Queued user messages.
     pub(crate) fn len(&self) -> usize {
-        self.user.len()
+        let UserLane::Unbounded(deque) = &self.user else {
+            return self.user.len();
+        };
+        let state = self.lock_any();
+        // SAFETY: we hold `LOCKED`.
+        let len = unsafe { deque.len() };
+        self.unlock(state);
+        len
     }
 
     /// Messages replaced by newer ones in a conflating lane.
@@ -653,6 +908,29 @@ mod loom_tests {
             );
             got.sort();
             assert_eq!(got, [1, 2]);
+            t1.join().expect("t1");
+            t2.join().expect("t2");
+        });
+    }
+
+    /// A bounded lane keeps its own lock and the fence protocol (only the unbounded lane is
+    /// locked by the state word): a consumer parked while a producer pushes there is still
+    /// woken (loom reports a deadlock otherwise), alongside a system message.
+    #[test]
+    fn no_lost_wakeup_bounded_lane() {
+        model(|| {
+            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::bounded(
+                4,
+                Overflow::Fail,
+            )));
+            let (a, b) = (mb.clone(), mb.clone());
+            let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("room"));
+            let t2 = loom::thread::spawn(move || b.push_sys(2).expect("open"));
+            let mut cursor = Cursor::default();
+            let task = consumer_task();
+            let mut got = [recv(&mb, &mut cursor, &task), recv(&mb, &mut cursor, &task)];
+            got.sort();
+            assert_eq!(got, [(None, Some(1)), (Some(2), None)]);
             t1.join().expect("t1");
             t2.join().expect("t2");
         });
