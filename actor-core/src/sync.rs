@@ -72,8 +72,8 @@ impl<T> Mutex<T> {
 /// `nonempty` mirrors "the deque is not empty" and is only written under the lock, so at every
 /// unlock it is exact; read without the lock it lets the consumer find an empty queue with one
 /// load instead of a lock. A stale `false` is covered by the mailbox's wake protocol: the
-/// producer's push (and flag store) precedes its `SeqCst` fence, the consumer's park stores
-/// `IDLE` and fences before it reads the flag, so one of them sees the other.
+/// producer's push (and flag store) precedes its `SeqCst` fence, the consumer's park moves the
+/// state to `IDLE` and fences before it reads the flag, so one of them sees the other.
 pub(crate) struct Queue<T> {
     queue: Mutex<std::collections::VecDeque<T>>,
     nonempty: AtomicBool,
