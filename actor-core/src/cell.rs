@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 use crate::dead_letters::DeadLetterReason;
 use crate::failure::{Directive, Failure, Terminated, TerminationReason};
 use crate::group::MemberTask;
-use crate::mailbox::{Mailbox, MailboxConfig, Refused};
+use crate::mailbox::{Accepted, Mailbox, MailboxConfig, Refused};
 use crate::path::{ActorId, ActorPath};
 use crate::system::SystemShared;
 
@@ -440,14 +440,9 @@ impl<M: Send + 'static> Cell<M> {
     #[inline]
     pub(crate) fn tell(&self, msg: M) {
         match self.mailbox.push_user(msg, false) {
-            Ok(acc) => {
-                if acc.shed.is_some() {
-                    self.dead_letter(DeadLetterReason::Shed);
-                }
-                if acc.closed {
-                    self.drain_dead();
-                }
-            }
+            Ok(Accepted::Queued) => {}
+            Ok(Accepted::Shed(_)) => self.dead_letter(DeadLetterReason::Shed),
+            Ok(Accepted::Closed) => self.drain_dead(),
             Err(Refused::Full(_)) => self.dead_letter(DeadLetterReason::MailboxFull),
             Err(Refused::Closed(_)) => self.dead_letter(DeadLetterReason::Stopped),
         }
@@ -457,12 +452,10 @@ impl<M: Send + 'static> Cell<M> {
     /// policy).
     #[inline]
     pub(crate) fn try_tell(&self, msg: M, force_fail: bool) -> Result<(), Refused<M>> {
-        let acc = self.mailbox.push_user(msg, force_fail)?;
-        if acc.shed.is_some() {
-            self.dead_letter(DeadLetterReason::Shed);
-        }
-        if acc.closed {
-            self.drain_dead();
+        match self.mailbox.push_user(msg, force_fail)? {
+            Accepted::Queued => {}
+            Accepted::Shed(_) => self.dead_letter(DeadLetterReason::Shed),
+            Accepted::Closed => self.drain_dead(),
         }
         Ok(())
     }

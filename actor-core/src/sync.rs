@@ -1,8 +1,8 @@
 //! Synchronisation primitives behind one seam, so the mailbox can be model-checked with loom.
 //!
-//! Under `--cfg actor_loom` the atomics and the mutex are loom's, so the loom tests check the
-//! mailbox's send / receive / wake protocol, and the user lanes' queue built on the mutex,
-//! exhaustively; in normal builds they are `std` atomics and `parking_lot`.
+//! Under `--cfg actor_loom` the atomics, the mutex and `UnsafeCell` are loom's, so the loom
+//! tests check the mailbox's send / receive / wake protocol, and the accesses to the lanes' queues
+//! that its state word guards, exhaustively; in normal builds they are `std` atomics and `parking_lot`.
 
 #[cfg(actor_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
@@ -63,11 +63,11 @@ impl<T> Mutex<T> {
     }
 }
 
-/// The queue of the bounded and priority lanes: a `VecDeque` under a short lock (no allocation
-/// per message once it has grown, 40 bytes when empty, no cache-line padding). Any thread may pop
-/// (a producer draining a closed mailbox, or evicting the oldest message of a bounded lane). The
-/// same code runs under loom (`Mutex` is the seam). The unbounded lane, the default and the
-/// hottest, is a [`Deque`] instead, locked by the mailbox's state word.
+/// A queue of the priority lane: a `VecDeque` under a short lock of its own (no allocation per
+/// message once it has grown, 40 bytes when empty, no cache-line padding), one per class, so that
+/// a sender of the top class never waits for the lock that a flood of a lower class keeps busy.
+/// The same code runs under loom (`Mutex` is the seam). The other lanes' queues are [`Deque`]s,
+/// locked by the mailbox's state word.
 ///
 /// `nonempty` mirrors "the deque is not empty" and is only written under the lock, so at every
 /// unlock it is exact; read without the lock it lets the consumer find an empty queue with one
@@ -77,17 +77,6 @@ impl<T> Mutex<T> {
 pub(crate) struct Queue<T> {
     queue: Mutex<std::collections::VecDeque<T>>,
     nonempty: AtomicBool,
-    /// A byte with one valid value, in padding that is there anyway: it gives the queue a
-    /// niche (its other fields are all behind `UnsafeCell`s, which hide theirs), so an enum that
-    /// holds a queue or a box, like the mailbox's user lane, needs no separate discriminant.
-    _niche: Niche,
-}
-
-/// A one-valued byte: its 255 invalid values are a niche for enclosing enums.
-#[derive(Clone, Copy)]
-#[repr(u8)]
-enum Niche {
-    Only = 0,
 }
 
 impl<T> Queue<T> {
@@ -95,7 +84,6 @@ impl<T> Queue<T> {
         Self {
             queue: Mutex::new(std::collections::VecDeque::new()),
             nonempty: AtomicBool::new(false),
-            _niche: Niche::Only,
         }
     }
     #[inline]
@@ -116,16 +104,6 @@ impl<T> Queue<T> {
         }
         value
     }
-    /// Pops under the lock whatever the flag says (a producer evicting the oldest message must
-    /// not miss one that another producer queued a moment ago).
-    pub(crate) fn pop_locked(&self) -> Option<T> {
-        let mut queue = self.queue.lock();
-        let value = queue.pop_front();
-        if queue.is_empty() {
-            self.nonempty.store(false, Ordering::Release);
-        }
-        value
-    }
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         !self.nonempty.load(Ordering::Acquire)
@@ -135,17 +113,26 @@ impl<T> Queue<T> {
     }
 }
 
-/// The unbounded lane's queue: a `VecDeque` with no lock of its own. Its owner (the mailbox)
-/// locks it with a bit of its state word, so that a send takes the lock and learns the
-/// consumer's state in one read-modify-write and lets go with a plain store (see
-/// `mailbox`'s invariants). 40 bytes when empty, like [`Queue`].
+/// A one-valued byte: its 255 invalid values are a niche for enclosing enums.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Niche {
+    Only = 0,
+}
+
+/// A user lane's queue: a `VecDeque` with no lock of its own. Its owner (the mailbox) locks it
+/// with a bit of its state word, so that a send takes the lock and learns the consumer's state in
+/// one read-modify-write and lets go with a plain store (see `mailbox`'s invariants). 40 bytes
+/// when empty.
 ///
 /// `nonempty` mirrors "the deque is not empty" and is only written under the owner's lock; read
 /// without it, it lets the consumer find an empty queue with one load.
 pub(crate) struct Deque<T> {
     items: UnsafeCell<std::collections::VecDeque<T>>,
     nonempty: AtomicBool,
-    /// As in [`Queue`]: a niche for the enclosing lane enum.
+    /// A byte with one valid value, in padding that is there anyway: it gives the deque a niche
+    /// (its other fields are all behind `UnsafeCell`s, which hide theirs), so an enum that holds
+    /// a deque or a box, like the mailbox's user lane, needs no separate discriminant.
     _niche: Niche,
 }
 
@@ -192,6 +179,24 @@ impl<T> Deque<T> {
             }
         });
         self.nonempty.store(false, Ordering::Relaxed);
+    }
+
+    /// Takes the value at the front.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the owner's lock.
+    #[inline]
+    pub(crate) unsafe fn pop_front(&self) -> Option<T> {
+        // SAFETY: exclusive per the contract.
+        self.items.with_mut(|q| {
+            let q = unsafe { &mut *q };
+            let value = q.pop_front();
+            if q.is_empty() {
+                self.nonempty.store(false, Ordering::Relaxed);
+            }
+            value
+        })
     }
 
     /// Queued values.

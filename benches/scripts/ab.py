@@ -31,7 +31,10 @@ def main() -> None:
     for r in range(rounds):
         for b in bins if r % 2 == 0 else bins[::-1]:
             cmd = prefix + [b, "--runs", runs, "--only", only, "--frameworks", framework]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+            out = done.stdout
             for line in out.splitlines():
                 if line.startswith("{"):
                     m = json.loads(line)

@@ -24,6 +24,7 @@ pub fn markdown(
             "ask_latency",
             "spawn",
             "big",
+            "bounded",
             "priority_latency",
             "timer_jitter",
         ]

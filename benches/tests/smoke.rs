@@ -46,6 +46,9 @@ fn every_framework_runs_every_workload_at_tiny_sizes() {
 fn our_extra_workloads_run() {
     let p = frameworks::ours::priority_latency(20).expect("priority latency");
     assert!(p.p50 > 0.0);
+    // 5,000 sends through a 1,024-message lane: the senders wait for room (each count verified).
+    let (tell, send) = frameworks::ours::bounded(5_000).expect("bounded mailboxes");
+    assert!(tell > 0.0 && send > 0.0);
     let (jitter, cpu) =
         frameworks::ours::timer_jitter(50, Duration::from_millis(20), Duration::from_millis(300))
             .expect("timer jitter");

@@ -1,19 +1,32 @@
 //! The user lanes of a mailbox: unbounded, bounded, priority classes and conflating.
 //!
 //! Every lane is multi-producer, single-consumer and keeps FIFO order per producer within a class.
-//! A send takes one short lock on the lane's queue (a `VecDeque`, no allocation per message once
-//! grown). The unbounded lane (the default) is a `sync::Deque` locked by the mailbox's state word,
-//! so `super::Mailbox` pushes to it and takes from it itself; its consumer takes the whole queue
-//! at once into its private batch (`Cursor`), so it pays the lock once per batch. The bounded,
-//! priority and conflating lanes (`sync::Queue`s and a mutex of their own) pop one message at a
-//! time, because capacity, class order and conflation must see every message that has not been
-//! handled.
+//! The unbounded, bounded and conflating lanes have no lock of their own: their queues
+//! (`sync::Deque`s, a `VecDeque` with no allocation per message once grown, and the conflating
+//! lane's map) are guarded by the `LOCKED` bit of the mailbox's state word, so a send is the
+//! mailbox's one compare-and-swap, the push, and one plain store. The `*_locked` functions are
+//! `unsafe` for that reason: their caller holds `LOCKED`. They run no user code (a conflation key
+//! is computed before the lock is taken, see [`UserLane::prepare`]) and drop no message (what a
+//! push sheds or replaces is returned), so nothing can panic while the lock is held.
+//!
+//! The priority lane is the exception: a lock per class (`sync::Queue`), so that a sender of the
+//! top class never waits for the lock a flood of a lower class keeps busy (one lock over all
+//! classes, the state word's, made the top class's p99 latency under a flood go from about 10 us
+//! to about 4 ms: `benches/RESULTS.md`, "Session 12"). It keeps the fence handshake with the
+//! consumer (`super::Mailbox::push_priority`).
+//!
+//! The unbounded lane (the default) and a bounded lane that refuses or sheds new messages hand
+//! the consumer the whole queue at once (its private batch, `Cursor`), so it pays the lock once
+//! per batch; a bounded lane counts a message as queued until the consumer hands it to the actor,
+//! so its capacity still bounds what is pending. A `DropOldest` lane, the priority lane and the
+//! conflating lane give out one message at a time: eviction, class order and conflation must see
+//! every message that has not been handled.
 //! Wake-ups are not this module's business: `super::Mailbox` owns the wake protocol.
 
 use std::collections::{HashMap, VecDeque};
 
 use super::config::{LaneKind, MailboxConfig, Overflow};
-use crate::sync::{AtomicUsize, Deque, Mutex, Ordering, Queue};
+use crate::sync::{AtomicUsize, Deque, Ordering, Queue, UnsafeCell};
 
 /// The result of a push that was accepted.
 pub(crate) enum Pushed<M> {
@@ -22,6 +35,17 @@ pub(crate) enum Pushed<M> {
     /// The message is queued or dropped per the overflow policy; this one was shed and must be
     /// counted as a dead letter by the caller.
     Shed(M),
+    /// The message took the place of this older one with the same conflation key (counted in
+    /// the lane's `conflated`, not a dead letter); the caller drops it once it let go of the lock.
+    Replaced(M),
+}
+
+/// What a push computes from the message before the lock is taken: its conflation key (a user
+/// function, which must not run under the lock).
+#[derive(Clone, Copy)]
+pub(crate) enum Prepared {
+    None,
+    Key(Option<u64>),
 }
 
 /// The consumer's private state (kept out of the shared mailbox so its bookkeeping never bounces
@@ -65,10 +89,18 @@ pub(crate) enum UserLane<M> {
 }
 
 pub(crate) struct Bounded<M> {
-    queue: Queue<M>,
+    pub(super) queue: Deque<M>,
     capacity: usize,
     overflow: Overflow,
-    len: AtomicUsize,
+    /// Whether the consumer takes the whole queue at once (not for `DropOldest`, whose producers
+    /// must be able to evict every message not yet handled).
+    pub(super) batches: bool,
+    /// Messages accepted so far; written only under the lock (a load and a store).
+    pushed: AtomicUsize,
+    /// Messages handed to the actor (or drained) so far; written only by the consumer. A message
+    /// is pending from its push until it is handed out, `pushed - handed` (wrapping), so the
+    /// capacity bounds the queue and the consumer's batch together.
+    handed: AtomicUsize,
     /// Senders parked in `send().await`.
     waiting: AtomicUsize,
     space: tokio::sync::Notify,
@@ -79,19 +111,23 @@ pub(crate) struct Priority<M> {
     classify: fn(&M) -> usize,
     weights: Box<[u32]>,
     /// The weighted round robin's position: the class being served (0: none yet) and the
-    /// messages it may still take. Only the consumer pops (or, once the mailbox is closed, a
-    /// producer draining it), so relaxed loads and stores suffice; they are atomics only so the
-    /// lane stays `Sync`.
+    /// messages it may still take. Only the consumer pops, so relaxed loads and stores suffice;
+    /// they are atomics only so the lane stays `Sync`.
     class: std::sync::atomic::AtomicU32,
     credit: std::sync::atomic::AtomicU32,
 }
 
 pub(crate) struct Conflating<M> {
     key: fn(&M) -> Option<u64>,
-    state: Mutex<ConflateState<M>>,
+    state: UnsafeCell<ConflateState<M>>,
+    /// Queued messages and messages replaced so far; written only under the lock.
     len: AtomicUsize,
     conflated: AtomicUsize,
 }
+
+// SAFETY: `state` is only reached through the `unsafe fn`s below, whose callers hold the
+// mailbox's lock; the messages move between threads, hence `M: Send`.
+unsafe impl<M: Send> Sync for Conflating<M> {}
 
 struct ConflateState<M> {
     order: VecDeque<Slot<M>>,
@@ -108,10 +144,12 @@ impl<M> UserLane<M> {
         match config.kind {
             LaneKind::Unbounded => UserLane::Unbounded(Deque::new()),
             LaneKind::Bounded { capacity, overflow } => UserLane::Bounded(Box::new(Bounded {
-                queue: Queue::new(),
+                queue: Deque::new(),
                 capacity,
                 overflow,
-                len: AtomicUsize::new(0),
+                batches: !matches!(overflow, Overflow::DropOldest),
+                pushed: AtomicUsize::new(0),
+                handed: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
                 space: tokio::sync::Notify::new(),
             })),
@@ -127,7 +165,7 @@ impl<M> UserLane<M> {
             }
             LaneKind::Conflating { key } => UserLane::Conflating(Box::new(Conflating {
                 key,
-                state: Mutex::new(ConflateState {
+                state: UnsafeCell::new(ConflateState {
                     order: VecDeque::new(),
                     keyed: HashMap::new(),
                 }),
@@ -137,42 +175,83 @@ impl<M> UserLane<M> {
         }
     }
 
+    /// What the push of `msg` needs computed before the lock (user code runs here).
+    #[inline]
+    pub(crate) fn prepare(&self, msg: &M) -> Prepared {
+        match self {
+            UserLane::Conflating(c) => Prepared::Key((c.key)(msg)),
+            _ => Prepared::None,
+        }
+    }
+
     /// Pushes per the lane's policy. `Err` hands the message back (bounded lane, full, `Fail`
-    /// policy or `force_fail`). Not for the unbounded lane, which the mailbox pushes to under its
-    /// own lock.
+    /// policy or `force_fail`). `prepared` is [`UserLane::prepare`]'s for this message.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the mailbox's `LOCKED`.
     #[inline]
-    pub(crate) fn push(&self, msg: M, force_fail: bool) -> Result<Pushed<M>, M> {
-        match self {
-            UserLane::Unbounded(_) => {
-                unreachable!("the mailbox pushes to its unbounded lane itself, under its lock")
-            }
-            UserLane::Bounded(b) => b.push(msg, force_fail),
-            UserLane::Priority(p) => {
-                let class = (p.classify)(&msg).min(p.classes.len() - 1);
-                p.classes[class].push(msg);
+    pub(crate) unsafe fn push_locked(
+        &self,
+        msg: M,
+        prepared: Prepared,
+        force_fail: bool,
+    ) -> Result<Pushed<M>, M> {
+        // SAFETY (all arms): the caller holds the lock.
+        match (self, prepared) {
+            (UserLane::Unbounded(q), _) => {
+                unsafe { q.push(msg) };
                 Ok(Pushed::Queued)
             }
-            UserLane::Conflating(c) => {
-                c.push(msg);
-                Ok(Pushed::Queued)
+            (UserLane::Bounded(b), _) => unsafe { b.push_locked(msg, force_fail) },
+            (UserLane::Conflating(c), Prepared::Key(key)) => Ok(unsafe { c.push_locked(msg, key) }),
+            (UserLane::Conflating(_), Prepared::None) => {
+                unreachable!("prepare() computes the conflating lane's key")
+            }
+            (UserLane::Priority(_), _) => {
+                unreachable!("the priority lane is pushed to with its own locks (Priority::push)")
             }
         }
     }
 
-    /// Consumer side: the next message per the lane's order. Not for the unbounded lane, which
-    /// the mailbox takes from under its own lock.
+    /// Consumer side: the next message per the lane's order, for lanes that give out one message
+    /// per lock (see [`UserLane::batch`]). A bounded lane's message is counted out here; the
+    /// caller wakes a waiting sender ([`Bounded::wake_sender`]) once it let go of the lock: a
+    /// waker runs code that is not ours.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the mailbox's `LOCKED`.
     #[inline]
-    pub(crate) fn pop(&self) -> Option<M> {
+    pub(crate) unsafe fn pop_locked(&self) -> Option<M> {
+        // SAFETY (all arms): the caller holds the lock.
         match self {
-            UserLane::Unbounded(_) => {
-                unreachable!("the mailbox takes from its unbounded lane itself, under its lock")
+            UserLane::Unbounded(q) => unsafe { q.pop_front() },
+            UserLane::Bounded(b) => {
+                let msg = unsafe { b.queue.pop_front() };
+                if msg.is_some() {
+                    b.count_out(1);
+                }
+                msg
             }
-            UserLane::Bounded(b) => b.pop(),
-            UserLane::Priority(p) => p.pop(),
-            UserLane::Conflating(c) => c.pop(),
+            UserLane::Priority(_) => {
+                unreachable!("the priority lane is popped with its own locks (Priority::pop)")
+            }
+            UserLane::Conflating(c) => unsafe { c.pop_locked() },
         }
     }
 
+    /// The queue the consumer takes whole into its batch, if this lane is given out that way.
+    #[inline]
+    pub(crate) fn batch(&self) -> Option<&Deque<M>> {
+        match self {
+            UserLane::Unbounded(q) => Some(q),
+            UserLane::Bounded(b) if b.batches => Some(&b.queue),
+            _ => None,
+        }
+    }
+
+    /// Whether the lane looked empty at the last unlock this thread has seen.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         match self {
@@ -183,16 +262,18 @@ impl<M> UserLane<M> {
         }
     }
 
-    /// Queued messages. Not for the unbounded lane, whose length the mailbox reads under its
-    /// own lock.
-    pub(crate) fn len(&self) -> usize {
+    /// Queued messages (not counting the consumer's batch).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the mailbox's `LOCKED`.
+    pub(crate) unsafe fn len_locked(&self) -> usize {
+        // SAFETY (all arms): the caller holds the lock.
         match self {
-            UserLane::Unbounded(_) => {
-                unreachable!("the mailbox reads its unbounded lane's length under its lock")
-            }
-            UserLane::Bounded(b) => b.queue.len(),
-            UserLane::Priority(p) => p.classes.iter().map(Queue::len).sum(),
-            UserLane::Conflating(c) => c.len.load(Ordering::Acquire),
+            UserLane::Unbounded(q) => unsafe { q.len() },
+            UserLane::Bounded(b) => unsafe { b.queue.len() },
+            UserLane::Priority(p) => p.len(),
+            UserLane::Conflating(c) => c.len.load(Ordering::Relaxed),
         }
     }
 
@@ -201,6 +282,15 @@ impl<M> UserLane<M> {
         match self {
             UserLane::Conflating(c) => c.conflated.load(Ordering::Relaxed),
             _ => 0,
+        }
+    }
+
+    /// The priority lane, which the mailbox pushes to and pops from with its own locks.
+    #[inline]
+    pub(crate) fn priority(&self) -> Option<&Priority<M>> {
+        match self {
+            UserLane::Priority(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -214,45 +304,75 @@ impl<M> UserLane<M> {
 }
 
 impl<M> Bounded<M> {
-    fn push(&self, msg: M, force_fail: bool) -> Result<Pushed<M>, M> {
-        let prev = self.len.fetch_add(1, Ordering::AcqRel);
-        if prev < self.capacity {
-            self.queue.push(msg);
+    /// Messages pushed and not handed out yet.
+    #[inline]
+    fn pending(&self, order: Ordering) -> usize {
+        self.pushed
+            .load(order)
+            .wrapping_sub(self.handed.load(order))
+    }
+
+    /// # Safety
+    ///
+    /// The caller holds the mailbox's `LOCKED`.
+    #[inline]
+    unsafe fn push_locked(&self, msg: M, force_fail: bool) -> Result<Pushed<M>, M> {
+        // Only lock holders write `pushed`; the consumer's `handed` may be a little old, which
+        // only makes the lane look fuller than it is (the waiting sender retries on its notify).
+        let pushed = self.pushed.load(Ordering::Relaxed);
+        if pushed.wrapping_sub(self.handed.load(Ordering::Acquire)) < self.capacity {
+            // SAFETY: the caller holds the lock.
+            unsafe { self.queue.push(msg) };
+            self.pushed.store(pushed.wrapping_add(1), Ordering::Release);
             return Ok(Pushed::Queued);
         }
         if force_fail {
-            self.len.fetch_sub(1, Ordering::AcqRel);
             return Err(msg);
         }
         match self.overflow {
-            Overflow::Fail => {
-                self.len.fetch_sub(1, Ordering::AcqRel);
-                Err(msg)
-            }
-            Overflow::DropNewest => {
-                self.len.fetch_sub(1, Ordering::AcqRel);
-                Ok(Pushed::Shed(msg))
-            }
+            Overflow::Fail => Err(msg),
+            Overflow::DropNewest => Ok(Pushed::Shed(msg)),
             Overflow::DropOldest => {
-                // The queue is multi-consumer, so a producer may evict the oldest entry. If the
-                // consumer emptied it meanwhile, our increment of `len` simply stands.
-                let evicted = self.queue.pop_locked();
-                if evicted.is_some() {
-                    self.len.fetch_sub(1, Ordering::AcqRel);
+                // This lane gives out one message per lock, so everything pending is queued
+                // here: evict the oldest (one out, one in: `pushed` stands). With a capacity of
+                // 0 nothing is ever queued, and the new message is the one shed.
+                // SAFETY: the caller holds the lock.
+                match unsafe { self.queue.pop_front() } {
+                    Some(oldest) => {
+                        unsafe { self.queue.push(msg) };
+                        Ok(Pushed::Shed(oldest))
+                    }
+                    None => Ok(Pushed::Shed(msg)),
                 }
-                self.queue.push(msg);
-                Ok(evicted.map_or(Pushed::Queued, Pushed::Shed))
             }
         }
     }
 
-    fn pop(&self) -> Option<M> {
-        let msg = self.queue.pop()?;
-        self.len.fetch_sub(1, Ordering::AcqRel);
-        if self.waiting.load(Ordering::Acquire) > 0 {
+    /// Consumer side, not holding the lock: `n` messages left the lane for the actor (or for the
+    /// dead letters). Wakes a sender waiting for room.
+    #[inline]
+    pub(crate) fn hand_out(&self, n: usize) {
+        self.count_out(n);
+        self.wake_sender();
+    }
+
+    /// Consumer side: counts `n` messages out. A lane that gives out one message per lock
+    /// counts under it (so a producer never finds the lane full of a message the consumer has
+    /// already taken) and wakes senders after it ([`Bounded::wake_sender`]).
+    #[inline]
+    pub(crate) fn count_out(&self, n: usize) {
+        let handed = self.handed.load(Ordering::Relaxed);
+        self.handed.store(handed.wrapping_add(n), Ordering::SeqCst);
+    }
+
+    /// Consumer side, not holding the lock, after [`Bounded::count_out`]: wakes a sender waiting
+    /// for room. `SeqCst`, with the waiting sender's count and re-check in
+    /// `Mailbox::wait_for_room`: either we see it waiting or it sees the room we made.
+    #[inline]
+    pub(crate) fn wake_sender(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
             self.space.notify_one();
         }
-        Some(msg)
     }
 
     /// Where waiting senders are woken when a message leaves the lane.
@@ -264,10 +384,27 @@ impl<M> Bounded<M> {
     pub(crate) fn waiting(&self) -> &AtomicUsize {
         &self.waiting
     }
+
+    pub(crate) fn has_room(&self) -> bool {
+        self.pending(Ordering::SeqCst) < self.capacity
+    }
 }
 
 impl<M> Priority<M> {
-    fn pop(&self) -> Option<M> {
+    /// Queues `msg` in its class (the classifier, user code, runs before the class's lock).
+    #[inline]
+    pub(crate) fn push(&self, msg: M) {
+        let class = (self.classify)(&msg).min(self.classes.len() - 1);
+        self.classes[class].push(msg);
+    }
+
+    /// Queued messages, all classes.
+    pub(crate) fn len(&self) -> usize {
+        self.classes.iter().map(Queue::len).sum()
+    }
+
+    /// Consumer side: the next message, top class first, then weighted round robin.
+    pub(crate) fn pop(&self) -> Option<M> {
         if let Some(msg) = self.classes[0].pop() {
             return Some(msg);
         }
@@ -306,41 +443,48 @@ impl<M> Priority<M> {
 }
 
 impl<M> Conflating<M> {
-    fn push(&self, msg: M) {
-        let mut state = self.state.lock();
-        match (self.key)(&msg) {
-            Some(k) => {
-                if state.keyed.insert(k, msg).is_some() {
-                    self.conflated.fetch_add(1, Ordering::Relaxed);
-                } else {
+    /// # Safety
+    ///
+    /// The caller holds the mailbox's `LOCKED`.
+    unsafe fn push_locked(&self, msg: M, key: Option<u64>) -> Pushed<M> {
+        // SAFETY: exclusive per the contract.
+        self.state.with_mut(|state| {
+            let state = unsafe { &mut *state };
+            match key {
+                Some(k) => {
+                    if let Some(old) = state.keyed.insert(k, msg) {
+                        let n = self.conflated.load(Ordering::Relaxed);
+                        self.conflated.store(n + 1, Ordering::Relaxed);
+                        return Pushed::Replaced(old);
+                    }
                     state.order.push_back(Slot::Keyed(k));
-                    self.len.fetch_add(1, Ordering::AcqRel);
+                }
+                None => state.order.push_back(Slot::Plain(msg)),
+            }
+            let len = self.len.load(Ordering::Relaxed);
+            self.len.store(len + 1, Ordering::Release);
+            Pushed::Queued
+        })
+    }
+
+    /// # Safety
+    ///
+    /// The caller holds the mailbox's `LOCKED`.
+    unsafe fn pop_locked(&self) -> Option<M> {
+        // SAFETY: exclusive per the contract.
+        self.state.with_mut(|state| {
+            let state = unsafe { &mut *state };
+            loop {
+                let msg = match state.order.pop_front()? {
+                    Slot::Plain(msg) => Some(msg),
+                    Slot::Keyed(k) => state.keyed.remove(&k),
+                };
+                if let Some(msg) = msg {
+                    let len = self.len.load(Ordering::Relaxed);
+                    self.len.store(len - 1, Ordering::Release);
+                    return Some(msg);
                 }
             }
-            None => {
-                state.order.push_back(Slot::Plain(msg));
-                self.len.fetch_add(1, Ordering::AcqRel);
-            }
-        }
-    }
-
-    fn pop(&self) -> Option<M> {
-        let mut state = self.state.lock();
-        loop {
-            let msg = match state.order.pop_front()? {
-                Slot::Plain(msg) => Some(msg),
-                Slot::Keyed(k) => state.keyed.remove(&k),
-            };
-            if let Some(msg) = msg {
-                self.len.fetch_sub(1, Ordering::AcqRel);
-                return Some(msg);
-            }
-        }
-    }
-}
-
-impl<M> Bounded<M> {
-    pub(crate) fn has_room(&self) -> bool {
-        self.len.load(Ordering::Acquire) < self.capacity
+        })
     }
 }

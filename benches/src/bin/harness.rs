@@ -217,6 +217,13 @@ fn main() -> ExitCode {
             });
         }
         if fw.name == "actor-core" {
+            run("bounded", &|| {
+                let (tell, send) = frameworks::ours::bounded(sizes.counting)?;
+                Ok(vec![
+                    ("tell_msgs_per_s", tell, "1/s"),
+                    ("send_msgs_per_s", send, "1/s"),
+                ])
+            });
             let probes = if args.quick { 500 } else { 2_000 };
             run("priority_latency", &|| {
                 let p = frameworks::ours::priority_latency(probes)?;

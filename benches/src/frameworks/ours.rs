@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actor_core::prelude::*;
-use actor_core::{ActorGroup, MailboxConfig, Props as P};
+use actor_core::{ActorGroup, MailboxConfig, Overflow, Props as P};
 use tokio::sync::mpsc;
 
 use super::Framework;
@@ -453,6 +453,48 @@ fn big_in(actors: usize, pings: u64, grouped: bool) -> BenchResult<f64> {
         // The Arc<Vec<ActorRef>> cycle is broken by shutdown.
         sys.shutdown(Duration::from_secs(5)).await;
         Ok(rate(total * 2, elapsed))
+    })
+}
+
+// ---------- bounded mailboxes (ours only) ----------
+
+/// The counting workload on a bounded mailbox: `(tell rate, send rate)`. The tell rate uses a
+/// capacity of `n` (the lane never fills: the cost of a bounded push); the send rate uses a
+/// capacity of 1,024 and `send().await`, so the sender waits for room (backpressure).
+pub fn bounded(n: u64) -> BenchResult<(f64, f64)> {
+    runtime().block_on(async {
+        let sys = system();
+        let capacity = usize::try_from(n).map_err(|e| e.to_string())?;
+        let c = sys
+            .spawn(
+                P::new(Counter::default).mailbox(MailboxConfig::bounded(capacity, Overflow::Fail)),
+            )
+            .map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        for _ in 0..n {
+            c.try_tell(CounterMsg::Inc).map_err(|e| e.to_string())?;
+        }
+        let total = c
+            .ask_timeout(CounterMsg::Get, Duration::from_secs(600))
+            .await
+            .map_err(|e| e.to_string())?;
+        let tell = rate(n, start.elapsed());
+        verify("count (tell)", total, n)?;
+
+        let c = sys
+            .spawn(P::new(Counter::default).mailbox(MailboxConfig::bounded(1_024, Overflow::Fail)))
+            .map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        for _ in 0..n {
+            c.send(CounterMsg::Inc).await.map_err(|e| e.to_string())?;
+        }
+        let total = c
+            .ask_timeout(CounterMsg::Get, Duration::from_secs(600))
+            .await
+            .map_err(|e| e.to_string())?;
+        let send = rate(n, start.elapsed());
+        verify("count (send)", total, n)?;
+        Ok((tell, send))
     })
 }
 
