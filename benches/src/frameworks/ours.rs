@@ -164,6 +164,14 @@ impl Actor for Counter {
     }
 }
 
+/// The counter's total (asked after the sends, so it is the count of every message handled).
+async fn count_of(counter: &ActorRef<CounterMsg>) -> BenchResult<u64> {
+    counter
+        .ask_timeout(CounterMsg::Get, Duration::from_secs(600))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 fn counting(n: u64) -> BenchResult<f64> {
     runtime().block_on(async {
         let sys = system();
@@ -174,10 +182,7 @@ fn counting(n: u64) -> BenchResult<f64> {
         for _ in 0..n {
             c.tell(CounterMsg::Inc);
         }
-        let total = c
-            .ask_timeout(CounterMsg::Get, Duration::from_secs(600))
-            .await
-            .map_err(|e| e.to_string())?;
+        let total = count_of(&c).await?;
         let elapsed = start.elapsed();
         verify("count", total, n)?;
         Ok(rate(n, elapsed))
@@ -474,10 +479,7 @@ pub fn bounded(n: u64) -> BenchResult<(f64, f64)> {
         for _ in 0..n {
             c.try_tell(CounterMsg::Inc).map_err(|e| e.to_string())?;
         }
-        let total = c
-            .ask_timeout(CounterMsg::Get, Duration::from_secs(600))
-            .await
-            .map_err(|e| e.to_string())?;
+        let total = count_of(&c).await?;
         let tell = rate(n, start.elapsed());
         verify("count (tell)", total, n)?;
 
@@ -488,10 +490,7 @@ pub fn bounded(n: u64) -> BenchResult<(f64, f64)> {
         for _ in 0..n {
             c.send(CounterMsg::Inc).await.map_err(|e| e.to_string())?;
         }
-        let total = c
-            .ask_timeout(CounterMsg::Get, Duration::from_secs(600))
-            .await
-            .map_err(|e| e.to_string())?;
+        let total = count_of(&c).await?;
         let send = rate(n, start.elapsed());
         verify("count (send)", total, n)?;
         Ok((tell, send))
