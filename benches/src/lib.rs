@@ -24,6 +24,10 @@ pub struct Sizes {
     pub fanout: u64,
     /// Receivers in the fan-out.
     pub fanout_receivers: usize,
+    /// Messages sent to one counter by the fan-in's senders together.
+    pub fanin: u64,
+    /// Concurrent senders in the fan-in.
+    pub fanin_senders: usize,
     /// Actors in the ring.
     pub ring_actors: usize,
     /// Token hops around the ring.
@@ -46,6 +50,8 @@ impl Sizes {
             counting: 10_000_000,
             fanout: 10_000_000,
             fanout_receivers: 64,
+            fanin: 10_000_000,
+            fanin_senders: 4,
             ring_actors: 1_000,
             ring_hops: 1_000_000,
             asks: 200_000,
@@ -62,6 +68,8 @@ impl Sizes {
             counting: 1_000_000,
             fanout: 1_000_000,
             fanout_receivers: 64,
+            fanin: 1_000_000,
+            fanin_senders: 4,
             ring_actors: 1_000,
             ring_hops: 200_000,
             asks: 20_000,
@@ -140,6 +148,30 @@ pub fn on_worker<T: Send + 'static>(
             .await
             .map_err(|e| format!("the task failed: {e}"))?
     })
+}
+
+/// The fan-in workload's senders: `senders` tasks at once on the current tokio runtime, each
+/// calling `send` on its own clone of `target` `per` times; returns when all are done.
+pub async fn run_senders<T, F>(senders: usize, per: u64, target: &T, send: F) -> BenchResult<()>
+where
+    T: Clone + Send + 'static,
+    F: Fn(&T) -> BenchResult<()> + Copy + Send + 'static,
+{
+    let tasks: Vec<_> = (0..senders)
+        .map(|_| {
+            let target = target.clone();
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    send(&target)?;
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
 }
 
 /// Rate of `count` events over `elapsed`.

@@ -20,6 +20,7 @@ pub fn markdown(
             "pingpong",
             "counting",
             "fanout",
+            "fanin",
             "ring",
             "ask_latency",
             "spawn",

@@ -22,6 +22,9 @@ fn every_framework_runs_every_workload_at_tiny_sizes() {
         if let Some(f) = fw.fanout {
             check("fanout", f(5_000, 8));
         }
+        if let Some(f) = fw.fanin {
+            check("fanin", f(5_000, 4));
+        }
         if let Some(f) = fw.ring {
             check("ring", f(20, 500));
         }

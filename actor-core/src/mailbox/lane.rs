@@ -40,14 +40,6 @@ pub(crate) enum Pushed<M> {
     Replaced(M),
 }
 
-/// What a push computes from the message before the lock is taken: its conflation key (a user
-/// function, which must not run under the lock).
-#[derive(Clone, Copy)]
-pub(crate) enum Prepared {
-    None,
-    Key(Option<u64>),
-}
-
 /// The consumer's private state (kept out of the shared mailbox so its bookkeeping never bounces
 /// between cores): the batch taken from an unbounded lane. Messages in the batch are still queued
 /// as far as the actor is concerned: whoever drops a cursor must drain it first
@@ -175,17 +167,19 @@ impl<M> UserLane<M> {
         }
     }
 
-    /// What the push of `msg` needs computed before the lock (user code runs here).
+    /// What the push of `msg` needs computed before the lock is taken: a conflating lane's key
+    /// for it (`None`: not conflated), from the user's function, which must not run under the
+    /// lock. `None` for the other lanes, which need nothing.
     #[inline]
-    pub(crate) fn prepare(&self, msg: &M) -> Prepared {
+    pub(crate) fn prepare(&self, msg: &M) -> Option<u64> {
         match self {
-            UserLane::Conflating(c) => Prepared::Key((c.key)(msg)),
-            _ => Prepared::None,
+            UserLane::Conflating(c) => (c.key)(msg),
+            _ => None,
         }
     }
 
     /// Pushes per the lane's policy. `Err` hands the message back (bounded lane, full, `Fail`
-    /// policy or `force_fail`). `prepared` is [`UserLane::prepare`]'s for this message.
+    /// policy or `force_fail`). `key` is [`UserLane::prepare`]'s for this message.
     ///
     /// # Safety
     ///
@@ -194,21 +188,18 @@ impl<M> UserLane<M> {
     pub(crate) unsafe fn push_locked(
         &self,
         msg: M,
-        prepared: Prepared,
+        key: Option<u64>,
         force_fail: bool,
     ) -> Result<Pushed<M>, M> {
         // SAFETY (all arms): the caller holds the lock.
-        match (self, prepared) {
-            (UserLane::Unbounded(q), _) => {
+        match self {
+            UserLane::Unbounded(q) => {
                 unsafe { q.push(msg) };
                 Ok(Pushed::Queued)
             }
-            (UserLane::Bounded(b), _) => unsafe { b.push_locked(msg, force_fail) },
-            (UserLane::Conflating(c), Prepared::Key(key)) => Ok(unsafe { c.push_locked(msg, key) }),
-            (UserLane::Conflating(_), Prepared::None) => {
-                unreachable!("prepare() computes the conflating lane's key")
-            }
-            (UserLane::Priority(_), _) => {
+            UserLane::Bounded(b) => unsafe { b.push_locked(msg, force_fail) },
+            UserLane::Conflating(c) => Ok(unsafe { c.push_locked(msg, key) }),
+            UserLane::Priority(_) => {
                 unreachable!("the priority lane is pushed to with its own locks (Priority::push)")
             }
         }

@@ -185,16 +185,16 @@ impl<M, S> Mailbox<M, S> {
         Ok(Accepted::Queued)
     }
 
-    /// The other lanes' send: the same lock, with the lane's policy applied under it. The
-    /// class or conflation key (user code) is computed first, and what the policy sheds or
+    /// The bounded and conflating lanes' send: the same lock, with the lane's policy applied
+    /// under it. The conflation key (user code) is computed first, and what the policy sheds or
     /// replaces is dropped after the lock is let go.
     fn push_lane(&self, msg: M, force_fail: bool) -> Result<Accepted<M>, Refused<M>> {
-        let prepared = self.user.prepare(&msg);
+        let key = self.user.prepare(&msg);
         let Some(state) = self.lock(true) else {
             return Err(Refused::Closed(msg));
         };
         // SAFETY: we hold `LOCKED`.
-        let pushed = unsafe { self.user.push_locked(msg, prepared, force_fail) };
+        let pushed = unsafe { self.user.push_locked(msg, key, force_fail) };
         if pushed.is_ok() {
             self.unlock_waking(state);
         } else {
@@ -446,9 +446,9 @@ impl<M, S> Mailbox<M, S> {
                 Ok(_) if idle == RUNNING => return None,
                 Ok(_) => {
                     // System- and priority-lane producers that pushed while the state was
-                    // `WAKING | idle` did not wake the consumer: by this fence and theirs, either we see their
-                    // message or they see `idle`. (A user-lane producer that locked the word
-                    // meanwhile released its push to our compare-and-swap.)
+                    // `WAKING | idle` did not wake the consumer: by this fence and theirs,
+                    // either we see their message or they see `idle`. (A producer that locked
+                    // the word meanwhile released its push to our compare-and-swap.)
                     fence(Ordering::SeqCst);
                     return self.has_work(idle).then_some(idle);
                 }

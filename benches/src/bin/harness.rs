@@ -184,6 +184,15 @@ fn main() -> ExitCode {
                 )])
             });
         }
+        if let Some(f) = fw.fanin {
+            run("fanin", &|| {
+                Ok(vec![(
+                    "msgs_per_s",
+                    f(sizes.fanin, sizes.fanin_senders)?,
+                    "1/s",
+                )])
+            });
+        }
         if let Some(f) = fw.ring {
             run("ring", &|| {
                 Ok(vec![(

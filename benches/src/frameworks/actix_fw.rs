@@ -19,6 +19,7 @@ pub(crate) fn framework() -> Framework {
         pingpong: Some(pingpong),
         counting: Some(counting),
         fanout: Some(fanout),
+        fanin: Some(fanin),
         ring: Some(ring),
         ask_latency: Some(ask_latency),
         spawn: Some(spawn),
@@ -150,6 +151,33 @@ fn counting(n: u64) -> BenchResult<f64> {
         let elapsed = t0.elapsed();
         verify("count", total, n)?;
         Ok(rate(n, elapsed))
+    })
+}
+
+/// The senders are futures on the system's thread (actix runs its actors and their senders on
+/// one thread unless arbiters are added), spawned together.
+fn fanin(n: u64, senders: usize) -> BenchResult<f64> {
+    run(async move {
+        let c = Counter::default().start();
+        let per = n / senders as u64;
+        let t0 = Instant::now();
+        let tasks: Vec<_> = (0..senders)
+            .map(|_| {
+                let c = c.clone();
+                actix::spawn(async move {
+                    for _ in 0..per {
+                        c.do_send(Inc);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.map_err(err)?;
+        }
+        let total = c.send(Get).await.map_err(err)?;
+        let elapsed = t0.elapsed();
+        verify("count", total, per * senders as u64)?;
+        Ok(rate(per * senders as u64, elapsed))
     })
 }
 

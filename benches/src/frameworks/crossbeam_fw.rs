@@ -17,6 +17,7 @@ pub(crate) fn framework() -> Framework {
         pingpong: Some(pingpong),
         counting: Some(counting),
         fanout: Some(fanout),
+        fanin: Some(fanin),
         ring: Some(ring),
         ask_latency: Some(ask_latency),
         spawn: None,
@@ -90,6 +91,32 @@ fn counting(n: u64) -> BenchResult<f64> {
     let _ = h.join();
     verify("count", total, n)?;
     Ok(rate(n, elapsed))
+}
+
+fn fanin(n: u64, senders: usize) -> BenchResult<f64> {
+    let (c, h) = counter();
+    let per = n / senders as u64;
+    let t0 = Instant::now();
+    let threads: Vec<_> = (0..senders)
+        .map(|_| {
+            let c = c.clone();
+            thread::spawn(move || {
+                for _ in 0..per {
+                    c.send(CounterMsg::Inc).map_err(|e| e.to_string())?;
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "sender panicked".to_string())??;
+    }
+    let total = get(&c)?;
+    let elapsed = t0.elapsed();
+    drop(c);
+    let _ = h.join();
+    verify("count", total, per * senders as u64)?;
+    Ok(rate(per * senders as u64, elapsed))
 }
 
 fn fanout(n: u64, receivers: usize) -> BenchResult<f64> {

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Framework;
 use crate::{
-    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, runtime,
-    verify,
+    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes,
+    run_senders, runtime, verify,
 };
 
 pub(crate) fn framework() -> Framework {
@@ -23,6 +23,7 @@ pub(crate) fn framework() -> Framework {
         pingpong: Some(pingpong),
         counting: Some(counting),
         fanout: Some(fanout),
+        fanin: Some(fanin),
         ring: Some(ring),
         ask_latency: Some(ask_latency),
         spawn: Some(spawn),
@@ -151,6 +152,24 @@ fn counting(n: u64) -> BenchResult<f64> {
         verify("count", total, n)?;
         c.kill();
         Ok(rate(n, elapsed))
+    })
+}
+
+fn fanin(n: u64, senders: usize) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let c = start(Counter::default());
+        let per = n / senders as u64;
+        let t0 = Instant::now();
+        run_senders(senders, per, &c, |c| {
+            c.tell(Inc).try_send().map_err(err)?;
+            Ok(())
+        })
+        .await?;
+        let total = c.ask(Get).await.map_err(err)?;
+        let elapsed = t0.elapsed();
+        verify("count", total, per * senders as u64)?;
+        c.kill();
+        Ok(rate(per * senders as u64, elapsed))
     })
 }
 

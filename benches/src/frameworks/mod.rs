@@ -23,6 +23,8 @@ pub struct Framework {
     pub counting: Option<fn(u64) -> BenchResult<f64>>,
     /// Messages per second.
     pub fanout: Option<fn(u64, usize) -> BenchResult<f64>>,
+    /// Messages per second: several senders at once, one receiver.
+    pub fanin: Option<fn(u64, usize) -> BenchResult<f64>>,
     /// Hops per second.
     pub ring: Option<fn(usize, u64) -> BenchResult<f64>>,
     /// Ask round-trip percentiles.

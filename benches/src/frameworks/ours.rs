@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use super::Framework;
 use crate::{
-    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, runtime,
-    verify,
+    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes,
+    run_senders, runtime, verify,
 };
 
 pub(crate) fn framework() -> Framework {
@@ -24,6 +24,7 @@ pub(crate) fn framework() -> Framework {
         pingpong: Some(pingpong),
         counting: Some(counting),
         fanout: Some(fanout),
+        fanin: Some(fanin),
         ring: Some(ring),
         ask_latency: Some(ask_latency),
         spawn: Some(spawn),
@@ -39,6 +40,7 @@ pub(crate) fn grouped_framework() -> Framework {
         pingpong: Some(|n| pingpong_in(n, true)),
         counting: None,
         fanout: None,
+        fanin: None,
         ring: Some(|actors, hops| ring_on(&runtime(), actors, hops, true, || {})),
         ask_latency: None,
         spawn: Some(|n| spawn_in(n, true)),
@@ -186,6 +188,27 @@ fn counting(n: u64) -> BenchResult<f64> {
         let elapsed = start.elapsed();
         verify("count", total, n)?;
         Ok(rate(n, elapsed))
+    })
+}
+
+/// `senders` tasks send `n / senders` increments each to one counter, all at once.
+fn fanin(n: u64, senders: usize) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let sys = system();
+        let c = sys
+            .spawn(P::new(Counter::default))
+            .map_err(|e| e.to_string())?;
+        let per = n / senders as u64;
+        let start = Instant::now();
+        run_senders(senders, per, &c, |c| {
+            c.tell(CounterMsg::Inc);
+            Ok(())
+        })
+        .await?;
+        let total = count_of(&c).await?;
+        let elapsed = start.elapsed();
+        verify("count", total, per * senders as u64)?;
+        Ok(rate(per * senders as u64, elapsed))
     })
 }
 

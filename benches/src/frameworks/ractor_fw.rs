@@ -9,8 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Framework;
 use crate::{
-    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, runtime,
-    verify,
+    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes,
+    run_senders, runtime, verify,
 };
 
 pub(crate) fn framework() -> Framework {
@@ -20,6 +20,7 @@ pub(crate) fn framework() -> Framework {
         pingpong: Some(pingpong),
         counting: Some(counting),
         fanout: Some(fanout),
+        fanin: Some(fanin),
         ring: Some(ring),
         ask_latency: Some(ask_latency),
         spawn: Some(spawn),
@@ -178,6 +179,24 @@ fn counting(n: u64) -> BenchResult<f64> {
         verify("count", total, n)?;
         c.stop(None);
         Ok(rate(n, elapsed))
+    })
+}
+
+fn fanin(n: u64, senders: usize) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let (c, _) = Actor::spawn(None, Counter, ()).await.map_err(err)?;
+        let per = n / senders as u64;
+        let start = Instant::now();
+        run_senders(senders, per, &c, |c| {
+            c.cast(CounterMsg::Inc).map_err(err)?;
+            Ok(())
+        })
+        .await?;
+        let total = ask(&c).await?;
+        let elapsed = start.elapsed();
+        verify("count", total, per * senders as u64)?;
+        c.stop(None);
+        Ok(rate(per * senders as u64, elapsed))
     })
 }
 

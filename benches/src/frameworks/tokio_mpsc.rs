@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Framework;
 use crate::{
-    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes, runtime,
-    verify,
+    BenchResult, Percentiles, Rng, SpawnStats, histogram, percentiles, rate, rss_bytes,
+    run_senders, runtime, verify,
 };
 
 pub(crate) fn framework() -> Framework {
@@ -19,6 +19,7 @@ pub(crate) fn framework() -> Framework {
         pingpong: Some(pingpong),
         counting: Some(counting),
         fanout: Some(fanout),
+        fanin: Some(fanin),
         ring: Some(ring),
         ask_latency: Some(ask_latency),
         spawn: Some(spawn),
@@ -96,6 +97,23 @@ fn counting(n: u64) -> BenchResult<f64> {
         let elapsed = t0.elapsed();
         verify("count", total, n)?;
         Ok(rate(n, elapsed))
+    })
+}
+
+fn fanin(n: u64, senders: usize) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let c = counter();
+        let per = n / senders as u64;
+        let t0 = Instant::now();
+        run_senders(senders, per, &c, |c| {
+            c.send(CounterMsg::Inc).map_err(|_| "counter gone")?;
+            Ok(())
+        })
+        .await?;
+        let total = get(&c).await?;
+        let elapsed = t0.elapsed();
+        verify("count", total, per * senders as u64)?;
+        Ok(rate(per * senders as u64, elapsed))
     })
 }
 
