@@ -68,7 +68,9 @@ impl<M> MailboxConfig<M> {
         }
     }
 
-    /// A FIFO lane holding at most `capacity` messages (at least 1), with an overflow policy.
+    /// A FIFO lane holding at most `capacity` messages (at least 1), with an overflow policy. A
+    /// message counts toward the capacity from its send until the actor receives it (the actor
+    /// may take several queued messages at once; they still count until each is handed to it).
     pub fn bounded(capacity: usize, overflow: Overflow) -> Self {
         Self {
             kind: LaneKind::Bounded {

@@ -324,9 +324,10 @@ impl<M> Bounded<M> {
             Overflow::Fail => Err(msg),
             Overflow::DropNewest => Ok(Pushed::Shed(msg)),
             Overflow::DropOldest => {
-                // This lane gives out one message per lock, so everything pending is queued
-                // here: evict the oldest (one out, one in: `pushed` stands). With a capacity of
-                // 0 nothing is ever queued, and the new message is the one shed.
+                // This lane gives out one message per lock and counts it out under the lock, so
+                // everything pending is queued here (at least one: the capacity is at least 1):
+                // evict the oldest (one out, one in: `pushed` stands). Were the queue empty, the
+                // new message would be the one shed rather than exceed the capacity.
                 // SAFETY: the caller holds the lock.
                 match unsafe { self.queue.pop_front() } {
                     Some(oldest) => {

@@ -1084,21 +1084,8 @@ mod loom_tests {
     /// (loom reports a deadlock otherwise), alongside a system message.
     #[test]
     fn no_lost_wakeup_priority_lane() {
-        model(|| {
-            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::priority(
-                |m: &u32| *m as usize,
-                &[1],
-            )));
-            let (a, b) = (mb.clone(), mb.clone());
-            let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
-            let t2 = loom::thread::spawn(move || b.push_sys(2).expect("open"));
-            let mut cursor = Cursor::default();
-            let task = consumer_task();
-            let mut got = [recv(&mb, &mut cursor, &task), recv(&mb, &mut cursor, &task)];
-            got.sort();
-            assert_eq!(got, [(None, Some(1)), (Some(2), None)]);
-            t1.join().expect("t1");
-            t2.join().expect("t2");
+        a_user_and_a_system_message_both_arrive(|| {
+            MailboxConfig::priority(|m: &u32| *m as usize, &[1])
         });
     }
 
@@ -1135,16 +1122,23 @@ mod loom_tests {
     /// Two producers on different lanes: both messages arrive, each once.
     #[test]
     fn no_lost_wakeup_two_lanes() {
-        model(|| {
-            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
+        a_user_and_a_system_message_both_arrive(MailboxConfig::unbounded);
+    }
+
+    /// One producer pushes a user message to a mailbox made by `config`, another a system
+    /// message, while the consumer receives: both arrive, each once (loom reports a deadlock if
+    /// a push leaves the consumer parked).
+    fn a_user_and_a_system_message_both_arrive(
+        config: impl Fn() -> MailboxConfig<u32> + Sync + Send + 'static,
+    ) {
+        model(move || {
+            let mb = Arc::new(Mailbox::<u32, u32>::new(config()));
             let (a, b) = (mb.clone(), mb.clone());
             let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
             let t2 = loom::thread::spawn(move || b.push_sys(2).expect("open"));
             let mut cursor = Cursor::default();
             let task = consumer_task();
-            let first = recv(&mb, &mut cursor, &task);
-            let second = recv(&mb, &mut cursor, &task);
-            let mut got = [first, second];
+            let mut got = [recv(&mb, &mut cursor, &task), recv(&mb, &mut cursor, &task)];
             got.sort();
             assert_eq!(got, [(None, Some(1)), (Some(2), None)]);
             t1.join().expect("t1");
