@@ -218,6 +218,31 @@ impl<T> Deque<T> {
     }
 }
 
+/// A value with no lock of its own, guarded by its owner's lock like a [`Deque`] (the mailbox's
+/// system lane, under the state word's `LOCKED` bit).
+pub(crate) struct Guarded<T>(UnsafeCell<T>);
+
+// SAFETY: the value is only reached through `with_mut`, whose callers hold the owner's lock, so
+// one thread at a time touches it; it moves between threads, hence `T: Send`.
+unsafe impl<T: Send> Sync for Guarded<T> {}
+
+impl<T> Guarded<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(UnsafeCell::new(value))
+    }
+
+    /// Runs `f` on the value.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the owner's lock.
+    #[inline]
+    pub(crate) unsafe fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: exclusive per the contract.
+        self.0.with_mut(|value| f(unsafe { &mut *value }))
+    }
+}
+
 /// `UnsafeCell` behind the same seam (loom tracks every access to its own).
 #[cfg(actor_loom)]
 pub(crate) use loom::cell::UnsafeCell;

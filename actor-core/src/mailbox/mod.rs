@@ -9,15 +9,15 @@
 //!   (`Cursor`); the actor loop drains that batch as dead letters when it stops.
 //! * **System first.** The consumer always drains the system lane before taking a user message;
 //!   the system lane is unbounded and never drops. A stop request is not queued: it is a flag
-//!   (`stop`), set under the system lane's lock and woken like a system message, that the
+//!   (`stop`), set under `LOCKED` like a system message's push and woken like one, that the
 //!   consumer takes once the queued system messages are drained.
 //! * **Wake on the idle-to-running transition only.** The state word is `RUNNING` while the
 //!   consumer works. Before parking, the consumer registers its waker, moves the state to `IDLE`
-//!   (or `IDLE_SYS` when it only accepts system messages) with a read-modify-write, issues a
-//!   `SeqCst` fence and looks at the lanes once more. Only the producer that finds an idle state
+//!   (or `IDLE_SYS` when it only accepts system messages) with a read-modify-write (and, if its
+//!   user lane is the priority lane, a `SeqCst` fence) and looks at the lanes once more. Only the producer that finds an idle state
 //!   admitting its lane, and takes `WAKING` from it, wakes the task; it then hands the state back
 //!   (`RUNNING`). A busy actor therefore costs its producers no wake-up.
-//! * **The user lane is locked by the state word.** Its queues (`sync::Deque`s, and the
+//! * **The system and user lanes are locked by the state word.** The user lane's queues (`sync::Deque`s, and the
 //!   conflating lane's map) have no lock of their own: `LOCKED` is a bit of the state word, and
 //!   while it is set only its holder changes the word (everyone else's read-modify-writes wait it
 //!   out). So a send is one compare-and-swap, which takes the lock *and* reads the consumer's
@@ -26,10 +26,11 @@
 //!   park is a read-modify-write on the same word, so it either comes first (the producer's lock
 //!   reads the idle state and wakes) or reads the producer's release (and sees its message). No
 //!   user code runs and no message is dropped while `LOCKED` is held (`lane`'s module doc). The
-//!   system lane and the priority lane's classes have locks of their own (a flood of a low class
-//!   must not hold up a sender of the top class): their producers push, issue a `SeqCst` fence
-//!   and read the state; by that fence and the consumer's, at least one side sees the other's
-//!   write.
+//!   system lane (boxed on its first message) and the stop flag are pushed the same way. The
+//!   priority lane's classes have locks of their own (a flood of a low class must not hold up a
+//!   sender of the top class): their producers push, issue a `SeqCst` fence and read the state;
+//!   by that fence and the consumer's (issued only by a mailbox with a priority lane), at least
+//!   one side sees the other's write.
 //! * **The state word guards the waker.** The waker stays registered between parks
 //!   (`sync::WakerSlot`, no synchronisation of its own): a producer reads it only while it holds
 //!   `WAKING`, so at most one does; the consumer writes it only in `RUNNING`, which no producer
@@ -37,8 +38,9 @@
 //! * **Parking on top of `WAKING`.** Waking can take a system call (unparking a worker), so the
 //!   consumer is often polled and done before the producer that woke it lets go. It then parks as
 //!   `WAKING | IDLE` (or `IDLE_SYS`) instead of waiting; the producer's hand-back to `RUNNING`
-//!   fails, and it hands over the idle state instead, then issues a fence and looks at the lanes
-//!   for messages whose producers saw `WAKING` and did not wake, waking again if there are any.
+//!   fails, and it hands over the idle state instead, then (with a priority lane, after a fence)
+//!   looks at the lanes for messages whose producers saw `WAKING` and did not wake, waking again
+//!   if there are any.
 //!   `close` waits out a `WAKING` producer (one wake: at most a system call) before it sets
 //!   `CLOSED`.
 //! * **Nothing escapes the dead-letter count.** `CLOSED` is set by the consumer before it drains
@@ -58,7 +60,7 @@ pub use config::{MailboxConfig, Overflow};
 pub(crate) use lane::Cursor;
 use lane::{Priority, Pushed, UserLane};
 
-use crate::sync::{AtomicBool, AtomicU8, Deque, Mutex, Ordering, WakerSlot, backoff, fence};
+use crate::sync::{AtomicBool, AtomicU8, Deque, Guarded, Ordering, WakerSlot, backoff, fence};
 
 const RUNNING: u8 = 0;
 const IDLE: u8 = 1;
@@ -110,10 +112,11 @@ pub(crate) struct Mailbox<M, S> {
     /// A stop was requested ([`Mailbox::request_stop`]): the most common system message, kept out
     /// of the system lane so that stopping an actor allocates nothing.
     stop: AtomicBool,
-    /// Boxed on the first system message: most actors get few (often only the final stop), and
-    /// 16 bytes instead of 40 in every mailbox keep the cell small.
+    /// The system lane, locked by the state word like the user lane (`LOCKED`). Boxed on the
+    /// first system message: most actors get few (often only the final stop), and 8 bytes
+    /// instead of 32 in every mailbox keep the cell small.
     #[allow(clippy::box_collection, reason = "8 bytes inline instead of 32")]
-    sys: Mutex<Option<Box<VecDeque<S>>>>,
+    sys: Guarded<Option<Box<VecDeque<S>>>>,
     user: UserLane<M>,
     waker: WakerSlot,
     /// Where threads waiting for `LOCKED` block under loom (see `wait_unlocked`).
@@ -127,7 +130,7 @@ impl<M, S> Mailbox<M, S> {
             state: AtomicU8::new(RUNNING),
             sys_pending: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            sys: Mutex::new(None),
+            sys: Guarded::new(None),
             user: UserLane::new(config),
             waker: WakerSlot::new(),
             #[cfg(actor_loom)]
@@ -216,7 +219,14 @@ impl<M, S> Mailbox<M, S> {
     /// changed the word meanwhile) and wake it.
     #[inline]
     fn unlock_waking(&self, state: u8) {
-        if state == IDLE {
+        self.unlock_waking_if(state, state == IDLE);
+    }
+
+    /// Lets go of `LOCKED`, found `state` when it took it, taking the wake-up with the store if
+    /// `wake` (the consumer had parked in an idle state that admits what we pushed).
+    #[inline]
+    fn unlock_waking_if(&self, state: u8, wake: bool) {
+        if wake {
             self.unlock(WAKING);
             self.wake_holding();
         } else {
@@ -339,19 +349,16 @@ impl<M, S> Mailbox<M, S> {
 
     /// Producer side: queue a system message. Returns it if the mailbox is closed.
     pub(crate) fn push_sys(&self, msg: S) -> Result<(), S> {
-        {
-            let mut sys = self.sys.lock();
-            if self.state.load(Ordering::Acquire) & CLOSED != 0 {
-                return Err(msg);
-            }
-            sys.get_or_insert_with(Box::default).push_back(msg);
-            self.sys_pending.store(true, Ordering::Release);
+        let Some(state) = self.lock(true) else {
+            return Err(msg);
+        };
+        // SAFETY: we hold `LOCKED`.
+        unsafe {
+            self.sys
+                .with_mut(|sys| sys.get_or_insert_with(Box::default).push_back(msg));
         }
-        fence(Ordering::SeqCst);
-        let state = self.settled(Ordering::Relaxed);
-        if state == IDLE || state == IDLE_SYS {
-            self.wake_from(state);
-        }
+        self.sys_pending.store(true, Ordering::Release);
+        self.unlock_waking_if(state, state == IDLE || state == IDLE_SYS);
         Ok(())
     }
 
@@ -359,20 +366,13 @@ impl<M, S> Mailbox<M, S> {
     /// system messages are drained; wakes the consumer like a system message does. False if the
     /// mailbox is closed.
     pub(crate) fn request_stop(&self) -> bool {
-        {
-            // Under the system lock, like `push_sys`, so a request racing `close` either lands
-            // before it or sees `CLOSED`.
-            let _sys = self.sys.lock();
-            if self.state.load(Ordering::Acquire) & CLOSED != 0 {
-                return false;
-            }
-            self.stop.store(true, Ordering::Release);
-        }
-        fence(Ordering::SeqCst);
-        let state = self.settled(Ordering::Relaxed);
-        if state == IDLE || state == IDLE_SYS {
-            self.wake_from(state);
-        }
+        // Under `LOCKED`, like `push_sys`, so a request racing `close` either lands before it or
+        // sees `CLOSED`.
+        let Some(state) = self.lock(true) else {
+            return false;
+        };
+        self.stop.store(true, Ordering::Release);
+        self.unlock_waking_if(state, state == IDLE || state == IDLE_SYS);
         true
     }
 
@@ -445,11 +445,11 @@ impl<M, S> Mailbox<M, S> {
             {
                 Ok(_) if idle == RUNNING => return None,
                 Ok(_) => {
-                    // System- and priority-lane producers that pushed while the state was
-                    // `WAKING | idle` did not wake the consumer: by this fence and theirs,
-                    // either we see their message or they see `idle`. (A producer that locked
-                    // the word meanwhile released its push to our compare-and-swap.)
-                    fence(Ordering::SeqCst);
+                    // Producers that pushed while the state was `WAKING | idle` did not wake the
+                    // consumer. Those that locked the word released their push to our
+                    // compare-and-swap; for priority-lane producers, by this fence and theirs,
+                    // either we see their message or they see `idle`.
+                    self.priority_fence();
                     return self.has_work(idle).then_some(idle);
                 }
                 Err(actual) => now = actual,
@@ -471,12 +471,19 @@ impl<M, S> Mailbox<M, S> {
         if !self.sys_pending.load(Ordering::Acquire) {
             return None;
         }
-        let mut sys = self.sys.lock();
-        let queue = sys.as_mut()?;
-        let msg = queue.pop_front();
-        if queue.is_empty() {
-            self.sys_pending.store(false, Ordering::Release);
-        }
+        let state = self.lock_any();
+        // SAFETY: we hold `LOCKED`.
+        let msg = unsafe {
+            self.sys.with_mut(|sys| {
+                let queue = sys.as_mut()?;
+                let msg = queue.pop_front();
+                if queue.is_empty() {
+                    self.sys_pending.store(false, Ordering::Relaxed);
+                }
+                msg
+            })
+        };
+        self.unlock(state);
         msg
     }
 
@@ -581,10 +588,10 @@ impl<M, S> Mailbox<M, S> {
                 // SAFETY: no producer reads the slot in `RUNNING`, which only we leave.
                 unsafe { self.waker.register(cx.waker()) };
                 // Release publishes the registration to the producer that takes the wake-up.
-                // If a producer pushed to the user lane under `LOCKED` before this, we read
-                // its release and see its message below (Acquire here; the `SeqCst` fence below
-                // would also do); if it locks after, it finds `idle` and wakes us. The fence is
-                // there for the system and priority lanes.
+                // If a producer pushed (to the system lane, or to a user lane other than the
+                // priority lane) under `LOCKED` before this, we read its release and see its
+                // message below (Acquire here); if it locks after, it finds `idle` and wakes
+                // us. The priority lane has its own handshake (`priority_fence`).
                 match self.state.compare_exchange(
                     RUNNING,
                     idle,
@@ -635,12 +642,22 @@ impl<M, S> Mailbox<M, S> {
                 Err(now) => state = now,
             }
         }
-        fence(Ordering::SeqCst);
+        self.priority_fence();
         if self.has_work(idle) {
             self.unpark();
             Poll::Ready(())
         } else {
             Poll::Pending
+        }
+    }
+
+    /// The consumer's half of the priority lane's fence handshake (see the module invariants):
+    /// the other lanes are pushed under `LOCKED`, whose release our read-modify-write of the
+    /// state word acquires, so a mailbox without a priority lane parks with no fence.
+    #[inline]
+    fn priority_fence(&self) {
+        if self.user.priority().is_some() {
+            fence(Ordering::SeqCst);
         }
     }
 
@@ -662,36 +679,32 @@ impl<M, S> Mailbox<M, S> {
 
     /// Consumer side: refuse all further messages. Call `drain_user` and `drain_sys` afterwards.
     pub(crate) fn close(&self) {
-        {
-            // Under the system lock, so a concurrent `push_sys` either lands before (and is
-            // drained) or sees CLOSED.
-            let _sys = self.sys.lock();
-            let mut spins = 0u32;
-            let mut state = self.state.load(Ordering::Relaxed);
-            loop {
-                // A producer holding `WAKING` hands the state back once its wake returns (its
-                // CAS would not expect `CLOSED`): wait for it. None can take it after `CLOSED`.
-                // Nor do we change the word under someone else's `LOCKED`: a producer holding it
-                // pushes before `CLOSED` is set, and we drain its message.
-                if state & LOCKED != 0 {
-                    state = self.wait_unlocked(&mut spins);
-                    continue;
-                }
-                if state & WAKING != 0 {
-                    spins += 1;
-                    backoff(spins);
-                    state = self.reload();
-                    continue;
-                }
-                match self.state.compare_exchange(
-                    state,
-                    state | CLOSED,
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(actual) => state = actual,
-                }
+        let mut spins = 0u32;
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            // A producer holding `WAKING` hands the state back once its wake returns (its CAS
+            // would not expect `CLOSED`): wait for it. None can take it after `CLOSED`. Nor do
+            // we change the word under someone else's `LOCKED`: a producer holding it (of the
+            // user lane, the system lane or a stop request) pushes before `CLOSED` is set, and
+            // we drain what it pushed; any later one sees `CLOSED`.
+            if state & LOCKED != 0 {
+                state = self.wait_unlocked(&mut spins);
+                continue;
+            }
+            if state & WAKING != 0 {
+                spins += 1;
+                backoff(spins);
+                state = self.reload();
+                continue;
+            }
+            match self.state.compare_exchange(
+                state,
+                state | CLOSED,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => state = actual,
             }
         }
         fence(Ordering::SeqCst);
@@ -740,9 +753,12 @@ impl<M, S> Mailbox<M, S> {
 
     /// Removes every queued system message.
     pub(crate) fn drain_sys(&self) -> VecDeque<S> {
-        let mut sys = self.sys.lock();
-        self.sys_pending.store(false, Ordering::Release);
-        sys.take().map(|queue| *queue).unwrap_or_default()
+        let state = self.lock_any();
+        // SAFETY: we hold `LOCKED`.
+        let queue = unsafe { self.sys.with_mut(Option::take) };
+        self.sys_pending.store(false, Ordering::Relaxed);
+        self.unlock(state);
+        queue.map(|queue| *queue).unwrap_or_default()
     }
 
     /// Queued user messages (not counting the consumer's batch).
@@ -1256,24 +1272,46 @@ mod loom_tests {
     /// never counted twice.
     #[test]
     fn close_racing_push_loses_nothing() {
-        model(|| {
-            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
-            let seen = Arc::new(LoomUsize::new(0));
-            let (p, ps) = (mb.clone(), seen.clone());
-            let producer = loom::thread::spawn(move || match p.push_user(1, false) {
-                Err(Refused::Closed(_)) => {
-                    ps.fetch_add(1, Ordering::SeqCst);
-                }
+        a_push_racing_close_is_counted_once(
+            |mb| match mb.push_user(1, false) {
+                Err(Refused::Closed(_)) => false,
                 Err(Refused::Full(_)) => unreachable!("unbounded"),
-                // Accepted: the consumer drains it below, or receives it.
-                Ok(_) => {}
+                // Accepted: the consumer drains it.
+                Ok(_) => true,
+            },
+            |mb| {
+                let mut drained = 0;
+                mb.drain_user(|_| drained += 1);
+                drained
+            },
+        );
+    }
+
+    /// The same for a system message (the system lane is locked by `LOCKED` too).
+    #[test]
+    fn close_racing_a_system_push_loses_nothing() {
+        a_push_racing_close_is_counted_once(|mb| mb.push_sys(2).is_ok(), |mb| mb.drain_sys().len());
+    }
+
+    /// A producer's `push` (true: accepted) races the consumer's `close` and `drain`: the
+    /// message is refused or drained, once.
+    fn a_push_racing_close_is_counted_once(
+        push: fn(&Mailbox<u32, u32>) -> bool,
+        drain: fn(&Mailbox<u32, u32>) -> usize,
+    ) {
+        model(move || {
+            let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
+            let refused = Arc::new(LoomUsize::new(0));
+            let (p, r) = (mb.clone(), refused.clone());
+            let producer = loom::thread::spawn(move || {
+                if !push(&p) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                }
             });
             mb.close();
-            mb.drain_user(|_| {
-                seen.fetch_add(1, Ordering::SeqCst);
-            });
+            let drained = drain(&mb);
             producer.join().expect("producer");
-            assert_eq!(seen.load(Ordering::SeqCst), 1);
+            assert_eq!(refused.load(Ordering::SeqCst) + drained, 1);
         });
     }
 }
