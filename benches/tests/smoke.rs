@@ -52,6 +52,9 @@ fn our_extra_workloads_run() {
     // 5,000 sends through a 1,024-message lane: the senders wait for room (each count verified).
     let (tell, send) = frameworks::ours::bounded(5_000).expect("bounded mailboxes");
     assert!(tell > 0.0 && send > 0.0);
+    // 5,000 position updates over 100 entities (each entity's latest verified).
+    let (rate, conflated) = frameworks::ours::conflating(5_000, 100).expect("conflating mailbox");
+    assert!(rate > 0.0 && (0.0..=100.0).contains(&conflated));
     let (jitter, cpu) =
         frameworks::ours::timer_jitter(50, Duration::from_millis(20), Duration::from_millis(300))
             .expect("timer jitter");

@@ -15,6 +15,9 @@ use std::time::Duration;
 use benches::frameworks::{self, Framework};
 use benches::{Measurement, Sizes, median, report};
 
+/// Entities in the `conflating` workload (a room's players, each sending position updates).
+const CONFLATING_ENTITIES: u64 = 1_000;
+
 /// A remote workload: message count in, messages per second out.
 type RemoteBench = fn(u64) -> benches::BenchResult<f64>;
 
@@ -231,6 +234,14 @@ fn main() -> ExitCode {
                 Ok(vec![
                     ("tell_msgs_per_s", tell, "1/s"),
                     ("send_msgs_per_s", send, "1/s"),
+                ])
+            });
+            run("conflating", &|| {
+                let (rate, conflated) =
+                    frameworks::ours::conflating(sizes.counting, CONFLATING_ENTITIES)?;
+                Ok(vec![
+                    ("msgs_per_s", rate, "1/s"),
+                    ("conflated_percent", conflated, "%"),
                 ])
             });
             let probes = if args.quick { 500 } else { 2_000 };

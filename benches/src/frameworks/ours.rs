@@ -520,6 +520,87 @@ pub fn bounded(n: u64) -> BenchResult<(f64, f64)> {
     })
 }
 
+// ---------- conflating mailboxes (ours only) ----------
+
+/// A position update for one of `entities` entities, or the final report.
+enum Track {
+    Position { entity: u64, seq: u64 },
+    Report(Reply<(Vec<u64>, u64)>),
+}
+
+/// Keeps the latest update per entity, as a room keeps its players' positions.
+struct Tracker {
+    latest: Vec<u64>,
+    handled: u64,
+}
+
+impl Actor for Tracker {
+    type Msg = Track;
+    async fn handle(&mut self, msg: Track, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            Track::Position { entity, seq } => {
+                if let Some(slot) = usize::try_from(entity)
+                    .ok()
+                    .and_then(|e| self.latest.get_mut(e))
+                {
+                    *slot = seq;
+                }
+                self.handled += 1;
+            }
+            Track::Report(r) => r.send((std::mem::take(&mut self.latest), self.handled)),
+        }
+        Ok(())
+    }
+}
+
+/// A conflating mailbox: one sender tells `n` position updates, round robin over `entities`
+/// entities (update `i` is entity `i % entities`, sequence number `i + 1`), to one actor that keeps
+/// the latest per entity; then asks for them. Verifies that every entity ends at its last update
+/// and that every update was handled or conflated (replaced in the queue by a newer one).
+/// `(updates per second, share of updates conflated in percent)`.
+pub fn conflating(n: u64, entities: u64) -> BenchResult<(f64, f64)> {
+    runtime().block_on(async {
+        let sys = system();
+        let slots = usize::try_from(entities).map_err(|e| e.to_string())?;
+        let tracker = sys
+            .spawn(
+                P::new(move || Tracker {
+                    latest: vec![0; slots],
+                    handled: 0,
+                })
+                .mailbox(MailboxConfig::conflating(|m: &Track| match m {
+                    Track::Position { entity, .. } => Some(*entity),
+                    Track::Report(_) => None,
+                })),
+            )
+            .map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        for i in 0..n {
+            tracker.tell(Track::Position {
+                entity: i % entities,
+                seq: i + 1,
+            });
+        }
+        let (latest, handled) = tracker
+            .ask_timeout(Track::Report, Duration::from_secs(600))
+            .await
+            .map_err(|e| e.to_string())?;
+        let elapsed = start.elapsed();
+        for (entity, &seq) in (0..entities).zip(&latest) {
+            // The last update of `entity` is the largest i < n with i % entities == entity.
+            let expected = if entity < n {
+                (n - 1 - entity) / entities * entities + entity + 1
+            } else {
+                0
+            };
+            verify("latest position", seq, expected)?;
+        }
+        let conflated = tracker.stats().map_or(0, |s| s.conflated) as u64;
+        verify("handled + conflated", handled + conflated, n)?;
+        Ok((rate(n, elapsed), conflated as f64 * 100.0 / n as f64))
+    })
+}
+
 // ---------- priority latency (ours only) ----------
 
 enum Prio {
