@@ -14,23 +14,24 @@
 //! * **Wake on the idle-to-running transition only.** The state word is `RUNNING` while the
 //!   consumer works. Before parking, the consumer registers its waker, moves the state to `IDLE`
 //!   (or `IDLE_SYS` when it only accepts system messages) with a read-modify-write (and, if its
-//!   user lane is the priority lane, a `SeqCst` fence) and looks at the lanes once more. Only the producer that finds an idle state
-//!   admitting its lane, and takes `WAKING` from it, wakes the task; it then hands the state back
-//!   (`RUNNING`). A busy actor therefore costs its producers no wake-up.
-//! * **The system and user lanes are locked by the state word.** The user lane's queues (`sync::Deque`s, and the
-//!   conflating lane's map) have no lock of their own: `LOCKED` is a bit of the state word, and
-//!   while it is set only its holder changes the word (everyone else's read-modify-writes wait it
-//!   out). So a send is one compare-and-swap, which takes the lock *and* reads the consumer's
-//!   state, then the push, then one plain store that lets go, and that stores `WAKING` instead of
-//!   `IDLE` when the consumer was parked: no fence, no second read-modify-write. The consumer's
-//!   park is a read-modify-write on the same word, so it either comes first (the producer's lock
-//!   reads the idle state and wakes) or reads the producer's release (and sees its message). No
-//!   user code runs and no message is dropped while `LOCKED` is held (`lane`'s module doc). The
-//!   system lane (boxed on its first message) and the stop flag are pushed the same way. The
-//!   priority lane's classes have locks of their own (a flood of a low class must not hold up a
-//!   sender of the top class): their producers push, issue a `SeqCst` fence and read the state;
-//!   by that fence and the consumer's (issued only by a mailbox with a priority lane), at least
-//!   one side sees the other's write.
+//!   user lane is the priority lane, a `SeqCst` fence) and looks at the lanes once more. Only
+//!   the producer that finds an idle state admitting its lane, and takes `WAKING` from it, wakes
+//!   the task; it then hands the state back (`RUNNING`). A busy actor therefore costs its
+//!   producers no wake-up.
+//! * **The system and user lanes are locked by the state word.** The user lane's queues
+//!   (`sync::Deque`s, and the conflating lane's map) have no lock of their own: `LOCKED` is a bit
+//!   of the state word, and while it is set only its holder changes the word (everyone else's
+//!   read-modify-writes wait it out). So a send is one compare-and-swap, which takes the lock *and*
+//!   reads the consumer's state, then the push, then one plain store that lets go, and that stores
+//!   `WAKING` instead of `IDLE` when the consumer was parked: no fence, no second
+//!   read-modify-write. The consumer's park is a read-modify-write on the same word, so it either
+//!   comes first (the producer's lock reads the idle state and wakes) or reads the producer's
+//!   release (and sees its message). No user code runs and no message is dropped while `LOCKED` is
+//!   held (`lane`'s module doc). The system lane (boxed on its first message) and the stop flag are
+//!   pushed the same way. The priority lane's classes have locks of their own (a flood of a low
+//!   class must not hold up a sender of the top class): their producers push, issue a `SeqCst`
+//!   fence and read the state; by that fence and the consumer's (issued only by a mailbox with a
+//!   priority lane), at least one side sees the other's write.
 //! * **The state word guards the waker.** The waker stays registered between parks
 //!   (`sync::WakerSlot`, no synchronisation of its own): a producer reads it only while it holds
 //!   `WAKING`, so at most one does; the consumer writes it only in `RUNNING`, which no producer
