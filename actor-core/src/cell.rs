@@ -102,7 +102,8 @@ impl Watcher {
 /// tokio task, a cell allocation of 192-200 bytes costs 536 B per idle actor, 176-184 bytes
 /// 664 B, 208-216 bytes 695 B, and 224-232 bytes 572 B (`alloc_model -- 24 <cell> 256`,
 /// `benches/src/bin/alloc_model.rs`): the parent lives here, not in a box of its own, and the
-/// cell is 184 bytes (200 with its `Arc` counts).
+/// cell of an actor with `u64` messages is 176 bytes (192 with its `Arc` counts), 8 of them
+/// padding (`Cell::_chunk`).
 #[derive(Default)]
 struct Life {
     more: Option<Box<LifeMore>>,
