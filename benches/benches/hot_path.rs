@@ -14,30 +14,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, Reply, SystemConfig};
+use actor_core::{Actor, ActorResult, ActorSystem, Context, Props, Reply, SystemConfig};
+use benches::frameworks::ours::{Counter, CounterMsg, count_of};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-
-/// Counts increments; answers with the count.
-#[derive(Default)]
-struct Counter {
-    count: u64,
-}
-
-enum CounterMsg {
-    Inc,
-    Get(Reply<u64>),
-}
-
-impl Actor for Counter {
-    type Msg = CounterMsg;
-    async fn handle(&mut self, msg: CounterMsg, _ctx: &mut Context<Self>) -> ActorResult {
-        match msg {
-            CounterMsg::Inc => self.count += 1,
-            CounterMsg::Get(r) => r.send(self.count),
-        }
-        Ok(())
-    }
-}
 
 /// Echoes a number back, plus one.
 struct Echo;
@@ -76,13 +55,6 @@ fn system(rt: &tokio::runtime::Runtime) -> ActorSystem {
     ActorSystem::new(SystemConfig::default()).expect("inside the runtime")
 }
 
-async fn count_of(counter: &ActorRef<CounterMsg>) -> u64 {
-    counter
-        .ask_timeout(CounterMsg::Get, Duration::from_secs(60))
-        .await
-        .expect("the counter answers")
-}
-
 /// `n` tells to one actor, then an ask for the count (which checks that every tell so far was
 /// counted): the pushes, one wake-up, the batch taken and handled, and one ask, whose own cost
 /// is the `ask` benchmark's.
@@ -103,7 +75,8 @@ fn tell(c: &mut Criterion) {
                     counter.tell(CounterMsg::Inc);
                 }
                 sent.set(sent.get() + n);
-                assert_eq!(count_of(&counter).await, sent.get(), "every tell counted");
+                let count = count_of(&counter).await.expect("the counter answers");
+                assert_eq!(count, sent.get(), "every tell counted");
             });
         });
     }

@@ -145,13 +145,18 @@ fn pingpong_in(n: u64, grouped: bool) -> BenchResult<f64> {
 
 // ---------- counting / fan-out ----------
 
+/// Counts increments and answers with the count (the counting, fan-out, fan-in and bounded
+/// workloads, and the criterion micro-benchmarks in `benches/hot_path.rs`).
 #[derive(Default)]
-struct Counter {
+pub struct Counter {
     count: u64,
 }
 
-enum CounterMsg {
+/// A [`Counter`]'s messages.
+pub enum CounterMsg {
+    /// Add one.
     Inc,
+    /// Answer with the count.
     Get(Reply<u64>),
 }
 
@@ -167,7 +172,7 @@ impl Actor for Counter {
 }
 
 /// The counter's total (asked after the sends, so it is the count of every message handled).
-async fn count_of(counter: &ActorRef<CounterMsg>) -> BenchResult<u64> {
+pub async fn count_of(counter: &ActorRef<CounterMsg>) -> BenchResult<u64> {
     counter
         .ask_timeout(CounterMsg::Get, Duration::from_secs(600))
         .await
