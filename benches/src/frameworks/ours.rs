@@ -591,6 +591,7 @@ pub fn conflating(n: u64, entities: u64) -> BenchResult<(f64, f64)> {
             .await
             .map_err(|e| e.to_string())?;
         let elapsed = start.elapsed();
+        verify("entities reported", latest.len() as u64, entities)?;
         for (entity, &seq) in (0..entities).zip(&latest) {
             // The last update of `entity` is the largest i < n with i % entities == entity.
             let expected = if entity < n {
