@@ -484,13 +484,27 @@ pub(crate) mod loom_support {
     use std::sync::Arc;
     use std::task::Waker;
 
-    /// Exhaustive up to 3 preemptions per execution (tokio's loom tests use 2-3), unless
-    /// `LOOM_MAX_PREEMPTIONS` says otherwise.
+    /// Exhaustive up to 3 preemptions per execution, unless `LOOM_MAX_PREEMPTIONS` says
+    /// otherwise.
     pub(crate) fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+        model_preempting(3, f);
+    }
+
+    /// The bound for a model with two producers that both take the mailbox's state-word lock,
+    /// and its consumer. At 3 preemptions each such model takes 3 to 3.5 minutes (they were
+    /// two thirds of CI's time); at 2 it takes 10 to 13 s. tokio's own loom CI bounds every
+    /// model at 2. Each mutation of the wake protocol tried at 2 (a hand-back that does not
+    /// look at the lanes again, an unlock without `Release`, a parked consumer's check that
+    /// ignores the system lane, a priority-lane park without its fence) fails within a second.
+    /// `LOOM_MAX_PREEMPTIONS=3` runs them exhaustively to 3 (about 11 minutes in all); do that
+    /// when the mailbox's protocol changes.
+    pub(crate) const TWO_LOCKING_PRODUCERS: usize = 2;
+
+    /// Exhaustive up to `bound` preemptions per execution, unless `LOOM_MAX_PREEMPTIONS` says
+    /// otherwise.
+    pub(crate) fn model_preempting<F: Fn() + Sync + Send + 'static>(bound: usize, f: F) {
         let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(3);
-        }
+        builder.preemption_bound.get_or_insert(bound);
         builder.check(f);
     }
 

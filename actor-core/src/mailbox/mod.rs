@@ -977,7 +977,9 @@ mod tests {
 mod loom_tests {
     //! Run with `RUSTFLAGS="--cfg actor_loom" cargo test -p actor-core --release --lib loom_tests`.
     use super::*;
-    use crate::sync::loom_support::{Task, consumer_task, model};
+    use crate::sync::loom_support::{
+        TWO_LOCKING_PRODUCERS, Task, consumer_task, model, model_preempting,
+    };
     use loom::sync::Arc;
     use loom::sync::atomic::AtomicUsize as LoomUsize;
     use std::future::poll_fn;
@@ -1041,7 +1043,7 @@ mod loom_tests {
     /// arrive, each once, and the consumer is never left parked with a message queued.
     #[test]
     fn two_producers_and_batches_lose_nothing() {
-        model(|| {
+        model_preempting(TWO_LOCKING_PRODUCERS, || {
             let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
             let (a, b) = (mb.clone(), mb.clone());
             let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
@@ -1065,7 +1067,7 @@ mod loom_tests {
     /// producer when it hands the idle state back (loom reports a deadlock otherwise).
     #[test]
     fn a_consumer_parks_while_its_producer_is_still_waking_it() {
-        model(|| {
+        model_preempting(TWO_LOCKING_PRODUCERS, || {
             let mb = Arc::new(Mailbox::<u32, u32>::new(MailboxConfig::unbounded()));
             let (a, b) = (mb.clone(), mb.clone());
             let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
@@ -1101,7 +1103,9 @@ mod loom_tests {
     /// (loom reports a deadlock otherwise), alongside a system message.
     #[test]
     fn no_lost_wakeup_priority_lane() {
-        a_user_and_a_system_message_both_arrive(|| {
+        // 3 preemptions: only one of its producers (the system lane's) takes the state-word
+        // lock, and this model takes about a minute at 3.
+        a_user_and_a_system_message_both_arrive(3, || {
             MailboxConfig::priority(|m: &u32| *m as usize, &[1])
         });
     }
@@ -1139,16 +1143,17 @@ mod loom_tests {
     /// Two producers on different lanes: both messages arrive, each once.
     #[test]
     fn no_lost_wakeup_two_lanes() {
-        a_user_and_a_system_message_both_arrive(MailboxConfig::unbounded);
+        a_user_and_a_system_message_both_arrive(TWO_LOCKING_PRODUCERS, MailboxConfig::unbounded);
     }
 
     /// One producer pushes a user message to a mailbox made by `config`, another a system
     /// message, while the consumer receives: both arrive, each once (loom reports a deadlock if
     /// a push leaves the consumer parked).
     fn a_user_and_a_system_message_both_arrive(
+        preemptions: usize,
         config: impl Fn() -> MailboxConfig<u32> + Sync + Send + 'static,
     ) {
-        model(move || {
+        model_preempting(preemptions, move || {
             let mb = Arc::new(Mailbox::<u32, u32>::new(config()));
             let (a, b) = (mb.clone(), mb.clone());
             let t1 = loom::thread::spawn(move || a.push_user(1, false).map(|_| ()).expect("open"));
