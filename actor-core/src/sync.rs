@@ -162,25 +162,46 @@ impl<T> Deque<T> {
         self.nonempty.store(true, Ordering::Relaxed);
     }
 
-    /// Moves every queued value to the back of `into`, oldest first (an O(1) swap when `into`
-    /// is empty, which is how the consumer calls it).
+    /// Moves every queued value to the back of `into`, oldest first.
+    ///
+    /// When `into` is empty, as the consumer calls it, this is an O(1) swap, and the queue keeps
+    /// `into`'s buffer for the next pushes: a steady flow recycles two buffers and never regrows
+    /// one. Except a buffer of more than [`Deque::SHED_ABOVE`] slots that the queue now fills to
+    /// less than a [`Deque::SHED_BELOW`]th: that one is returned instead, for the caller to
+    /// drop once it has let go of the lock, and the queue starts a new one. So a burst's peak
+    /// size is shed once the flow is back to normal.
     ///
     /// # Safety
     ///
     /// The caller holds the owner's lock.
     #[inline]
-    pub(crate) unsafe fn take_all(&self, into: &mut std::collections::VecDeque<T>) {
+    #[must_use = "drop the returned buffer after letting go of the lock"]
+    pub(crate) unsafe fn take_all(
+        &self,
+        into: &mut std::collections::VecDeque<T>,
+    ) -> Option<std::collections::VecDeque<T>> {
         // SAFETY: exclusive per the contract.
-        self.items.with_mut(|q| {
+        let shed = self.items.with_mut(|q| {
             let q = unsafe { &mut *q };
             if into.is_empty() {
+                let shed = (into.capacity() > Self::SHED_ABOVE
+                    && q.len() < into.capacity() / Self::SHED_BELOW)
+                    .then(|| std::mem::take(into));
                 std::mem::swap(q, into);
+                shed
             } else {
                 into.extend(q.drain(..));
+                None
             }
         });
         self.nonempty.store(false, Ordering::Relaxed);
+        shed
     }
+
+    /// See [`Deque::take_all`].
+    pub(crate) const SHED_ABOVE: usize = 4096;
+    /// See [`Deque::take_all`].
+    pub(crate) const SHED_BELOW: usize = 8;
 
     /// Takes the value at the front.
     ///
@@ -208,6 +229,13 @@ impl<T> Deque<T> {
     pub(crate) unsafe fn len(&self) -> usize {
         // SAFETY: exclusive per the contract.
         self.items.with(|q| unsafe { (*q).len() })
+    }
+
+    /// The queue's buffer, in slots.
+    #[cfg(all(test, not(actor_loom)))]
+    pub(crate) fn capacity(&self) -> usize {
+        // SAFETY: tests call it with no other thread around.
+        self.items.with(|q| unsafe { (*q).capacity() })
     }
 
     /// Whether the queue was empty at the last unlock of the owner's lock that this thread has

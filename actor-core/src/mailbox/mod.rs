@@ -524,11 +524,6 @@ impl<M, S> Mailbox<M, S> {
         if deque.is_empty() {
             return None;
         }
-        if cursor.batch.capacity() > 4096 {
-            // A burst is over: do not keep its peak size (the deques swap between the queue and
-            // the batch, so this bounds both).
-            cursor.batch = VecDeque::new();
-        }
         self.take_all(deque, &mut cursor.batch);
         cursor.batch.pop_front()
     }
@@ -556,8 +551,9 @@ impl<M, S> Mailbox<M, S> {
     fn take_all(&self, deque: &Deque<M>, into: &mut VecDeque<M>) {
         let state = self.lock_any();
         // SAFETY: we hold `LOCKED`.
-        unsafe { deque.take_all(into) };
+        let shed = unsafe { deque.take_all(into) };
         self.unlock(state);
+        drop(shed);
     }
 
     /// Takes `LOCKED` whatever the state (closed or not).
@@ -735,7 +731,8 @@ impl<M, S> Mailbox<M, S> {
         let state = self.lock_any();
         if let Some(deque) = self.user.batch() {
             // SAFETY: we hold `LOCKED`.
-            unsafe { deque.take_all(&mut taken) };
+            // (`taken` has no buffer, so nothing is shed.)
+            let _ = unsafe { deque.take_all(&mut taken) };
             if let Some(b) = self.user.bounded() {
                 b.count_out(taken.len());
             }
@@ -819,6 +816,42 @@ mod tests {
         assert_eq!(mb.pop_sys(), Some("stop"));
         assert_eq!(mb.pop_sys(), None);
         assert_eq!(mb.pop_user(&mut Cursor::default()), Some(1));
+    }
+
+    /// Pushes `n` messages and pops one: the consumer then holds the rest as its batch.
+    fn push_and_pop_one(mb: &Mailbox<u32, &'static str>, cursor: &mut Cursor<u32>, n: u32) {
+        for i in 0..n {
+            mb.push_user(i, false).expect("open");
+        }
+        assert_eq!(mb.pop_user(cursor), Some(0));
+    }
+
+    fn queue_capacity(mb: &Mailbox<u32, &'static str>) -> usize {
+        mb.user.batch().expect("unbounded").capacity()
+    }
+
+    #[test]
+    fn a_steady_flow_recycles_its_buffers_and_a_burst_is_shed_after_it() {
+        const BURST: u32 = 20_000;
+        let mb = unbounded();
+        let mut cursor = Cursor::default();
+        // The first burst: its buffer becomes the consumer's batch.
+        push_and_pop_one(&mb, &mut cursor, BURST);
+        cursor.drain().for_each(drop);
+        assert!(cursor.batch.capacity() >= BURST as usize);
+        // A second one, as big: the consumer's drained buffer goes to the queue for the next
+        // pushes, instead of the queue growing a new one.
+        push_and_pop_one(&mb, &mut cursor, BURST);
+        cursor.drain().for_each(drop);
+        assert!(queue_capacity(&mb) >= BURST as usize, "recycled");
+        assert!(cursor.batch.capacity() >= BURST as usize);
+        // Back to a trickle: the first take sheds the consumer's big buffer (the queue starts a
+        // new one), and the second sheds the other, which the first one handed the consumer.
+        push_and_pop_one(&mb, &mut cursor, 1);
+        assert_eq!(queue_capacity(&mb), 0, "shed, not handed to the queue");
+        assert!(cursor.batch.capacity() >= BURST as usize);
+        push_and_pop_one(&mb, &mut cursor, 1);
+        assert!(queue_capacity(&mb) == 0 && cursor.batch.capacity() < 64);
     }
 
     #[test]
