@@ -102,8 +102,9 @@ impl Watcher {
 /// tokio task, a cell allocation of 192-200 bytes costs 536 B per idle actor, 176-184 bytes
 /// 664 B, 208-216 bytes 695 B, and 224-232 bytes 572 B (`alloc_model -- 24 <cell> 256`,
 /// `benches/src/bin/alloc_model.rs`): the parent lives here, not in a box of its own, and the
-/// cell of an actor with `u64` messages is 176 bytes (192 with its `Arc` counts), 8 of them
-/// padding (`Cell::_chunk`).
+/// cell of an actor with `u64` messages is 176 bytes (192 with its `Arc` counts, a 208-byte
+/// glibc chunk; `runner::size_probe` checks it). Until Session 14, 8 of them were padding to keep
+/// that chunk; the guardian's slot (`CellCore::guardian_slot`) took their place.
 #[derive(Default)]
 struct Life {
     more: Option<Box<LifeMore>>,
@@ -175,9 +176,17 @@ pub(crate) struct CellCore {
     /// `ALIVE`, `STOPPED`, `KILLED` or `OTHER`; only touched under the `life` lock (an atomic
     /// only so that the core stays `Sync` without another lock; it fits in existing padding).
     end: AtomicU8,
+    /// A top-level actor's slot among the user guardian's live children (`system::TopLevel`),
+    /// written under the guardian's lock when it is spawned, before its task runs.
+    guardian_slot: AtomicU32,
 }
 
 impl CellCore {
+    /// Its slot among the user guardian's live children, given under the guardian's lock.
+    pub(crate) fn set_guardian_slot(&self, slot: u32) {
+        self.guardian_slot.store(slot, Ordering::Relaxed);
+    }
+
     /// The actor's path (built on each call for an anonymous actor).
     pub(crate) fn path(&self) -> ActorPath {
         if self.registered {
@@ -297,7 +306,8 @@ impl CellCore {
         match parent {
             Some(target) => target.send_sys(msg),
             None => {
-                self.system.guardian_receive(msg);
+                self.system
+                    .guardian_receive(msg, self.guardian_slot.load(Ordering::Relaxed));
                 true
             }
         }
@@ -398,11 +408,6 @@ impl std::fmt::Display for PathDisplay<'_> {
 pub(crate) struct Cell<M> {
     pub(crate) core: CellCore,
     pub(crate) mailbox: Mailbox<M, SystemMsg>,
-    /// Keeps a small actor's cell a 208-byte glibc chunk (a 185- to 200-byte allocation with the
-    /// `Arc`'s counts). glibc packs an actor's three allocations (task, cell, factory) around
-    /// the 128-byte-aligned tokio task: in `alloc_model`, a 192-byte chunk costs 664 B per idle
-    /// actor and a 208-byte one 536 B (`runner::size_probe` checks the size).
-    _chunk: [u8; 8],
 }
 
 impl<M: Send + 'static> Cell<M> {
@@ -432,9 +437,9 @@ impl<M: Send + 'static> Cell<M> {
                 restarts: AtomicU32::new(0),
                 killed: AtomicBool::new(false),
                 end: AtomicU8::new(ALIVE),
+                guardian_slot: AtomicU32::new(u32::MAX),
             },
             mailbox: Mailbox::new(mailbox),
-            _chunk: [0; 8],
         }
     }
 

@@ -1083,7 +1083,7 @@ mod size_probe {
         assert_eq!(
             chunk, 208,
             "the cell of an actor with u64 messages is a {size}-byte allocation, a {chunk}-byte \
-             chunk (see `Cell::_chunk` and `Life` in cell.rs)"
+             chunk (see `Life` in cell.rs)"
         );
     }
 

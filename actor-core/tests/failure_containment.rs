@@ -258,6 +258,36 @@ async fn top_level_default_restarts_up_to_the_limit_then_stops() {
     assert_eq!(w.stats().expect("local").restarts, 3);
 }
 
+/// The user guardian keeps its live children in numbered slots and reuses a stopped actor's slot:
+/// a top-level actor in a reused slot is still found when it fails (and restarted), and so is
+/// its neighbour; shutdown then finds every slot emptied.
+#[tokio::test(start_paused = true)]
+async fn top_level_actors_in_reused_guardian_slots_are_supervised() {
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let mut events = TestProbe::<String>::new(&sys);
+    let props = worker_props(events.actor_ref());
+    let first = sys.spawn(props.clone()).expect("spawn");
+    let second = sys.spawn(props.clone()).expect("spawn");
+    for i in 0..2 {
+        assert_eq!(events.expect_msg(T).await, format!("started {i}"));
+    }
+    first.stop();
+    first.wait_for_stop().await;
+    assert_eq!(events.expect_msg(T).await, "stopped 0");
+    // Takes the first one's slot.
+    let third = sys.spawn(props).expect("spawn");
+    assert_eq!(events.expect_msg(T).await, "started 2");
+    third.tell(WorkerMsg::Fail);
+    assert_eq!(events.expect_msg(T).await, "started 3");
+    second.tell(WorkerMsg::Panic);
+    assert_eq!(events.expect_msg(T).await, "started 4");
+    assert_eq!(third.stats().expect("local").restarts, 1);
+    assert_eq!(second.stats().expect("local").restarts, 1);
+    let report = sys.shutdown(T).await;
+    assert!(report.is_graceful(), "{report:?}");
+    assert_eq!(sys.actor_count(), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn restarts_outside_the_window_do_not_count() {
     let limit = RestartLimit {
