@@ -82,7 +82,10 @@ pub struct ActorStats {
     pub path: ActorPath,
     /// User messages waiting in its mailbox.
     pub mailbox_depth: usize,
-    /// User messages (timer messages included) it has handled.
+    /// User messages (timer messages included) it has handled. Brought up to date whenever the
+    /// actor pauses (its mailbox is empty, or it has used its throughput budget) and when it
+    /// ends: while it is busy, it may be up to its throughput (see
+    /// [`crate::SystemConfig::throughput`]) behind.
     pub processed: u64,
     /// Failures (errors and panics) so far.
     pub failures: u32,

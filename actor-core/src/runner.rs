@@ -88,6 +88,11 @@ struct ActorLoop<A: Actor> {
     throughput: u32,
     /// Messages left before the loop yields the worker.
     budget: u32,
+    /// Messages handled since the cell's `processed` counter was last brought up to date
+    /// (`flush_stats`, when the loop parks, yields or ends: never more than `throughput`).
+    /// Counted here rather than in the cell, whose counter may share a cache line with the
+    /// mailbox's state word, which every send writes.
+    unflushed: u32,
 }
 
 /// The rarely used part of an actor loop.
@@ -402,6 +407,7 @@ pub(crate) fn spawn_actor<A: Actor>(
         cursor: Cursor::default(),
         stop_when_idle: false,
         budget: 0,
+        unflushed: 0,
         // The budget is kept in 32 bits (the loop stays small); larger values mean "never yield"
         // in practice either way.
         throughput: props
@@ -581,9 +587,7 @@ impl<A: Actor> ActorLoop<A> {
     /// idle period, and fail on an error or a panic.
     #[inline]
     fn handled(&mut self, failed: Option<Caught<ActorResult>>) {
-        // Only this task writes the counter: a load and a store, no read-modify-write.
-        let processed = &self.ctx.cell().core.processed;
-        processed.store(processed.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.unflushed += 1;
         self.ctx.reset_idle();
         if let Some(failed) = failed {
             self.fail_with(FailurePhase::Message, failed);
@@ -615,8 +619,17 @@ impl<A: Actor> ActorLoop<A> {
         None
     }
 
-    fn flush_stats(&self) {
+    fn flush_stats(&mut self) {
         let core = &self.ctx.cell().core;
+        if self.unflushed != 0 {
+            // Only this task writes the counter: a load and a store, no read-modify-write.
+            let processed = &core.processed;
+            processed.store(
+                processed.load(Ordering::Relaxed) + u64::from(self.unflushed),
+                Ordering::Relaxed,
+            );
+            self.unflushed = 0;
+        }
         let batched = u32::try_from(self.cursor.batched()).unwrap_or(u32::MAX);
         core.batched.store(batched, Ordering::Relaxed);
     }

@@ -250,6 +250,31 @@ impl Actor for Spinner {
     }
 }
 
+/// Stops itself at the third message it handles.
+struct StopsAtThree(u32);
+impl Actor for StopsAtThree {
+    type Msg = ();
+    async fn handle(&mut self, _msg: (), ctx: &mut Context<Self>) -> ActorResult {
+        self.0 += 1;
+        if self.0 == 3 {
+            ctx.stop();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_processed_count_is_exact_when_an_actor_stops_mid_batch() {
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let a = sys.spawn(Props::new(|| StopsAtThree(0))).expect("spawn");
+    for _ in 0..10 {
+        a.tell(());
+    }
+    a.wait_for_stop().await;
+    // The stop overtook the queued messages: three were handled, in one activation.
+    assert_eq!(a.stats().expect("local").processed, 3);
+}
+
 #[tokio::test]
 async fn throughput_budget_lets_other_actors_run() {
     // On a single-threaded runtime, a flooded actor must yield after its budget so that another
@@ -269,6 +294,10 @@ async fn throughput_budget_lets_other_actors_run() {
     assert!(
         processed < 50_000,
         "other actor waited for the whole flood ({processed})"
+    );
+    assert!(
+        processed >= 32,
+        "the count is brought up to date when the budget is spent: {processed}"
     );
     assert_eq!(
         processed % 32,
