@@ -124,7 +124,11 @@ async fn suspended_handlers_keep_order_state_and_the_throughput_budget() {
     assert_eq!(stats.failures, 0);
     a.stop();
     a.wait_for_stop().await;
-    assert_eq!(a.stats().expect("stats").processed, 201, "exact once it has ended");
+    assert_eq!(
+        a.stats().expect("stats").processed,
+        201,
+        "exact once it has ended"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
