@@ -200,15 +200,13 @@ impl TopLevel {
             .filter(|t| &t.core().id == id)
     }
 
-    /// Removes the actor `id` from `slot`; false if it was not there.
-    fn remove(&mut self, slot: u32, id: &ActorId) -> bool {
-        if self.get(slot, id).is_none() {
-            return false;
+    /// Removes the actor `id` from `slot`, if it is there.
+    fn remove(&mut self, slot: u32, id: &ActorId) {
+        if self.get(slot, id).is_some() {
+            self.slots[slot as usize] = None;
+            self.free.push(slot);
+            self.len -= 1;
         }
-        self.slots[slot as usize] = None;
-        self.free.push(slot);
-        self.len -= 1;
-        true
     }
 
     fn is_empty(&self) -> bool {

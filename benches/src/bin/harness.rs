@@ -3,10 +3,12 @@
 //! ```text
 //! cargo run --release -p benches --bin harness -- [--suite local|remote|all] [--quick]
 //!     [--only NAME[,NAME]] [--frameworks LIST] [--runs N] [--summary PATH]
+//! cargo run --release -p benches --bin harness -- --pool A.jsonl,B.jsonl
 //! ```
 //!
 //! Prints one JSON object per line per measurement (the median over `--runs`, every run listed),
-//! and writes a Markdown summary (default `target/bench-summary.md`). The spawn workload runs in a
+//! and writes a Markdown summary (default `target/bench-summary.md`). `--pool` runs nothing: it
+//! prints the summary of saved outputs, each cell the median over all their runs. The spawn workload runs in a
 //! fresh child process per framework, so resident memory is not skewed by earlier workloads.
 
 use std::process::{Command, ExitCode};
@@ -29,6 +31,8 @@ struct Args {
     runs: Option<usize>,
     summary: String,
     child_spawn: Option<(String, usize)>,
+    /// Saved outputs to pool into one summary instead of running anything.
+    pool: Option<Vec<String>>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -40,6 +44,7 @@ fn parse() -> Result<Args, String> {
         runs: None,
         summary: "target/bench-summary.md".into(),
         child_spawn: None,
+        pool: None,
     };
     let mut it = std::env::args().skip(1);
     let list = |s: String| {
@@ -63,6 +68,7 @@ fn parse() -> Result<Args, String> {
                 )
             }
             "--summary" => a.summary = value("--summary")?,
+            "--pool" => a.pool = Some(list(value("--pool")?)),
             "--child-spawn" => {
                 let fw = value("--child-spawn")?;
                 let n = value("--child-spawn")?
@@ -73,7 +79,8 @@ fn parse() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: harness [--suite local|remote|all] [--quick] [--only NAME[,NAME]] \
-                            [--frameworks LIST] [--runs N] [--summary PATH]"
+                            [--frameworks LIST] [--runs N] [--summary PATH] | \
+                            --pool OUTPUT.jsonl[,OUTPUT.jsonl]"
                         .into(),
                 );
             }
@@ -99,6 +106,18 @@ fn main() -> ExitCode {
     };
     if let Some((fw, n)) = &args.child_spawn {
         return child_spawn(fw, *n);
+    }
+    if let Some(files) = &args.pool {
+        return match pool(files) {
+            Ok(md) => {
+                println!("{md}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
     }
     let local = args.suite != "remote";
     let remote = args.suite != "local";
@@ -449,4 +468,63 @@ fn child_spawn(framework: &str, n: usize) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--pool`: the summary table of several saved outputs (this binary's JSON lines), each cell the
+/// median over every run of every file. Two invocations of the same command can differ by 20%
+/// or more on a row on this VM; a table over both says more than either.
+fn pool(files: &[String]) -> Result<String, String> {
+    type Key = (String, String, String);
+    let mut pooled: std::collections::BTreeMap<Key, (String, Vec<f64>)> = Default::default();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| l.starts_with('{')) {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("{file}:{}: {e}", n + 1))?;
+            let field = |k: &str| {
+                v[k].as_str()
+                    .map(str::to_owned)
+                    .ok_or(format!("{file}:{}: no {k:?}", n + 1))
+            };
+            let runs = v["runs"]
+                .as_array()
+                .ok_or(format!("{file}:{}: no \"runs\"", n + 1))?
+                .iter()
+                .filter_map(serde_json::Value::as_f64);
+            let key = (field("framework")?, field("bench")?, field("metric")?);
+            let entry = pooled.entry(key).or_insert((field("unit")?, Vec::new()));
+            entry.1.extend(runs);
+        }
+    }
+    // The table's strings live as long as the process, which prints it and ends.
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut counts = std::collections::BTreeSet::new();
+    let measurements: Vec<Measurement> = pooled
+        .into_iter()
+        .map(|((framework, bench, metric), (unit, runs))| {
+            counts.insert(runs.len());
+            Measurement {
+                framework: leak(framework),
+                bench: leak(bench),
+                metric: leak(metric),
+                value: median(&runs),
+                unit: leak(unit),
+                runs,
+            }
+        })
+        .collect();
+    let columns: Vec<(&'static str, bool)> = frameworks::all()
+        .into_iter()
+        .map(|f| (f.name, f.is_peer))
+        .chain([("quinn-raw", false)])
+        .filter(|(name, _)| measurements.iter().any(|m| m.framework == *name))
+        .collect();
+    let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
+    let header = format!(
+        "Pooled medians of {} run(s) from {} output(s) (cells: value (ratio to the best peer \
+         among ractor, kameo, actix; above 1.00x is better than every peer))",
+        counts.join("/"),
+        files.len()
+    );
+    Ok(report::markdown(&measurements, &columns, &header))
 }
