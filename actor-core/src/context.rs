@@ -371,7 +371,7 @@ impl<A: Actor> Context<A> {
     /// message comes before queued user messages; if it falls due while the actor is suspended
     /// (a failure awaiting its parent's decision), it is dropped, as interval ticks are skipped.
     pub fn send_after(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
-        self.x().timers.start_once(key.into(), delay, msg);
+        self.timers().start_once(key.into(), delay, msg);
     }
 
     /// Sends `make()` to this actor every `period`, at a fixed rate from now (ticks at
@@ -379,11 +379,11 @@ impl<A: Actor> Context<A> {
     /// any timer with the same key. A factory rather than a message, so message types that carry
     /// reply ports (and are not `Clone`) can have intervals too.
     ///
-    /// Ticks ride on tokio's timer, whose resolution is 1 ms: a tick arrives at or after its grid
-    /// point, how late depending on the load. In the benchmark harness's `timer_jitter` row
-    /// (10,000 actors ticking at 50 Hz on two CPUs, about half of both busy with the ticks, some
-    /// 2 us of CPU a tick), the median tick is 1.7 to 3.4 ms late and the 99th percentile 4 to
-    /// 7 ms (`benches/RESULTS.md`).
+    /// Ticks ride on the system's timer wheel, whose drivers sleep on tokio's timer (resolution
+    /// 1 ms): a tick arrives at or after its grid point, how late depending on the load. In the
+    /// benchmark harness's `timer_jitter` row (10,000 actors ticking at 50 Hz on two CPUs, about
+    /// 38% of both busy with the ticks, some 1.5 us of CPU a tick), the median tick is 1.1 ms late
+    /// and the 99th percentile 2.6 ms (`benches/RESULTS.md`).
     ///
     /// ```
     /// # use actor_core::prelude::*;
@@ -408,9 +408,17 @@ impl<A: Actor> Context<A> {
         period: Duration,
         make: impl Fn() -> A::Msg + Send + 'static,
     ) {
-        self.x()
-            .timers
+        self.timers()
             .start_interval(key.into(), period, Box::new(make));
+    }
+
+    /// The actor's timers, given the system's wheel on first use.
+    fn timers(&mut self) -> &mut Timers<A::Msg> {
+        if self.extras.as_ref().is_none_or(|x| x.timers.needs_wheel()) {
+            let wheel = Arc::clone(&self.cell().core.system.wheel);
+            self.x().timers.set_wheel(wheel);
+        }
+        &mut self.x().timers
     }
 
     /// Cancels a timer; a tick of it that is already due is discarded. False if no such timer.

@@ -594,8 +594,8 @@ impl<A: Actor> ActorLoop<A> {
         }
     }
 
-    /// The message of a timer tick that is due, if any; otherwise the task is registered with
-    /// the timer wheel for the next deadline. One load and a branch for an actor without timers.
+    /// The message of a timer tick that is due, if any; otherwise the task is armed in the
+    /// system's timer wheel for the next deadline. One load and a branch for an actor without timers.
     #[inline]
     fn due_timer(&mut self, cx: &mut std::task::Context<'_>) -> Option<A::Msg> {
         match self.ctx.extras.as_deref() {

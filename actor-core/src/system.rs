@@ -27,6 +27,7 @@ use crate::group::ActorGroup;
 use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
 use crate::runner::{Parent, spawn_actor};
+use crate::timer::wheel::Wheel;
 
 /// Settings of one actor system. Build with struct update syntax:
 ///
@@ -222,6 +223,8 @@ pub(crate) struct SystemShared {
     pub(crate) config: SystemConfig,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) dead_letters: DeadLetterOffice,
+    /// Every actor's timers wake through this wheel.
+    pub(crate) wheel: Arc<Wheel>,
     next_id: AtomicU64,
     registry: RwLock<HashMap<Arc<str>, RegistryEntry>>,
     guardian: Mutex<Guardian>,
@@ -403,6 +406,7 @@ impl ActorSystem {
             shared: Arc::new(SystemShared {
                 user_root: ActorPath::user_root(),
                 config,
+                wheel: Wheel::new(handle.clone()),
                 handle,
                 dead_letters,
                 next_id: AtomicU64::new(1),

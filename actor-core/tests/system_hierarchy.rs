@@ -232,6 +232,55 @@ async fn dedicated_thread_actors_do_not_block_the_runtime() {
     assert!(blocker.wait_for_stop().await.is_normal());
 }
 
+/// Ticks twice through the system's timer wheel, from its own thread, and reports where it ran.
+struct Alarm(ActorRef<String>);
+enum AlarmMsg {
+    Ring(u32),
+}
+impl Actor for Alarm {
+    type Msg = AlarmMsg;
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        ctx.send_after("ring", Duration::from_millis(1), AlarmMsg::Ring(1));
+        Ok(())
+    }
+    async fn handle(&mut self, msg: AlarmMsg, ctx: &mut Context<Self>) -> ActorResult {
+        let AlarmMsg::Ring(n) = msg;
+        let thread = std::thread::current().name().unwrap_or("?").to_owned();
+        self.0.tell(format!("{n} on {thread}"));
+        if n == 1 {
+            ctx.send_after("ring", Duration::from_millis(1), AlarmMsg::Ring(2));
+        }
+        Ok(())
+    }
+}
+
+// The wheel's driver runs on the system's runtime and wakes an actor on another runtime's thread.
+// Real time (a dedicated thread's runtime has its own clock, which a test cannot pause): the
+// test waits for the ticks, it does not time them.
+#[tokio::test]
+async fn a_dedicated_thread_actors_timers_fire() {
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let mut probe = TestProbe::<String>::new(&sys);
+    let out = probe.actor_ref();
+    let alarm = sys
+        .spawn(
+            Props::new(move || Alarm(out.clone()))
+                .name("alarm")
+                .dedicated_thread(),
+        )
+        .expect("spawn");
+    assert_eq!(
+        probe.expect_msg(Duration::from_secs(10)).await,
+        "1 on alarm"
+    );
+    assert_eq!(
+        probe.expect_msg(Duration::from_secs(10)).await,
+        "2 on alarm"
+    );
+    alarm.stop();
+    assert!(alarm.wait_for_stop().await.is_normal());
+}
+
 #[tokio::test]
 async fn stats_count_processed_failures_restarts_and_depth() {
     let sys = ActorSystem::new(SystemConfig::default()).expect("rt");

@@ -262,3 +262,34 @@ async fn ticks_that_fall_due_while_suspended_are_skipped() {
     t.tell(TickMsg::Cancel("tick"));
     probe.expect_no_msg(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn intervals_below_at_and_beyond_the_wheels_ring_tick_on_their_grids() {
+    // The system's timer wheel keeps the next 256 ms in a ring and later deadlines apart; these
+    // periods tick side by side, each on its own grid, with no tick early, late or lost.
+    const PERIODS: [(&str, u64); 9] = [
+        ("1", 1),
+        ("7", 7),
+        ("63", 63),
+        ("64", 64),
+        ("255", 255),
+        ("256", 256),
+        ("257", 257),
+        ("1000", 1_000),
+        ("3001", 3_001),
+    ];
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let mut tickers = Vec::new();
+    for (name, period) in PERIODS {
+        let (t, probe) = ticker(&sys);
+        t.tell(TickMsg::Every(name, ms(period)));
+        tickers.push((t, probe, name, period));
+    }
+    for (_t, mut probe, name, period) in tickers {
+        for k in 1..=5 {
+            let (got, at) = probe.expect_msg(T).await;
+            assert_eq!(got, name);
+            assert_eq!(at, ms(period * k), "tick {k} of the {period} ms interval");
+        }
+    }
+}
