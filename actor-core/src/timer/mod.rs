@@ -71,11 +71,14 @@ struct Entry<M> {
 }
 
 pub(crate) struct Timers<M> {
-    by_key: HashMap<TimerKey, u64, FxBuildHasher>,
-    entries: HashMap<u64, Entry<M>, FxBuildHasher>,
-    /// Deadlines, earliest first, with lazy deletion (see `Entry::deadline`).
-    heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    next: u64,
+    /// Each key's entry, by its index in `entries`.
+    by_key: HashMap<TimerKey, usize, FxBuildHasher>,
+    /// The entries, by index: a timer's id.
+    entries: Slab<M>,
+    /// Deadlines, earliest first, with lazy deletion (see `Entry::deadline`). An item whose index
+    /// has been reused by a later timer with the same deadline is that timer's item as much as
+    /// its own: either fires it at its deadline, and the other is then stale.
+    heap: Deadlines,
     /// The system's wheel, taken on the first start ([`Timers::set_wheel`]).
     wheel: Option<Arc<Wheel>>,
     /// The earliest deadline the wheel will wake this actor at, if armed.
@@ -90,9 +93,8 @@ impl<M: Send + 'static> Timers<M> {
     pub(crate) fn new() -> Self {
         Self {
             by_key: HashMap::default(),
-            entries: HashMap::default(),
-            heap: BinaryHeap::new(),
-            next: 0,
+            entries: Slab::default(),
+            heap: Deadlines::default(),
             wheel: None,
             armed: None,
             far: None,
@@ -133,37 +135,33 @@ impl<M: Send + 'static> Timers<M> {
         // Not `cancel`: a replaced timer keeps the wheel's arm, which the next poll reuses if it
         // comes soon enough.
         if let Some(old) = self.by_key.remove(&key) {
-            self.entries.remove(&old);
+            self.entries.remove(old);
         }
         self.compact();
-        self.next += 1;
-        let id = self.next;
-        self.by_key.insert(key.clone(), id);
-        self.entries.insert(
-            id,
-            Entry {
-                key,
-                payload,
-                deadline,
-            },
-        );
-        self.heap.push(Reverse((deadline, id)));
+        let entry = Entry {
+            key: key.clone(),
+            payload,
+            deadline,
+        };
+        let id = self.entries.insert(entry);
+        self.by_key.insert(key, id);
+        self.heap.push((deadline, id));
     }
 
     /// Whether no timer is active (the loop then skips polling).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.live == 0
     }
 
     /// The id of a timer that is due, if any; otherwise arms the wheel with `cx`'s waker for the
     /// earliest deadline. Call [`Timers::fire`] or [`Timers::skip`] with the id.
-    pub(crate) fn poll_due(&mut self, cx: &mut Context<'_>) -> Option<u64> {
+    pub(crate) fn poll_due(&mut self, cx: &mut Context<'_>) -> Option<usize> {
         let now = Instant::now();
         self.now = now;
         loop {
-            let &Reverse((deadline, id)) = self.heap.peek()?;
-            if self.entries.get(&id).is_none_or(|e| e.deadline != deadline) {
+            let (deadline, id) = self.heap.peek()?;
+            if self.entries.get(id).is_none_or(|e| e.deadline != deadline) {
                 self.heap.pop();
                 continue;
             }
@@ -198,17 +196,17 @@ impl<M: Send + 'static> Timers<M> {
 
     /// The message of a due timer (from [`Timers::poll_due`]): a single-shot timer is removed, a
     /// fixed-rate one is due next at the first point of its grid after now.
-    pub(crate) fn fire(&mut self, id: u64) -> Option<M> {
+    pub(crate) fn fire(&mut self, id: usize) -> Option<M> {
         self.advance(id, true)
     }
 
     /// Lets a due tick pass unhandled (the actor is suspended or has no state).
-    pub(crate) fn skip(&mut self, id: u64) {
+    pub(crate) fn skip(&mut self, id: usize) {
         drop(self.advance(id, false));
     }
 
-    fn advance(&mut self, id: u64, make: bool) -> Option<M> {
-        let entry = self.entries.get_mut(&id)?;
+    fn advance(&mut self, id: usize, make: bool) -> Option<M> {
+        let entry = self.entries.get_mut(id)?;
         match &entry.payload {
             Payload::Repeat { make: f, period } => {
                 // The clock when this tick was found due.
@@ -222,11 +220,11 @@ impl<M: Send + 'static> Timers<M> {
                     next = entry.deadline + period.saturating_mul(steps);
                 }
                 entry.deadline = next;
-                self.heap.push(Reverse((next, id)));
+                self.heap.push((next, id));
                 make.then(f)
             }
             Payload::Once(_) => {
-                let entry = self.entries.remove(&id)?;
+                let entry = self.entries.remove(id)?;
                 self.by_key.remove(&entry.key);
                 self.tidy();
                 match entry.payload {
@@ -240,7 +238,7 @@ impl<M: Send + 'static> Timers<M> {
     pub(crate) fn cancel(&mut self, key: &TimerKey) -> bool {
         match self.by_key.remove(key) {
             Some(id) => {
-                self.entries.remove(&id);
+                self.entries.remove(id);
                 self.tidy();
                 true
             }
@@ -262,11 +260,11 @@ impl<M: Send + 'static> Timers<M> {
     /// timers, removed lazily) outnumber them: a timer restarted on every message (an idle
     /// timeout, say) would otherwise leave one stale item per restart until its deadline passed.
     fn compact(&mut self) {
-        if self.heap.len() > 2 * self.entries.len() + 16 {
+        if self.heap.len() > 2 * self.entries.live + 16 {
             self.heap = self
                 .entries
                 .iter()
-                .map(|(&id, e)| Reverse((e.deadline, id)))
+                .map(|(id, e)| (e.deadline, id))
                 .collect();
         }
     }
@@ -275,10 +273,142 @@ impl<M: Send + 'static> Timers<M> {
     /// keep the actor's task alive until its deadline). An arm in the ring stays: it fires
     /// within `wheel::RING` ms, and a timer started before then may reuse it.
     fn tidy(&mut self) {
-        if self.entries.is_empty() {
+        if self.entries.live == 0 {
             self.heap.clear();
+            self.entries.clear();
             self.disarm_far();
         }
+    }
+}
+
+/// The timers' entries by index (a free index is reused), index 0 kept in the timers' own
+/// struct. A tick costs an index, not a hash lookup, and an actor with one timer finds it without
+/// another cache miss once its timers have gone cold since its last tick.
+struct Slab<M> {
+    zero: Option<Entry<M>>,
+    /// Indexes 1 and up.
+    more: Vec<Option<Entry<M>>>,
+    /// Freed indexes, reused first.
+    free: Vec<usize>,
+    /// Indexes handed out so far (free or live).
+    used: usize,
+    /// Live entries.
+    live: usize,
+}
+
+impl<M> Default for Slab<M> {
+    fn default() -> Self {
+        Self {
+            zero: None,
+            more: Vec::new(),
+            free: Vec::new(),
+            used: 0,
+            live: 0,
+        }
+    }
+}
+
+impl<M> Slab<M> {
+    fn slot(&mut self, id: usize) -> Option<&mut Option<Entry<M>>> {
+        match id {
+            0 => Some(&mut self.zero),
+            _ => self.more.get_mut(id - 1),
+        }
+    }
+
+    fn get(&self, id: usize) -> Option<&Entry<M>> {
+        match id {
+            0 => self.zero.as_ref(),
+            _ => self.more.get(id - 1)?.as_ref(),
+        }
+    }
+
+    fn get_mut(&mut self, id: usize) -> Option<&mut Entry<M>> {
+        self.slot(id)?.as_mut()
+    }
+
+    fn insert(&mut self, entry: Entry<M>) -> usize {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.used += 1;
+                if self.used > 1 {
+                    self.more.push(None);
+                }
+                self.used - 1
+            }
+        };
+        if let Some(slot) = self.slot(id) {
+            *slot = Some(entry);
+            self.live += 1;
+        }
+        id
+    }
+
+    fn remove(&mut self, id: usize) -> Option<Entry<M>> {
+        let entry = self.slot(id)?.take()?;
+        self.free.push(id);
+        self.live -= 1;
+        Some(entry)
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, &Entry<M>)> {
+        let rest = self.more.iter().enumerate();
+        let rest = rest.filter_map(|(i, e)| Some((i + 1, e.as_ref()?)));
+        self.zero.as_ref().map(|e| (0, e)).into_iter().chain(rest)
+    }
+}
+
+/// A min-heap of (deadline, entry index) whose earliest item is kept out of the heap's buffer,
+/// in the timers' own struct: an actor with one timer (a game room's tick) then never touches
+/// the buffer, which would be one more cache miss per tick once its timers have gone cold.
+#[derive(Default)]
+struct Deadlines {
+    first: Option<(Instant, usize)>,
+    rest: BinaryHeap<Reverse<(Instant, usize)>>,
+}
+
+impl Deadlines {
+    fn peek(&self) -> Option<(Instant, usize)> {
+        self.first
+    }
+
+    fn pop(&mut self) -> Option<(Instant, usize)> {
+        let first = self.first.take();
+        self.first = self.rest.pop().map(|Reverse(item)| item);
+        first
+    }
+
+    fn push(&mut self, item: (Instant, usize)) {
+        match self.first {
+            None => self.first = Some(item),
+            Some(first) if item < first => {
+                self.rest.push(Reverse(first));
+                self.first = Some(item);
+            }
+            Some(_) => self.rest.push(Reverse(item)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.rest.clear();
+    }
+}
+
+impl FromIterator<(Instant, usize)> for Deadlines {
+    fn from_iter<I: IntoIterator<Item = (Instant, usize)>>(items: I) -> Self {
+        let mut rest: BinaryHeap<_> = items.into_iter().map(Reverse).collect();
+        let first = rest.pop().map(|Reverse(item)| item);
+        Self { first, rest }
     }
 }
 
@@ -310,9 +440,10 @@ mod tests {
         for n in 0..10_000 {
             timers.start_once("idle".into(), Duration::from_secs(30), n);
         }
-        assert_eq!(timers.entries.len(), 2);
+        assert_eq!(timers.entries.live, 2);
+        assert!(timers.entries.more.len() <= 2, "freed entries are reused");
         assert!(
-            timers.heap.len() <= 2 * timers.entries.len() + 17,
+            timers.heap.len() <= 2 * timers.entries.live + 17,
             "{} heap items for 2 timers",
             timers.heap.len()
         );
@@ -359,5 +490,70 @@ mod tests {
         assert_eq!(wheel.armed(), 1);
         drop(timers);
         assert_eq!(wheel.armed(), 0, "the actor's timers are gone");
+    }
+
+    #[test]
+    fn deadlines_pop_in_order_whatever_the_order_of_pushes() {
+        let base = Instant::now();
+        let mut deadlines = Deadlines::default();
+        let mut reference = Vec::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..2_000usize {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(3) {
+                reference.sort();
+                let expected = (!reference.is_empty()).then(|| reference.remove(0));
+                assert_eq!(deadlines.pop(), expected, "pop in round {round}");
+            } else {
+                let item = (base + Duration::from_micros(x % 1_000), round);
+                deadlines.push(item);
+                reference.push(item);
+            }
+            assert_eq!(deadlines.len(), reference.len());
+        }
+        let rebuilt: Deadlines = reference.iter().copied().collect();
+        reference.sort();
+        let mut rebuilt = rebuilt;
+        for expected in reference {
+            assert_eq!(rebuilt.pop(), Some(expected));
+        }
+        assert_eq!(rebuilt.peek(), None);
+    }
+
+    #[test]
+    fn the_slab_reuses_freed_indexes_and_keeps_index_zero_inline() {
+        let entry = |n: u32| Entry {
+            key: TimerKey::from(u64::from(n)),
+            payload: Payload::Once(n),
+            deadline: Instant::now(),
+        };
+        let mut slab = Slab::default();
+        assert_eq!(slab.insert(entry(0)), 0);
+        assert!(slab.more.is_empty(), "index 0 is inline");
+        assert_eq!(slab.insert(entry(1)), 1);
+        assert_eq!(slab.insert(entry(2)), 2);
+        assert!(matches!(
+            slab.remove(1),
+            Some(Entry {
+                payload: Payload::Once(1),
+                ..
+            })
+        ));
+        assert!(slab.remove(1).is_none(), "already removed");
+        assert!(slab.get(1).is_none());
+        assert_eq!(slab.insert(entry(3)), 1, "a freed index is reused");
+        assert!(slab.remove(7).is_none(), "never handed out");
+        let live: Vec<usize> = slab.iter().map(|(id, _)| id).collect();
+        assert_eq!(live, [0, 1, 2]);
+        assert_eq!(slab.live, 3);
+        assert!(matches!(
+            slab.get(1),
+            Some(Entry {
+                payload: Payload::Once(3),
+                ..
+            })
+        ));
     }
 }
