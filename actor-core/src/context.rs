@@ -415,7 +415,7 @@ impl<A: Actor> Context<A> {
     /// The actor's timers, given the system's wheel on first use.
     fn timers(&mut self) -> &mut Timers<A::Msg> {
         if self.extras.as_ref().is_none_or(|x| x.timers.needs_wheel()) {
-            let wheel = Arc::clone(&self.cell().core.system.wheel);
+            let wheel = Arc::clone(self.cell().core.system.wheel());
             self.x().timers.set_wheel(wheel);
         }
         &mut self.x().timers

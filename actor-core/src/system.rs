@@ -8,8 +8,8 @@
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -223,8 +223,8 @@ pub(crate) struct SystemShared {
     pub(crate) config: SystemConfig,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) dead_letters: DeadLetterOffice,
-    /// Every actor's timers wake through this wheel.
-    pub(crate) wheel: Arc<Wheel>,
+    /// Every actor's timers wake through this wheel, made when the first timer starts.
+    wheel: OnceLock<Arc<Wheel>>,
     next_id: AtomicU64,
     registry: RwLock<HashMap<Arc<str>, RegistryEntry>>,
     guardian: Mutex<Guardian>,
@@ -275,6 +275,11 @@ impl RestartHistory {
 }
 
 impl SystemShared {
+    /// The system's timer wheel, made on first use.
+    pub(crate) fn wheel(&self) -> &Arc<Wheel> {
+        self.wheel.get_or_init(|| Wheel::new(self.handle.clone()))
+    }
+
     pub(crate) fn next_id(&self) -> ActorId {
         ActorId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
@@ -406,7 +411,7 @@ impl ActorSystem {
             shared: Arc::new(SystemShared {
                 user_root: ActorPath::user_root(),
                 config,
-                wheel: Wheel::new(handle.clone()),
+                wheel: OnceLock::new(),
                 handle,
                 dead_letters,
                 next_id: AtomicU64::new(1),
