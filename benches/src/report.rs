@@ -28,6 +28,7 @@ pub fn markdown(
             "bounded",
             "priority_latency",
             "timer_jitter",
+            "idle_timeout",
         ]
         .iter()
         .position(|b| *b == bench)

@@ -263,6 +263,13 @@ fn main() -> ExitCode {
                     ("conflated_percent", conflated, "%"),
                 ])
             });
+            run("idle_timeout", &|| {
+                Ok(vec![(
+                    "round_trips_per_s",
+                    frameworks::ours::idle_timeout(sizes.pingpong)?,
+                    "1/s",
+                )])
+            });
             let probes = if args.quick { 500 } else { 2_000 };
             run("priority_latency", &|| {
                 let p = frameworks::ours::priority_latency(probes)?;

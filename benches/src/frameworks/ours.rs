@@ -37,7 +37,7 @@ pub(crate) fn grouped_framework() -> Framework {
     Framework {
         name: "actor-core-group",
         is_peer: false,
-        pingpong: Some(|n| pingpong_in(n, true)),
+        pingpong: Some(|n| pingpong_in(n, true, None)),
         counting: None,
         fanout: None,
         fanin: None,
@@ -71,6 +71,8 @@ struct Player {
     peer: Option<ActorRef<Ball>>,
     limit: u64,
     done: Option<mpsc::UnboundedSender<u64>>,
+    /// A receive timeout (the `idle_timeout` row), as a player session sets one.
+    idle: Option<Duration>,
 }
 
 enum Ball {
@@ -80,6 +82,12 @@ enum Ball {
 
 impl Actor for Player {
     type Msg = Ball;
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        if self.idle.is_some() {
+            ctx.set_receive_timeout(self.idle);
+        }
+        Ok(())
+    }
     async fn handle(&mut self, msg: Ball, _ctx: &mut Context<Self>) -> ActorResult {
         match msg {
             Ball::Peer(p) => self.peer = Some(p),
@@ -103,10 +111,16 @@ impl Actor for Player {
 }
 
 fn pingpong(n: u64) -> BenchResult<f64> {
-    pingpong_in(n, false)
+    pingpong_in(n, false, None)
 }
 
-fn pingpong_in(n: u64, grouped: bool) -> BenchResult<f64> {
+/// Ping-pong between two actors that each have a 30 s receive timeout, which every message
+/// restarts (a player session's idle timeout): what the timeout adds to every park.
+pub fn idle_timeout(n: u64) -> BenchResult<f64> {
+    pingpong_in(n, false, Some(Duration::from_secs(30)))
+}
+
+fn pingpong_in(n: u64, grouped: bool, idle: Option<Duration>) -> BenchResult<f64> {
     runtime().block_on(async {
         let sys = system();
         let group = group_if(&sys, grouped);
@@ -117,16 +131,18 @@ fn pingpong_in(n: u64, grouped: bool) -> BenchResult<f64> {
                     peer: None,
                     limit: n,
                     done: Some(tx.clone()),
+                    idle,
                 }),
                 &group,
             ))
             .map_err(|e| e.to_string())?;
         let pong = sys
             .spawn(placed(
-                P::new(|| Player {
+                P::new(move || Player {
                     peer: None,
                     limit: 0,
                     done: None,
+                    idle,
                 }),
                 &group,
             ))
