@@ -98,7 +98,9 @@ pub(crate) struct Extras<M> {
 /// An actor's receive timeout: the idle period, and when the current one began.
 pub(crate) struct ReceiveTimeout {
     after: Duration,
-    idle_since: Instant,
+    /// When the actor last ran out of work; `None` while it has been busy since (set at the next
+    /// park, so a handled message costs no clock read).
+    idle_since: Option<Instant>,
 }
 
 impl<M: Send + 'static> Extras<M> {
@@ -436,13 +438,14 @@ impl<A: Actor> Context<A> {
     }
 
     /// After `timeout` without a user message, the actor receives `Signal::ReceiveTimeout` (again
-    /// after each further idle period). `None` turns it off. Reset on restart.
+    /// after each further idle period). The idle period counts from when the actor last ran out
+    /// of messages to handle. `None` turns it off. Reset on restart.
     pub fn set_receive_timeout(&mut self, timeout: Option<Duration>) {
         match timeout {
             Some(after) => {
                 self.x().receive_timeout = Some(ReceiveTimeout {
                     after,
-                    idle_since: Instant::now(),
+                    idle_since: None,
                 })
             }
             None => {
@@ -453,15 +456,32 @@ impl<A: Actor> Context<A> {
         }
     }
 
-    /// When the receive timeout fires if no user message comes first (`None`: no timeout).
+    /// Whether the receive timeout has come, at a park (`None`: no timeout). If not, makes sure
+    /// the system's timer wheel wakes the task by then: an idle period that messages restarted
+    /// needs no new arm while an earlier one is pending (the actor looks again when that one
+    /// fires), so a park costs a clock read, not a timer registration.
     #[inline]
-    pub(crate) fn receive_deadline(&self) -> Option<Instant> {
-        let rt = self.extras.as_ref()?.receive_timeout.as_ref()?;
-        Some(rt.idle_since + rt.after)
+    pub(crate) fn receive_timeout_due(&mut self, cx: &std::task::Context<'_>) -> Option<bool> {
+        self.extras.as_ref()?.receive_timeout.as_ref()?;
+        Some(self.receive_timeout_due_slow(cx))
+    }
+
+    #[inline(never)]
+    fn receive_timeout_due_slow(&mut self, cx: &std::task::Context<'_>) -> bool {
+        let now = Instant::now();
+        let Some(rt) = self.x().receive_timeout.as_mut() else {
+            return false;
+        };
+        let deadline = *rt.idle_since.get_or_insert(now) + rt.after;
+        if deadline <= now {
+            return true;
+        }
+        self.timers().arm_until(deadline, now, cx);
+        false
     }
 
     /// Restarts the receive timeout's idle period (after a user message, a start, or a fired
-    /// timeout).
+    /// timeout): it begins at the next park.
     #[inline]
     pub(crate) fn reset_idle(&mut self) {
         if let Some(rt) = self
@@ -469,7 +489,7 @@ impl<A: Actor> Context<A> {
             .as_mut()
             .and_then(|x| x.receive_timeout.as_mut())
         {
-            rt.idle_since = Instant::now();
+            rt.idle_since = None;
         }
     }
 

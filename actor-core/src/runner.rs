@@ -109,8 +109,6 @@ struct Rare {
     start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     /// Why a graceful stop ended the actor, when it is not `TerminationReason::Stopped`.
     reason: Option<TerminationReason>,
-    /// The receive timeout's timer, kept from one park to the next.
-    receive_sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// What the loop does next (see `ActorLoop::next`).
@@ -565,17 +563,8 @@ impl<A: Actor> ActorLoop<A> {
             if self.ctx.cell().mailbox.poll_park(cx, false).is_ready() {
                 continue;
             }
-            let deadline = self.ctx.receive_deadline()?;
-            // Parked with a receive timeout: the sleep (kept for the next park) wakes the task
-            // too.
-            let sleep = self
-                .rare()
-                .receive_sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if sleep.deadline() != deadline {
-                sleep.as_mut().reset(deadline);
-            }
-            if sleep.as_mut().poll(cx).is_pending() {
+            // Parked with a receive timeout: the system's timer wheel wakes the task too.
+            if !self.ctx.receive_timeout_due(cx)? {
                 return None;
             }
             self.ctx.reset_idle();

@@ -293,3 +293,28 @@ async fn intervals_below_at_and_beyond_the_wheels_ring_tick_on_their_grids() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_far_receive_timeout_outlives_the_timers_around_it() {
+    // The receive timeout and the timers share the actor's arm in the system's timer wheel: when
+    // the last timer goes, the arm (a far one, beyond the wheel's 256 ms ring) is taken back, and
+    // the next park must arm again for the receive timeout.
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let (t, mut probe) = ticker(&sys);
+    t.tell(TickMsg::IdleAfter(Some(ms(1_000))));
+    // The actor parks, armed for 1 s; at 100 ms a timer comes and goes, restarting the idle
+    // period too.
+    tokio::time::sleep_until(Instant::now() + ms(100)).await;
+    t.tell(TickMsg::After("x", ms(5_000)));
+    t.tell(TickMsg::Cancel("x"));
+    let (name, at) = probe.expect_msg(T).await;
+    assert_eq!((name.as_str(), at), ("idle", ms(1_100)));
+    // Messages keep restarting the idle period; it fires a period after the last one.
+    for _ in 0..3 {
+        tokio::time::sleep_until(Instant::now() + ms(600)).await;
+        t.tell(TickMsg::Tick("m"));
+        assert_eq!(probe.expect_msg(T).await.0, "m");
+    }
+    let (name, at) = probe.expect_msg(T).await;
+    assert_eq!((name.as_str(), at), ("idle", ms(1_100 + 3 * 600 + 1_000)));
+}

@@ -169,15 +169,16 @@ impl<M: Send + 'static> Timers<M> {
                 self.heap.pop();
                 return Some(id);
             }
-            self.arm(deadline, now, cx);
+            self.arm_until(deadline, now, cx);
             return None;
         }
     }
 
     /// Makes sure the wheel wakes this actor once `deadline` has passed: an earlier arm that has
     /// not fired does (the actor looks again when it fires); otherwise a new arm, which replaces
-    /// a far one.
-    fn arm(&mut self, deadline: Instant, now: Instant, cx: &Context<'_>) {
+    /// a far one. For the actor's timers and its receive timeout alike (the loop checks the
+    /// receive deadline on every park, so a far arm taken back with the last timer is renewed).
+    pub(crate) fn arm_until(&mut self, deadline: Instant, now: Instant, cx: &Context<'_>) {
         let Some(wheel) = &self.wheel else {
             return;
         };
