@@ -17,6 +17,8 @@ use std::time::Duration;
 use benches::frameworks::{self, Framework};
 use benches::{Measurement, Sizes, median, report};
 
+/// Actors in the `timer_jitter` workload, each ticking at 50 Hz.
+const TIMER_ACTORS: usize = 10_000;
 /// Entities in the `conflating` workload (a room's players, each sending position updates).
 const CONFLATING_ENTITIES: u64 = 1_000;
 
@@ -275,10 +277,12 @@ fn main() -> ExitCode {
                 let p = frameworks::ours::priority_latency(probes)?;
                 Ok(vec![("p50_ns", p.p50, "ns"), ("p99_ns", p.p99, "ns")])
             });
+        }
+        if let Some(f) = fw.timer_jitter {
             let secs = if args.quick { 2 } else { 5 };
             run("timer_jitter", &|| {
-                let (p, cpu) = frameworks::ours::timer_jitter(
-                    10_000,
+                let (p, cpu) = f(
+                    TIMER_ACTORS,
                     Duration::from_millis(20),
                     Duration::from_secs(secs),
                 )?;

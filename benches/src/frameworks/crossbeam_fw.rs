@@ -22,6 +22,7 @@ pub(crate) fn framework() -> Framework {
         ask_latency: Some(ask_latency),
         spawn: None,
         big: Some(big),
+        timer_jitter: None,
     }
 }
 

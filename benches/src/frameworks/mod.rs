@@ -9,6 +9,8 @@ pub mod ours;
 pub mod ractor_fw;
 pub mod tokio_mpsc;
 
+use std::time::Duration;
+
 use crate::{BenchResult, Percentiles, SpawnStats};
 
 /// A framework's implementations of the workloads (`None`: not applicable).
@@ -33,7 +35,13 @@ pub struct Framework {
     pub spawn: Option<fn(usize) -> BenchResult<SpawnStats>>,
     /// Messages per second.
     pub big: Option<fn(usize, u64) -> BenchResult<f64>>,
+    /// Fixed-rate ticks of many actors (actors, period, measured time): lateness percentiles (us)
+    /// and the share of two CPUs spent.
+    pub timer_jitter: Option<TimerJitter>,
 }
+
+/// See [`Framework::timer_jitter`].
+pub type TimerJitter = fn(usize, Duration, Duration) -> BenchResult<(Percentiles, f64)>;
 
 /// Every framework, ours first.
 pub fn all() -> Vec<Framework> {

@@ -29,6 +29,7 @@ pub(crate) fn framework() -> Framework {
         ask_latency: Some(ask_latency),
         spawn: Some(spawn),
         big: Some(big),
+        timer_jitter: Some(timer_jitter),
     }
 }
 
@@ -45,6 +46,7 @@ pub(crate) fn grouped_framework() -> Framework {
         ask_latency: None,
         spawn: Some(|n| spawn_in(n, true)),
         big: Some(|actors, pings| big_in(actors, pings, true)),
+        timer_jitter: None,
     }
 }
 

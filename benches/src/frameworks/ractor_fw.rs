@@ -25,6 +25,7 @@ pub(crate) fn framework() -> Framework {
         ask_latency: Some(ask_latency),
         spawn: Some(spawn),
         big: Some(big),
+        timer_jitter: None,
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) fn framework() -> Framework {
         ask_latency: Some(ask_latency),
         spawn: Some(spawn),
         big: Some(big),
+        timer_jitter: Some(timer_jitter),
     }
 }
 
@@ -294,5 +295,59 @@ fn big(actors: usize, pings: u64) -> BenchResult<f64> {
         let elapsed = t0.elapsed();
         verify("pongs", total, actors as u64 * pings)?;
         Ok(rate(total * 2, elapsed))
+    })
+}
+
+/// `actors` tasks, each ticking on its own `tokio::time::interval_at` grid (fixed rate, missed
+/// ticks skipped, as ours): lateness of each tick after its grid point, and the CPU share.
+fn timer_jitter(actors: usize, period: Duration, run: Duration) -> BenchResult<(Percentiles, f64)> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::time::{Instant as TokioInstant, MissedTickBehavior};
+    runtime().block_on(async {
+        let measuring = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks: Vec<_> = (0..actors)
+            .map(|_| {
+                let (measuring, stop) = (Arc::clone(&measuring), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    let origin = TokioInstant::now();
+                    let mut ticks = tokio::time::interval_at(origin + period, period);
+                    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                    let mut lateness_us = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        ticks.tick().await;
+                        if measuring.load(Ordering::Relaxed) {
+                            let late_ns = origin.elapsed().as_nanos() % period.as_nanos();
+                            lateness_us.push((late_ns / 1_000) as u32);
+                        }
+                    }
+                    lateness_us
+                })
+            })
+            .collect();
+        // Warm up two periods, then measure.
+        tokio::time::sleep(period * 2).await;
+        measuring.store(true, Ordering::Relaxed);
+        let cpu0 = crate::cpu_time();
+        let t0 = Instant::now();
+        tokio::time::sleep(run).await;
+        measuring.store(false, Ordering::Relaxed);
+        let wall = t0.elapsed();
+        let cpu = crate::cpu_time().saturating_sub(cpu0);
+        stop.store(true, Ordering::Relaxed);
+        let mut h = histogram();
+        let mut ticks = 0u64;
+        for t in tasks {
+            for us in t.await.map_err(|e| e.to_string())? {
+                let _ = h.record(u64::from(us).max(1));
+                ticks += 1;
+            }
+        }
+        let expected = (actors as f64 * wall.as_secs_f64() / period.as_secs_f64()) as u64;
+        if ticks < expected / 2 {
+            return Err(format!("only {ticks} of about {expected} ticks arrived"));
+        }
+        let cpu_percent = 100.0 * cpu.as_secs_f64() / (wall.as_secs_f64() * 2.0);
+        Ok((percentiles(&h), cpu_percent))
     })
 }
