@@ -29,6 +29,7 @@ pub fn markdown(
             "priority_latency",
             "timer_jitter",
             "idle_timeout",
+            "ticking_room",
         ]
         .iter()
         .position(|b| *b == bench)

@@ -265,6 +265,13 @@ fn main() -> ExitCode {
                     ("conflated_percent", conflated, "%"),
                 ])
             });
+            run("ticking_room", &|| {
+                Ok(vec![(
+                    "msgs_per_s",
+                    frameworks::ours::ticking_room(sizes.counting)?,
+                    "1/s",
+                )])
+            });
             run("idle_timeout", &|| {
                 Ok(vec![(
                     "round_trips_per_s",

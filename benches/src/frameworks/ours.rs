@@ -214,6 +214,55 @@ fn counting(n: u64) -> BenchResult<f64> {
     })
 }
 
+/// A game room: counts its players' inputs while it ticks at 50 Hz (the `ticking_room` row).
+struct Room {
+    inputs: u64,
+}
+
+enum RoomMsg {
+    Input,
+    Tick,
+    Inputs(Reply<u64>),
+}
+
+impl Actor for Room {
+    type Msg = RoomMsg;
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        ctx.send_interval("tick", Duration::from_millis(20), || RoomMsg::Tick);
+        Ok(())
+    }
+    async fn handle(&mut self, msg: RoomMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            RoomMsg::Input => self.inputs += 1,
+            RoomMsg::Tick => {}
+            RoomMsg::Inputs(r) => r.send(self.inputs),
+        }
+        Ok(())
+    }
+}
+
+/// The counting workload into an actor with a timer running (a room ticking at 50 Hz): what an
+/// active timer adds to each message.
+pub fn ticking_room(n: u64) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let sys = system();
+        let room = sys
+            .spawn(P::new(|| Room { inputs: 0 }))
+            .map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        for _ in 0..n {
+            room.tell(RoomMsg::Input);
+        }
+        let total = room
+            .ask_timeout(RoomMsg::Inputs, Duration::from_secs(600))
+            .await
+            .map_err(|e| e.to_string())?;
+        let elapsed = start.elapsed();
+        verify("inputs", total, n)?;
+        Ok(rate(n, elapsed))
+    })
+}
+
 /// `senders` tasks send `n / senders` increments each to one counter, all at once.
 fn fanin(n: u64, senders: usize) -> BenchResult<f64> {
     runtime().block_on(async {
