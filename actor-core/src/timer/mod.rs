@@ -24,7 +24,7 @@ use std::time::Duration;
 use rustc_hash::FxBuildHasher;
 use tokio::time::Instant;
 
-use self::wheel::{FarKey, Wheel};
+use self::wheel::{Arm, FarKey, Wheel};
 
 /// Names a timer of one actor. Starting a timer with a key that is in use replaces that timer.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -85,6 +85,8 @@ pub(crate) struct Timers<M> {
     armed: Option<Instant>,
     /// The key of that arm when it is a far one, to take it back when it is no longer needed.
     far: Option<FarKey>,
+    /// The wheel's epoch just before that arm (see [`Timers::poll_due`]).
+    armed_epoch: u64,
     /// The clock as [`Timers::poll_due`] last read it, which [`Timers::fire`] reuses.
     now: Instant,
 }
@@ -98,6 +100,7 @@ impl<M: Send + 'static> Timers<M> {
             wheel: None,
             armed: None,
             far: None,
+            armed_epoch: 0,
             now: Instant::now(),
         }
     }
@@ -157,6 +160,18 @@ impl<M: Send + 'static> Timers<M> {
     /// The id of a timer that is due, if any; otherwise arms the wheel with `cx`'s waker for the
     /// earliest deadline. Call [`Timers::fire`] or [`Timers::skip`] with the id.
     pub(crate) fn poll_due(&mut self, cx: &mut Context<'_>) -> Option<usize> {
+        // Armed for a deadline no later than the earliest one, and no arm has fired since: that
+        // arm has not, so no timer is due yet (when one is, the wheel fires the arm, which moves
+        // the epoch, and wakes the task). This spares a clock read per message to an actor whose
+        // timers run (a ticking room taking its players' inputs); a tick counts as due once the
+        // wheel fires it.
+        if let (Some(armed), Some((first, _)), Some(wheel)) =
+            (self.armed, self.heap.peek(), &self.wheel)
+            && armed <= first
+            && wheel.epoch() == self.armed_epoch
+        {
+            return None;
+        }
         let now = Instant::now();
         self.now = now;
         loop {
@@ -191,8 +206,13 @@ impl<M: Send + 'static> Timers<M> {
         if let Some(far) = self.far.take() {
             wheel.disarm(far);
         }
-        self.far = wheel.arm(deadline, cx.waker());
-        self.armed = Some(deadline);
+        self.armed_epoch = wheel.epoch();
+        (self.armed, self.far) = match wheel.arm(deadline, cx.waker()) {
+            Arm::Near => (Some(deadline), None),
+            Arm::Far(key) => (Some(deadline), Some(key)),
+            // Woken already: the next poll looks at the clock.
+            Arm::Now => (None, None),
+        };
     }
 
     /// The message of a due timer (from [`Timers::poll_due`]): a single-shot timer is removed, a

@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use parking_lot::Mutex;
 use tokio::time::{Instant, Sleep};
 
@@ -33,6 +35,17 @@ use tokio::time::{Instant, Sleep};
 pub(crate) const RING: u64 = 256;
 const WORDS: usize = (RING / 64) as usize;
 const MS: u64 = 1_000_000;
+
+/// What [`Wheel::arm`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arm {
+    /// Armed in the ring: fires within [`RING`] ms and cannot be taken back.
+    Near,
+    /// Armed beyond the ring; may be taken back with [`Wheel::disarm`].
+    Far(FarKey),
+    /// The deadline was already behind the wheel: the waker has been woken, nothing is armed.
+    Now,
+}
 
 /// A far arm, as [`Wheel::arm`] returns it, to be taken back with [`Wheel::disarm`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +70,10 @@ pub(crate) struct Wheel {
     /// (`thread_shard`), so the workers do not pass the lock's cache line back and forth on
     /// every tick.
     shards: Box<[Shard]>,
+    /// Moves whenever a driver wakes arms whose deadline has passed. An actor that armed for its
+    /// earliest deadline and sees it unmoved knows that arm has not fired, so nothing of its can
+    /// be due: it need not read the clock (`Timers::poll_due`).
+    epoch: AtomicU64,
 }
 
 /// A shard on a cache line of its own.
@@ -122,6 +139,7 @@ impl Wheel {
         Arc::new(Self {
             origin,
             handle,
+            epoch: AtomicU64::new(0),
             shards: (0..shards)
                 .map(|_| {
                     Shard(Mutex::new(State {
@@ -145,29 +163,34 @@ impl Wheel {
         self.origin + Duration::from_nanos(nanos)
     }
 
-    /// Wakes `waker` once the clock has passed `deadline`. Returns the key of a far arm, which
-    /// the caller may take back with [`Wheel::disarm`].
-    pub(crate) fn arm(self: &Arc<Self>, deadline: Instant, waker: &Waker) -> Option<FarKey> {
+    /// The current epoch (see `Wheel::epoch`): read it before arming, compare it later.
+    #[inline]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Wakes `waker` once the clock has passed `deadline`.
+    pub(crate) fn arm(self: &Arc<Self>, deadline: Instant, waker: &Waker) -> Arm {
         self.arm_in(thread_shard() % self.shards.len(), deadline, waker)
     }
 
-    fn arm_in(self: &Arc<Self>, shard: usize, deadline: Instant, waker: &Waker) -> Option<FarKey> {
+    fn arm_in(self: &Arc<Self>, shard: usize, deadline: Instant, waker: &Waker) -> Arm {
         let at = self.nanos(deadline);
         let mut st = self.shards[shard].0.lock();
         if at / MS < st.cursor {
             // The driver has already passed that millisecond: the deadline is behind us.
             drop(st);
             waker.wake_by_ref();
-            return None;
+            return Arm::Now;
         }
         let far = if at / MS < st.cursor.saturating_add(RING) {
             st.put(at, waker.clone());
-            None
+            Arm::Near
         } else {
             st.seq += 1;
             let key = Far { at, seq: st.seq };
             st.far.insert(key, waker.clone());
-            Some(FarKey { shard, key })
+            Arm::Far(FarKey { shard, key })
         };
         let wake = match &st.driver {
             Driver::Absent => {
@@ -305,6 +328,10 @@ impl Future for DriverTask {
             let now = this.wheel.nanos(Instant::now());
             let mut st = this.wheel.shards[this.shard].0.lock();
             st.advance(now, &mut this.due);
+            if !this.due.is_empty() {
+                // Before the wake-ups: a woken actor must see the epoch moved.
+                this.wheel.epoch.fetch_add(1, Ordering::Release);
+            }
             let Some(next) = st.next() else {
                 st.driver = Driver::Absent;
                 drop(st);
@@ -455,14 +482,17 @@ mod tests {
     async fn a_far_arm_taken_back_lets_go_of_its_waker() {
         let wheel = Wheel::new(tokio::runtime::Handle::current());
         let far = Instant::now() + Duration::from_secs(30);
-        let key = wheel.arm(far, std::task::Waker::noop()).expect("a far arm");
+        let Arm::Far(key) = wheel.arm(far, std::task::Waker::noop()) else {
+            panic!("a far arm");
+        };
         assert_eq!(wheel.armed(), 1);
         assert!(wheel.disarm(key));
         assert_eq!(wheel.armed(), 0);
         assert!(!wheel.disarm(key), "already taken back");
         let near = Instant::now() + Duration::from_millis(30);
-        assert!(
-            wheel.arm(near, std::task::Waker::noop()).is_none(),
+        assert_eq!(
+            wheel.arm(near, std::task::Waker::noop()),
+            Arm::Near,
             "a near arm is in the ring"
         );
     }
@@ -471,9 +501,11 @@ mod tests {
     async fn each_shard_has_its_own_driver_and_a_far_arm_is_taken_back_from_its_shard() {
         let wheel = Wheel::with_shards(tokio::runtime::Handle::current(), 2);
         let start = Instant::now();
-        let far = wheel
-            .arm_in(1, start + Duration::from_secs(30), std::task::Waker::noop())
-            .expect("a far arm");
+        let Arm::Far(far) =
+            wheel.arm_in(1, start + Duration::from_secs(30), std::task::Waker::noop())
+        else {
+            panic!("a far arm");
+        };
         let a = tokio::spawn(woken_in(Arc::clone(&wheel), Some(0), start + ms(10)));
         let b = tokio::spawn(woken_in(Arc::clone(&wheel), Some(1), start + ms(20)));
         tokio::task::yield_now().await;
@@ -515,5 +547,32 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_arm_behind_the_wheel_wakes_at_once_and_each_pass_that_wakes_moves_the_epoch() {
+        let wheel = Wheel::new(tokio::runtime::Handle::current());
+        let start = Instant::now();
+        let epoch = wheel.epoch();
+        let at = tokio::time::timeout(LIMIT, woken_at(Arc::clone(&wheel), start + ms(5)))
+            .await
+            .expect("woken");
+        assert_eq!(at, start + ms(5));
+        assert!(
+            wheel.epoch() > epoch,
+            "the pass that woke the arm moved the epoch"
+        );
+        // The driver is past 5 ms now: an arm for 1 ms is behind it.
+        let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        struct Flag(Arc<std::sync::atomic::AtomicBool>);
+        impl std::task::Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let waker = Waker::from(Arc::new(Flag(Arc::clone(&woken))));
+        assert_eq!(wheel.arm(start + ms(1), &waker), Arm::Now);
+        assert!(woken.load(Ordering::SeqCst), "woken at once");
+        assert_eq!(wheel.armed(), 0);
     }
 }
