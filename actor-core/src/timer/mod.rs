@@ -6,7 +6,9 @@
 //! yet due, the loop arms the system's timer wheel ([`wheel`]) with its task's waker for that
 //! deadline, unless an earlier arm that has not fired already covers it: a tick costs one wake-up
 //! and one poll of the actor, with no task and no tokio `Sleep` of its own and no trip through the
-//! system lane. A fixed-rate timer has at most one tick due: ticks that fall due while the actor
+//! system lane. While that arm has not fired (the wheel's epoch has not moved), no timer can be
+//! due, so the loop does not read the clock for every message an actor with running timers
+//! handles. A fixed-rate timer has at most one tick due: ticks that fall due while the actor
 //! is busy are skipped (the next deadline is the first point of the grid after now), never burst.
 //! Cancelling removes the entry, so a tick that was due is discarded. All timers are cancelled
 //! when the actor stops or restarts.
