@@ -383,9 +383,9 @@ impl<A: Actor> Context<A> {
     ///
     /// Ticks ride on the system's timer wheel, whose drivers sleep on tokio's timer (resolution
     /// 1 ms): a tick arrives at or after its grid point, how late depending on the load. In the
-    /// benchmark harness's `timer_jitter` row (10,000 actors ticking at 50 Hz on two CPUs, about
-    /// 38% of both busy with the ticks, some 1.5 us of CPU a tick), the median tick is 1.1 ms late
-    /// and the 99th percentile 2.6 ms (`benches/RESULTS.md`).
+    /// benchmark harness's `timer_jitter` row (10,000 actors ticking at 50 Hz on two CPUs, a
+    /// quarter to a third of both busy with the ticks, about 1 us of CPU a tick), the median tick
+    /// is 1.1 to 1.5 ms late and the 99th percentile 2.4 to 3.3 ms (`benches/RESULTS.md`).
     ///
     /// ```
     /// # use actor_core::prelude::*;
