@@ -249,6 +249,31 @@ pub fn percentiles(h: &hdrhistogram::Histogram<u64>) -> Percentiles {
     }
 }
 
+/// The `timer_jitter` result from every ticker's lateness samples (us): their percentiles and the
+/// share of two CPUs that `cpu` was of `wall`. Ticks are skipped, never burst, when the machine
+/// falls behind: that is an error only when most of the ticks `actors` tickers of `period`
+/// should have made in `wall` are missing.
+pub fn tick_summary(
+    samples: impl IntoIterator<Item = Vec<u32>>,
+    actors: usize,
+    period: Duration,
+    wall: Duration,
+    cpu: Duration,
+) -> BenchResult<(Percentiles, f64)> {
+    let mut h = histogram();
+    let mut ticks = 0u64;
+    for us in samples.into_iter().flatten() {
+        let _ = h.record(u64::from(us).max(1));
+        ticks += 1;
+    }
+    let expected = (actors as f64 * wall.as_secs_f64() / period.as_secs_f64()) as u64;
+    if ticks < expected / 2 {
+        return Err(format!("only {ticks} of about {expected} ticks arrived"));
+    }
+    let cpu_percent = 100.0 * cpu.as_secs_f64() / (wall.as_secs_f64() * 2.0);
+    Ok((percentiles(&h), cpu_percent))
+}
+
 /// Times `f`.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();

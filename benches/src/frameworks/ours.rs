@@ -819,22 +819,11 @@ pub fn timer_jitter(
         tokio::time::sleep(run).await;
         let wall = t0.elapsed();
         let cpu = crate::cpu_time().saturating_sub(cpu0);
-        let mut h = histogram();
-        let mut ticks = 0u64;
+        let mut samples = Vec::with_capacity(refs.len());
         for r in &refs {
-            for us in r.ask(TickMsg::Samples).await.map_err(|e| e.to_string())? {
-                let _ = h.record(u64::from(us).max(1));
-                ticks += 1;
-            }
+            samples.push(r.ask(TickMsg::Samples).await.map_err(|e| e.to_string())?);
         }
-        let expected = (actors as f64 * wall.as_secs_f64() / period.as_secs_f64()) as u64;
-        // Ticks are skipped, never burst, when the machine falls behind: report that as an error
-        // only when most are missing.
-        if ticks < expected / 2 {
-            return Err(format!("only {ticks} of about {expected} ticks arrived"));
-        }
-        let cpu_percent = 100.0 * cpu.as_secs_f64() / (wall.as_secs_f64() * 2.0);
         sys.shutdown(Duration::from_secs(5)).await;
-        Ok((percentiles(&h), cpu_percent))
+        crate::tick_summary(samples, actors, period, wall, cpu)
     })
 }

@@ -335,19 +335,10 @@ fn timer_jitter(actors: usize, period: Duration, run: Duration) -> BenchResult<(
         let wall = t0.elapsed();
         let cpu = crate::cpu_time().saturating_sub(cpu0);
         stop.store(true, Ordering::Relaxed);
-        let mut h = histogram();
-        let mut ticks = 0u64;
+        let mut samples = Vec::with_capacity(tasks.len());
         for t in tasks {
-            for us in t.await.map_err(|e| e.to_string())? {
-                let _ = h.record(u64::from(us).max(1));
-                ticks += 1;
-            }
+            samples.push(t.await.map_err(|e| e.to_string())?);
         }
-        let expected = (actors as f64 * wall.as_secs_f64() / period.as_secs_f64()) as u64;
-        if ticks < expected / 2 {
-            return Err(format!("only {ticks} of about {expected} ticks arrived"));
-        }
-        let cpu_percent = 100.0 * cpu.as_secs_f64() / (wall.as_secs_f64() * 2.0);
-        Ok((percentiles(&h), cpu_percent))
+        crate::tick_summary(samples, actors, period, wall, cpu)
     })
 }
