@@ -1107,6 +1107,14 @@ mod size_probe {
         );
         eprintln!("CellCore: {}", std::mem::size_of::<crate::cell::CellCore>());
         eprintln!(
+            "Extras<u64> (children, timers, stash, ...; boxed, on first use): {}",
+            std::mem::size_of::<crate::context::Extras<u64>>()
+        );
+        eprintln!(
+            "Timers<u64>: {}",
+            std::mem::size_of::<crate::timer::Timers<u64>>()
+        );
+        eprintln!(
             "Mailbox<u64, SystemMsg>: {}",
             std::mem::size_of::<crate::mailbox::Mailbox<u64, crate::cell::SystemMsg>>()
         );
