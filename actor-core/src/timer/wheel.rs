@@ -163,7 +163,7 @@ impl Wheel {
         self.origin + Duration::from_nanos(nanos)
     }
 
-    /// The current epoch (see `Wheel::epoch`): read it before arming, compare it later.
+    /// The current epoch (see the field): read it before arming, compare it later.
     #[inline]
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
@@ -183,7 +183,7 @@ impl Wheel {
             waker.wake_by_ref();
             return Arm::Now;
         }
-        let far = if at / MS < st.cursor.saturating_add(RING) {
+        let armed = if at / MS < st.cursor.saturating_add(RING) {
             st.put(at, waker.clone());
             Arm::Near
         } else {
@@ -203,7 +203,7 @@ impl Wheel {
                     due: Vec::new(),
                 };
                 drop(self.handle.spawn(driver));
-                return far;
+                return armed;
             }
             Driver::Parked { until, .. } if at < *until => {
                 match std::mem::replace(&mut st.driver, Driver::Running) {
@@ -217,7 +217,7 @@ impl Wheel {
         if let Some(w) = wake {
             w.wake();
         }
-        far
+        armed
     }
 
     /// Takes back a far arm that has not fired; false if it had.
@@ -230,7 +230,6 @@ impl Wheel {
             .is_some()
     }
 
-    /// How many wakers are armed (tests).
     /// How many wakers are armed (tests).
     #[cfg(test)]
     pub(crate) fn armed(&self) -> usize {
