@@ -27,6 +27,7 @@ use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
 use crate::runner::{Parent, spawn_actor};
 use crate::system::{ActorSystem, RestartHistory, SpawnError};
+use crate::timer::wheel::Wheel;
 use crate::timer::{TimerKey, Timers};
 
 /// The stash is full; the message is handed back.
@@ -104,11 +105,11 @@ pub(crate) struct ReceiveTimeout {
 }
 
 impl<M: Send + 'static> Extras<M> {
-    fn new(stash_capacity: usize) -> Self {
+    fn new(stash_capacity: usize, wheel: Arc<Wheel>) -> Self {
         Self {
             stash_capacity,
             children: BTreeMap::new(),
-            timers: Timers::new(),
+            timers: Timers::new(wheel),
             stash: VecDeque::new(),
             pending: VecDeque::new(),
             watching: HashMap::default(),
@@ -141,7 +142,8 @@ impl<A: Actor> Context<A> {
     /// `stash_capacity`: the actor's own (its `Extras` are made at once to hold it), or `None`
     /// for the system's default.
     pub(crate) fn new(cell: Arc<Cell<A::Msg>>, stash_capacity: Option<usize>) -> Self {
-        let extras = stash_capacity.map(|capacity| Box::new(Extras::new(capacity)));
+        let extras = stash_capacity
+            .map(|capacity| Box::new(Extras::new(capacity, Arc::clone(cell.core.system.wheel()))));
         Self {
             myself: ActorRef::local(cell),
             extras,
@@ -157,8 +159,10 @@ impl<A: Actor> Context<A> {
     /// The rarely used parts, allocated on first use.
     pub(crate) fn x(&mut self) -> &mut Extras<A::Msg> {
         let system = &own_cell(&self.myself).core.system;
-        self.extras
-            .get_or_insert_with(|| Box::new(Extras::new(system.config.stash_capacity)))
+        self.extras.get_or_insert_with(|| {
+            let wheel = Arc::clone(system.wheel());
+            Box::new(Extras::new(system.config.stash_capacity, wheel))
+        })
     }
 
     /// The next unstashed message, if any (no allocation when there is none).
@@ -373,7 +377,7 @@ impl<A: Actor> Context<A> {
     /// message comes before queued user messages; if it falls due while the actor is suspended
     /// (a failure awaiting its parent's decision), it is dropped, as interval ticks are skipped.
     pub fn send_after(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
-        self.timers().start_once(key.into(), delay, msg);
+        self.x().timers.start_once(key.into(), delay, msg);
     }
 
     /// Sends `make()` to this actor every `period`, at a fixed rate from now (ticks at
@@ -410,17 +414,9 @@ impl<A: Actor> Context<A> {
         period: Duration,
         make: impl Fn() -> A::Msg + Send + 'static,
     ) {
-        self.timers()
+        self.x()
+            .timers
             .start_interval(key.into(), period, Box::new(make));
-    }
-
-    /// The actor's timers, given the system's wheel on first use.
-    fn timers(&mut self) -> &mut Timers<A::Msg> {
-        if self.extras.as_ref().is_none_or(|x| x.timers.needs_wheel()) {
-            let wheel = Arc::clone(self.cell().core.system.wheel());
-            self.x().timers.set_wheel(wheel);
-        }
-        &mut self.x().timers
     }
 
     /// Cancels a timer; a tick of it that is already due is discarded. False if no such timer.
@@ -469,14 +465,15 @@ impl<A: Actor> Context<A> {
     #[inline(never)]
     fn receive_timeout_due_slow(&mut self, cx: &std::task::Context<'_>) -> bool {
         let now = Instant::now();
-        let Some(rt) = self.x().receive_timeout.as_mut() else {
+        let x = self.x();
+        let Some(rt) = x.receive_timeout.as_mut() else {
             return false;
         };
         let deadline = *rt.idle_since.get_or_insert(now) + rt.after;
         if deadline <= now {
             return true;
         }
-        self.timers().arm_until(deadline, now, cx);
+        x.timers.arm_until(deadline, now, cx);
         false
     }
 

@@ -598,10 +598,10 @@ impl<A: Actor> ActorLoop<A> {
     fn due_timer_slow(&mut self, cx: &mut std::task::Context<'_>) -> Option<A::Msg> {
         let skip = self.is_suspended() || self.actor.is_none();
         let timers = &mut self.ctx.extras.as_mut()?.timers;
-        while let Some(id) = timers.poll_due(cx) {
+        while let Some(due) = timers.poll_due(cx) {
             if skip {
-                timers.skip(id);
-            } else if let Some(msg) = timers.fire(id) {
+                timers.skip(due);
+            } else if let Some(msg) = timers.fire(due) {
                 return Some(msg);
             }
         }

@@ -223,7 +223,8 @@ pub(crate) struct SystemShared {
     pub(crate) config: SystemConfig,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) dead_letters: DeadLetterOffice,
-    /// Every actor's timers wake through this wheel, made when the first timer starts.
+    /// Every actor's timers wake through this wheel, made with the first actor extras (a
+    /// context's rarely used parts, which hold the timers).
     wheel: OnceLock<Arc<Wheel>>,
     next_id: AtomicU64,
     registry: RwLock<HashMap<Arc<str>, RegistryEntry>>,

@@ -81,41 +81,35 @@ pub(crate) struct Timers<M> {
     /// has been reused by a later timer with the same deadline is that timer's item as much as
     /// its own: either fires it at its deadline, and the other is then stale.
     heap: Deadlines,
-    /// The system's wheel, taken on the first start ([`Timers::set_wheel`]).
-    wheel: Option<Arc<Wheel>>,
+    /// The system's wheel.
+    wheel: Arc<Wheel>,
     /// The earliest deadline the wheel will wake this actor at, if armed.
     armed: Option<Instant>,
     /// The key of that arm when it is a far one, to take it back when it is no longer needed.
     far: Option<FarKey>,
     /// The wheel's epoch just before that arm (see [`Timers::poll_due`]).
     armed_epoch: u64,
-    /// The clock as [`Timers::poll_due`] last read it, which [`Timers::fire`] reuses.
+}
+
+/// A timer that [`Timers::poll_due`] found due, and the clock it was found due by; give it to
+/// [`Timers::fire`] or [`Timers::skip`].
+pub(crate) struct Due {
+    id: usize,
     now: Instant,
 }
 
 impl<M: Send + 'static> Timers<M> {
-    pub(crate) fn new() -> Self {
+    /// Timers that `wheel` wakes.
+    pub(crate) fn new(wheel: Arc<Wheel>) -> Self {
         Self {
             by_key: HashMap::default(),
             entries: Slab::default(),
             heap: Deadlines::default(),
-            wheel: None,
+            wheel,
             armed: None,
             far: None,
             armed_epoch: 0,
-            now: Instant::now(),
         }
-    }
-
-    /// Whether the system's wheel must still be given ([`Timers::set_wheel`]) before a start.
-    #[inline]
-    pub(crate) fn needs_wheel(&self) -> bool {
-        self.wheel.is_none()
-    }
-
-    /// The wheel that wakes this actor; given once, before the first start.
-    pub(crate) fn set_wheel(&mut self, wheel: Arc<Wheel>) {
-        self.wheel = Some(wheel);
     }
 
     pub(crate) fn start_once(&mut self, key: TimerKey, delay: Duration, msg: M) {
@@ -159,23 +153,21 @@ impl<M: Send + 'static> Timers<M> {
         self.entries.live == 0
     }
 
-    /// The id of a timer that is due, if any; otherwise arms the wheel with `cx`'s waker for the
-    /// earliest deadline. Call [`Timers::fire`] or [`Timers::skip`] with the id.
-    pub(crate) fn poll_due(&mut self, cx: &mut Context<'_>) -> Option<usize> {
+    /// A timer that is due, if any; otherwise arms the wheel with `cx`'s waker for the earliest
+    /// deadline.
+    pub(crate) fn poll_due(&mut self, cx: &mut Context<'_>) -> Option<Due> {
         // Armed for a deadline no later than the earliest one, and no arm has fired since: that
         // arm has not, so no timer is due yet (when one is, the wheel fires the arm, which moves
         // the epoch, and wakes the task). This spares a clock read per message to an actor whose
         // timers run (a ticking room taking its players' inputs); a tick counts as due once the
         // wheel fires it.
-        if let (Some(armed), Some((first, _)), Some(wheel)) =
-            (self.armed, self.heap.peek(), &self.wheel)
+        if let (Some(armed), Some((first, _))) = (self.armed, self.heap.peek())
             && armed <= first
-            && wheel.epoch() == self.armed_epoch
+            && self.wheel.epoch() == self.armed_epoch
         {
             return None;
         }
         let now = Instant::now();
-        self.now = now;
         loop {
             let (deadline, id) = self.heap.peek()?;
             if self.entries.get(id).is_none_or(|e| e.deadline != deadline) {
@@ -184,7 +176,7 @@ impl<M: Send + 'static> Timers<M> {
             }
             if deadline <= now {
                 self.heap.pop();
-                return Some(id);
+                return Some(Due { id, now });
             }
             self.arm_until(deadline, now, cx);
             return None;
@@ -196,9 +188,7 @@ impl<M: Send + 'static> Timers<M> {
     /// a far one. For the actor's timers and its receive timeout alike (the loop checks the
     /// receive deadline on every park, so a far arm taken back with the last timer is renewed).
     pub(crate) fn arm_until(&mut self, deadline: Instant, now: Instant, cx: &Context<'_>) {
-        let Some(wheel) = &self.wheel else {
-            return;
-        };
+        let wheel = &self.wheel;
         if self
             .armed
             .is_some_and(|armed| armed <= deadline && armed > now)
@@ -219,21 +209,19 @@ impl<M: Send + 'static> Timers<M> {
 
     /// The message of a due timer (from [`Timers::poll_due`]): a single-shot timer is removed, a
     /// fixed-rate one is due next at the first point of its grid after now.
-    pub(crate) fn fire(&mut self, id: usize) -> Option<M> {
-        self.advance(id, true)
+    pub(crate) fn fire(&mut self, due: Due) -> Option<M> {
+        self.advance(due, true)
     }
 
     /// Lets a due tick pass unhandled (the actor is suspended or has no state).
-    pub(crate) fn skip(&mut self, id: usize) {
-        drop(self.advance(id, false));
+    pub(crate) fn skip(&mut self, due: Due) {
+        drop(self.advance(due, false));
     }
 
-    fn advance(&mut self, id: usize, make: bool) -> Option<M> {
+    fn advance(&mut self, Due { id, now }: Due, make: bool) -> Option<M> {
         let entry = self.entries.get_mut(id)?;
         match &entry.payload {
             Payload::Repeat { make: f, period } => {
-                // The clock when this tick was found due.
-                let now = self.now;
                 let mut next = entry.deadline + *period;
                 if next <= now {
                     // Skipped ticks: the first grid point after now.
@@ -437,8 +425,8 @@ impl FromIterator<(Instant, usize)> for Deadlines {
 
 impl<M> Timers<M> {
     fn disarm_far(&mut self) {
-        if let (Some(far), Some(wheel)) = (self.far.take(), &self.wheel) {
-            wheel.disarm(far);
+        if let Some(far) = self.far.take() {
+            self.wheel.disarm(far);
             self.armed = None;
         }
     }
@@ -456,9 +444,9 @@ mod tests {
 
     /// A timer restarted over and over beside a sooner one (whose deadline keeps the stale items
     /// of the restarted one from reaching the top of the heap) leaves a bounded heap.
-    #[test]
-    fn restarting_a_timer_does_not_grow_the_heap() {
-        let mut timers = Timers::<u32>::new();
+    #[tokio::test(start_paused = true)]
+    async fn restarting_a_timer_does_not_grow_the_heap() {
+        let (mut timers, _wheel) = with_wheel();
         timers.start_interval("tick".into(), Duration::from_millis(50), Box::new(|| 0));
         for n in 0..10_000 {
             timers.start_once("idle".into(), Duration::from_secs(30), n);
@@ -475,9 +463,7 @@ mod tests {
 
     fn with_wheel() -> (Timers<u32>, Arc<Wheel>) {
         let wheel = Wheel::new(tokio::runtime::Handle::current());
-        let mut timers = Timers::new();
-        timers.set_wheel(Arc::clone(&wheel));
-        (timers, wheel)
+        (Timers::new(Arc::clone(&wheel)), wheel)
     }
 
     #[tokio::test(start_paused = true)]
@@ -485,17 +471,17 @@ mod tests {
         let (mut timers, wheel) = with_wheel();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         timers.start_interval("tick".into(), Duration::from_millis(50), Box::new(|| 0));
-        assert_eq!(timers.poll_due(&mut cx), None);
+        assert!(timers.poll_due(&mut cx).is_none());
         assert_eq!(wheel.armed(), 1);
         timers.start_once("later".into(), Duration::from_millis(100), 1);
-        assert_eq!(timers.poll_due(&mut cx), None);
+        assert!(timers.poll_due(&mut cx).is_none());
         assert_eq!(
             wheel.armed(),
             1,
             "the 50 ms arm wakes the actor before 100 ms"
         );
         timers.start_once("sooner".into(), Duration::from_millis(10), 2);
-        assert_eq!(timers.poll_due(&mut cx), None);
+        assert!(timers.poll_due(&mut cx).is_none());
         assert_eq!(wheel.armed(), 2, "10 ms needs an arm of its own");
     }
 
@@ -504,12 +490,12 @@ mod tests {
         let (mut timers, wheel) = with_wheel();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         timers.start_once("idle".into(), Duration::from_secs(30), 0);
-        assert_eq!(timers.poll_due(&mut cx), None);
+        assert!(timers.poll_due(&mut cx).is_none());
         assert_eq!(wheel.armed(), 1);
         assert!(timers.cancel(&"idle".into()));
         assert_eq!(wheel.armed(), 0, "cancelled");
         timers.start_once("idle".into(), Duration::from_secs(30), 0);
-        assert_eq!(timers.poll_due(&mut cx), None);
+        assert!(timers.poll_due(&mut cx).is_none());
         assert_eq!(wheel.armed(), 1);
         drop(timers);
         assert_eq!(wheel.armed(), 0, "the actor's timers are gone");
