@@ -139,11 +139,21 @@ pub struct Context<A: Actor> {
 }
 
 impl<A: Actor> Context<A> {
-    /// `stash_capacity`: the actor's own (its `Extras` are made at once to hold it), or `None`
-    /// for the system's default.
-    pub(crate) fn new(cell: Arc<Cell<A::Msg>>, stash_capacity: Option<usize>) -> Self {
-        let extras = stash_capacity
-            .map(|capacity| Box::new(Extras::new(capacity, Arc::clone(cell.core.system.wheel()))));
+    /// `stash_capacity`: the actor's own, or `None` for the system's default. `wheel`: the
+    /// timer wheel of the actor's own runtime (a dedicated thread's), or `None` for the system's.
+    /// Either makes the `Extras` at once, to hold it.
+    pub(crate) fn new(
+        cell: Arc<Cell<A::Msg>>,
+        stash_capacity: Option<usize>,
+        wheel: Option<Arc<Wheel>>,
+    ) -> Self {
+        let system = &cell.core.system;
+        let extras = (stash_capacity.is_some() || wheel.is_some()).then(|| {
+            Box::new(Extras::new(
+                stash_capacity.unwrap_or(system.config.stash_capacity),
+                wheel.unwrap_or_else(|| Arc::clone(system.wheel())),
+            ))
+        });
         Self {
             myself: ActorRef::local(cell),
             extras,
@@ -385,7 +395,8 @@ impl<A: Actor> Context<A> {
     /// any timer with the same key. A factory rather than a message, so message types that carry
     /// reply ports (and are not `Clone`) can have intervals too.
     ///
-    /// Ticks ride on the system's timer wheel, whose drivers sleep on tokio's timer (resolution
+    /// Ticks ride on the system's timer wheel (a dedicated-thread actor's, on a wheel of its own
+    /// thread's runtime), whose drivers sleep on tokio's timer (resolution
     /// 1 ms): a tick arrives at or after its grid point, how late depending on the load. In the
     /// benchmark harness's `timer_jitter` row (10,000 actors ticking at 50 Hz on two CPUs, a
     /// quarter to a third of both busy with the ticks, about 1 us of CPU a tick), the median tick

@@ -52,6 +52,7 @@ use crate::mailbox::Cursor;
 use crate::path::{ActorId, ActorPath, validate_name};
 use crate::props::{Placement, Props};
 use crate::system::{SpawnError, SystemShared};
+use crate::timer::wheel::Wheel;
 
 /// Who supervises an actor: the user guardian (the system) or another actor. (Kept in the
 /// actor's cell, see `Cell::new`.)
@@ -357,6 +358,12 @@ pub(crate) fn spawn_actor<A: Actor>(
     if shared.is_shutting_down() {
         return Err(SpawnError::ShuttingDown);
     }
+    // A dedicated thread's runtime is built here, so that the actor's timers can ride a wheel
+    // of its own runtime (see `ThreadRuntime`).
+    let thread_rt = match props.placement {
+        Placement::DedicatedThread => Some(ThreadRuntime::new()?),
+        _ => None,
+    };
     let id = shared.next_id();
     // A named actor's path; an anonymous actor's is never built here (see `CellCore::path`).
     let named_path = match &props.name {
@@ -392,7 +399,11 @@ pub(crate) fn spawn_actor<A: Actor>(
     }
     let lp: ActorLoop<A> = ActorLoop {
         actor: None,
-        ctx: Context::new(cell.clone(), props.stash_capacity),
+        ctx: Context::new(
+            cell.clone(),
+            props.stash_capacity,
+            thread_rt.as_ref().map(ThreadRuntime::wheel),
+        ),
         factory: props.factory.clone(),
         rare: start_signal.map(|tx| {
             Box::new(Rare {
@@ -421,62 +432,110 @@ pub(crate) fn spawn_actor<A: Actor>(
     // The span costs ~50 instructions per poll even when disabled, so the task is wrapped only
     // when a subscriber wants `debug` spans (decided once, at spawn).
     if span.is_disabled() {
-        launch(shared, &cell, &props.placement, fut)?;
+        launch(shared, &cell, &props.placement, thread_rt, fut)?;
     } else {
-        launch(shared, &cell, &props.placement, fut.instrument(span))?;
+        launch(
+            shared,
+            &cell,
+            &props.placement,
+            thread_rt,
+            fut.instrument(span),
+        )?;
     }
     tracing::debug!(actor = %cell.core.display_path(), "actor spawned");
     Ok((actor_ref, target))
 }
 
 /// Runs an actor's loop where its props place it: a task on the shared runtime, a dedicated
-/// thread, or a group's task.
+/// thread (on `thread_rt`, built for it), or a group's task.
 fn launch<M, F>(
     shared: &Arc<SystemShared>,
     cell: &Arc<Cell<M>>,
     placement: &Placement,
+    thread_rt: Option<ThreadRuntime>,
     fut: F,
 ) -> Result<(), SpawnError>
 where
     M: Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    match placement {
-        Placement::Task => {
-            let handle = shared.handle.spawn(fut);
-            cell.core.set_abort(Abort::Task(handle.abort_handle()));
-        }
-        Placement::Group(group) => {
+    match (placement, thread_rt) {
+        (Placement::Group(group), _) => {
             let abort = group.add(fut)?;
             cell.core.set_abort(Abort::Group(abort));
         }
-        Placement::DedicatedThread => spawn_thread(cell, fut)?,
+        (Placement::DedicatedThread, Some(rt)) => spawn_thread(cell, rt, fut)?,
+        // (`spawn_actor` builds a runtime for every dedicated thread.)
+        (Placement::Task | Placement::DedicatedThread, _) => {
+            let handle = shared.handle.spawn(fut);
+            cell.core.set_abort(Abort::Task(handle.abort_handle()));
+        }
     }
     Ok(())
 }
 
-/// Runs an actor's loop on a thread of its own, with a single-threaded runtime.
-fn spawn_thread<M, F>(cell: &Arc<Cell<M>>, fut: F) -> Result<(), SpawnError>
+/// The single-threaded runtime of a dedicated actor thread, and the timer wheel on it.
+///
+/// A dedicated actor's timers ride this wheel, not the system's: its deadlines are read on its
+/// own runtime's clock (the system's may be paused in a test), and its ticks do not wait for
+/// the system's workers, however busy (a fixed-rate simulation loop is what a dedicated thread
+/// is for).
+///
+/// Built on the spawning thread, which may be a worker of another runtime: a runtime dropped
+/// there would panic (tokio refuses to block inside an async context), so an unused one is shut
+/// down in the background instead.
+struct ThreadRuntime {
+    rt: Option<tokio::runtime::Runtime>,
+    wheel: Arc<Wheel>,
+}
+
+impl ThreadRuntime {
+    fn new() -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let wheel = Wheel::new(rt.handle().clone());
+        Ok(Self {
+            rt: Some(rt),
+            wheel,
+        })
+    }
+
+    fn wheel(&self) -> Arc<Wheel> {
+        Arc::clone(&self.wheel)
+    }
+
+    /// The runtime, for the thread that runs it (and drops it there).
+    fn take(mut self) -> Option<tokio::runtime::Runtime> {
+        self.rt.take()
+    }
+}
+
+impl Drop for ThreadRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Runs an actor's loop on a thread of its own, on `rt`.
+fn spawn_thread<M, F>(cell: &Arc<Cell<M>>, rt: ThreadRuntime, fut: F) -> Result<(), SpawnError>
 where
     M: Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let core_cell = cell.clone();
     let name: String = cell.core.path().name().chars().take(15).collect();
+    // If the thread cannot start, the closure (and `rt` in it) is dropped here: in the
+    // background, see `ThreadRuntime`. The unpolled future then tears the actor down.
     std::thread::Builder::new().name(name).spawn(move || {
-        match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(async move {
+        if let Some(rt) = rt.take() {
+            rt.block_on(async move {
                 let handle = tokio::spawn(fut);
                 core_cell.core.set_abort(Abort::Task(handle.abort_handle()));
                 let _ = handle.await;
-            }),
-            // Dropping the unpolled future tears the actor down (watchers see Killed).
-            Err(e) => {
-                tracing::error!(error = %e, "runtime for a dedicated actor thread failed")
-            }
+            });
         }
     })?;
     Ok(())

@@ -223,8 +223,9 @@ pub(crate) struct SystemShared {
     pub(crate) config: SystemConfig,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) dead_letters: DeadLetterOffice,
-    /// Every actor's timers wake through this wheel, made with the first actor extras (a
-    /// context's rarely used parts, which hold the timers).
+    /// Every actor's timers wake through this wheel (except a dedicated-thread actor's, which
+    /// have one on that thread's runtime), made with the first actor extras (a context's rarely
+    /// used parts, which hold the timers).
     wheel: OnceLock<Arc<Wheel>>,
     next_id: AtomicU64,
     registry: RwLock<HashMap<Arc<str>, RegistryEntry>>,

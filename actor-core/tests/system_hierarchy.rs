@@ -232,7 +232,7 @@ async fn dedicated_thread_actors_do_not_block_the_runtime() {
     assert!(blocker.wait_for_stop().await.is_normal());
 }
 
-/// Ticks twice through the system's timer wheel, from its own thread, and reports where it ran.
+/// Ticks twice through its timer wheel and reports where it ran.
 struct Alarm(ActorRef<String>);
 enum AlarmMsg {
     Ring(u32),
@@ -254,9 +254,9 @@ impl Actor for Alarm {
     }
 }
 
-// The wheel's driver runs on the system's runtime and wakes an actor on another runtime's thread.
-// Real time (a dedicated thread's runtime has its own clock, which a test cannot pause): the
-// test waits for the ticks, it does not time them.
+// The wheel's driver runs on the dedicated thread's own runtime (see the test below). Real time
+// (a dedicated thread's runtime has its own clock, which a test cannot pause): the test waits
+// for the ticks, it does not time them.
 #[tokio::test]
 async fn a_dedicated_thread_actors_timers_fire() {
     let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
@@ -279,6 +279,52 @@ async fn a_dedicated_thread_actors_timers_fire() {
     );
     alarm.stop();
     assert!(alarm.wait_for_stop().await.is_normal());
+}
+
+/// Ticks every millisecond and hands each tick's number to a plain channel.
+struct Metronome(std::sync::mpsc::Sender<u32>, u32);
+impl Actor for Metronome {
+    type Msg = ();
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        ctx.send_interval("tick", Duration::from_millis(1), || ());
+        Ok(())
+    }
+    async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
+        self.1 += 1;
+        let _ = self.0.send(self.1);
+        Ok(())
+    }
+}
+
+// A dedicated thread's timers ride a wheel on its own runtime: its ticks come while the system's
+// runtime (this test's, single-threaded) is blocked. On the system's wheel they waited for it.
+// Real time, as above; the test waits for the ticks, it does not time them.
+#[tokio::test]
+async fn a_dedicated_thread_ticks_while_the_systems_runtime_is_blocked() {
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let metronome = sys
+        .spawn(
+            Props::new(move || Metronome(tx.clone(), 0))
+                .name("metronome")
+                .dedicated_thread(),
+        )
+        .expect("spawn");
+    // Blocks the system's only worker thread while the ticks are awaited.
+    for n in 1..=3 {
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(n));
+    }
+    // A spawn that fails after its thread's runtime was built lets go of that runtime without
+    // blocking this (asynchronous) context, which tokio would refuse with a panic.
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let taken = sys.spawn(
+        Props::new(move || Metronome(tx.clone(), 0))
+            .name("metronome")
+            .dedicated_thread(),
+    );
+    assert!(matches!(taken, Err(SpawnError::NameTaken(_))), "{taken:?}");
+    metronome.stop();
+    assert!(metronome.wait_for_stop().await.is_normal());
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
 //! A system's timer wheel: one tokio `Sleep` per worker thread for every timer of every actor.
+//! (A dedicated-thread actor has a one-shard wheel on its own thread's runtime.)
 //!
 //! An actor whose earliest timer is not yet due *arms* the wheel: it leaves a clone of its task's
 //! waker, with the deadline, in the slot of that deadline's millisecond, in its thread's shard of
-//! the wheel. One driver task per shard sleeps (on tokio's timer) until the earliest armed deadline, wakes every waker whose
-//! deadline has passed, and sleeps again; the actors then find their due timers themselves
+//! the wheel. One driver task per shard sleeps (on tokio's timer) until the earliest armed
+//! deadline, wakes every waker whose deadline has passed, and sleeps again; the actors then find their due timers themselves
 //! (`Timers::poll_due`). A tick so costs a push into a `Vec` and a wake-up, where a tokio `Sleep`
 //! per actor cost a re-registration in tokio's own wheel (its lock, an intrusive list, the timer
 //! entry's state word) on every tick. The driver sleeps until a deadline itself, not a slot's
@@ -199,7 +200,7 @@ impl Wheel {
                 let driver = DriverTask {
                     wheel: Arc::clone(self),
                     shard,
-                    sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                    sleep: None,
                     due: Vec::new(),
                 };
                 drop(self.handle.spawn(driver));
@@ -312,7 +313,10 @@ impl State {
 struct DriverTask {
     wheel: Arc<Wheel>,
     shard: usize,
-    sleep: Pin<Box<Sleep>>,
+    /// Made at the driver's first sleep, in its own poll: a `Sleep` belongs to the timer of the
+    /// runtime it is made on, and the arm that spawns the driver may come from another runtime
+    /// (a dedicated thread's), whose end would leave the sleep panicking when polled.
+    sleep: Option<Pin<Box<Sleep>>>,
     /// The wakers taken from the slots that came due, woken after the lock is let go; kept for
     /// its capacity.
     due: Vec<Waker>,
@@ -349,10 +353,16 @@ impl Future for DriverTask {
             drop(st);
             this.due.drain(..).for_each(Waker::wake);
             let at = this.wheel.instant_of(next);
-            if this.sleep.deadline() != at {
-                this.sleep.as_mut().reset(at);
-            }
-            if this.sleep.as_mut().poll(cx).is_pending() {
+            let sleep = match &mut this.sleep {
+                Some(sleep) => {
+                    if sleep.deadline() != at {
+                        sleep.as_mut().reset(at);
+                    }
+                    sleep
+                }
+                None => this.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
         }
@@ -368,8 +378,9 @@ mod tests {
     const LIMIT: Duration = Duration::from_secs(120);
 
     /// Arms the wheel once for `deadline` and resolves at the first wake-up at or after it,
-    /// with the time of that wake-up. A wake-up that never comes, or comes early (the arm is not
-    /// renewed), ends in the caller's timeout.
+    /// with the time of that wake-up. A wake-up that comes early is not renewed. A wake-up that
+    /// never comes shows as a late time: a `timeout` around this future polls it once more when
+    /// it runs out, and it then resolves with that time, so callers check the time they get.
     async fn woken_at(wheel: Arc<Wheel>, deadline: Instant) -> Instant {
         woken_in(wheel, None, deadline).await
     }
@@ -432,6 +443,36 @@ mod tests {
             assert!(at >= start + Duration::from_micros(us));
         }
         assert_eq!(wheel.armed(), 0);
+    }
+
+    // An arm from another runtime's thread (a dedicated actor thread's, say) may be the one that
+    // starts the driver. The driver must not take anything from that runtime: when its sleep was
+    // made there, it panicked once that runtime had ended, and no arm of the shard fired again.
+    #[tokio::test(start_paused = true)]
+    async fn the_driver_outlives_the_runtime_of_the_arm_that_started_it() {
+        let wheel = Wheel::new(tokio::runtime::Handle::current());
+        let start = Instant::now();
+        let far = start + Duration::from_secs(60);
+        let from = Arc::clone(&wheel);
+        std::thread::spawn(move || {
+            let other = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            other.block_on(async { from.arm(far, std::task::Waker::noop()) });
+        })
+        .join()
+        .expect("the other runtime's thread");
+        // That runtime is gone; the driver it started still wakes this runtime's arms.
+        let soon = start + Duration::from_millis(10);
+        let at = tokio::time::timeout(LIMIT, woken_at(Arc::clone(&wheel), soon))
+            .await
+            .expect("woken");
+        assert!(
+            at >= soon && at < soon + Duration::from_millis(2),
+            "woken by the driver, not by the timeout: {:?}",
+            at - start
+        );
     }
 
     #[tokio::test(start_paused = true)]
