@@ -401,11 +401,12 @@ impl<A: Actor> Context<A> {
     /// reply ports (and are not `Clone`) can have intervals too.
     ///
     /// Ticks ride on the system's timer wheel (a dedicated-thread actor's, on a wheel of its own
-    /// thread's runtime), whose drivers sleep on tokio's timer (resolution
-    /// 1 ms): a tick arrives at or after its grid point, how late depending on the load. In the
-    /// benchmark harness's `timer_jitter` row (10,000 actors ticking at 50 Hz on two CPUs, a
-    /// quarter to a third of both busy with the ticks, about 1 us of CPU a tick), the median tick
-    /// is 1.1 to 1.5 ms late and the 99th percentile 2.4 to 3.3 ms (`benches/RESULTS.md`).
+    /// thread's runtime), whose drivers sleep on tokio's timer (resolution 1 ms): a tick arrives
+    /// at or after its grid point, how late depending on the load. In the benchmark harness's
+    /// `timer_jitter` row (10,000 actors ticking at 50 Hz on two CPUs), the ticks keep 11% to
+    /// 32% of both CPUs busy, depending on the host's phase (0.4 to 1.3 us of CPU a tick; bare
+    /// tokio tasks on `interval_at` take 9% to 42% on the same host), the median tick is 0.7 to
+    /// 2 ms late and the 99th percentile 2 to 6 ms (`benches/RESULTS.md`).
     ///
     /// ```
     /// # use actor_core::prelude::*;
