@@ -84,7 +84,7 @@ pub(crate) struct Timers<M> {
     armed: Option<Instant>,
     /// The wheel's epoch just before that arm (see [`Timers::poll_due`]).
     armed_epoch: u64,
-    /// The system's wheel.
+    /// The wheel that wakes this actor: the system's, or its dedicated thread's.
     wheel: Arc<Wheel>,
     /// The entries, by index: a timer's id.
     entries: Slab<M>,
