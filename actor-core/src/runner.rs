@@ -48,6 +48,7 @@ use crate::dead_letters::DeadLetterReason;
 use crate::failure::{
     ActorResult, ChildFailure, Directive, Failure, FailurePhase, TerminationReason,
 };
+use crate::group::ActorGroup;
 use crate::mailbox::Cursor;
 use crate::path::{ActorId, ActorPath, validate_name};
 use crate::props::{Placement, Props};
@@ -360,9 +361,10 @@ pub(crate) fn spawn_actor<A: Actor>(
     }
     // A dedicated thread's runtime is built here, so that the actor's timers can ride a wheel
     // of its own runtime (see `ThreadRuntime`).
-    let thread_rt = match props.placement {
-        Placement::DedicatedThread => Some(ThreadRuntime::new()?),
-        _ => None,
+    let site = match &props.placement {
+        Placement::Task => Site::Task,
+        Placement::Group(group) => Site::Group(group),
+        Placement::DedicatedThread => Site::Thread(ThreadRuntime::new()?),
     };
     let id = shared.next_id();
     // A named actor's path; an anonymous actor's is never built here (see `CellCore::path`).
@@ -402,7 +404,10 @@ pub(crate) fn spawn_actor<A: Actor>(
         ctx: Context::new(
             cell.clone(),
             props.stash_capacity,
-            thread_rt.as_ref().map(ThreadRuntime::wheel),
+            match &site {
+                Site::Thread(rt) => Some(rt.wheel()),
+                Site::Task | Site::Group(_) => None,
+            },
         ),
         factory: props.factory.clone(),
         rare: start_signal.map(|tx| {
@@ -432,44 +437,45 @@ pub(crate) fn spawn_actor<A: Actor>(
     // The span costs ~50 instructions per poll even when disabled, so the task is wrapped only
     // when a subscriber wants `debug` spans (decided once, at spawn).
     if span.is_disabled() {
-        launch(shared, &cell, &props.placement, thread_rt, fut)?;
+        launch(shared, &cell, site, fut)?;
     } else {
-        launch(
-            shared,
-            &cell,
-            &props.placement,
-            thread_rt,
-            fut.instrument(span),
-        )?;
+        launch(shared, &cell, site, fut.instrument(span))?;
     }
     tracing::debug!(actor = %cell.core.display_path(), "actor spawned");
     Ok((actor_ref, target))
 }
 
-/// Runs an actor's loop where its props place it: a task on the shared runtime, a dedicated
-/// thread (on `thread_rt`, built for it), or a group's task.
+/// Where an actor's loop runs: its props' placement, with a dedicated thread's runtime built.
+enum Site<'a> {
+    /// A tokio task of its own on the system's runtime.
+    Task,
+    /// Inside a group's task.
+    Group(&'a ActorGroup),
+    /// A thread of its own, on this runtime.
+    Thread(ThreadRuntime),
+}
+
+/// Runs an actor's loop at `site`.
 fn launch<M, F>(
     shared: &Arc<SystemShared>,
     cell: &Arc<Cell<M>>,
-    placement: &Placement,
-    thread_rt: Option<ThreadRuntime>,
+    site: Site<'_>,
     fut: F,
 ) -> Result<(), SpawnError>
 where
     M: Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    match (placement, thread_rt) {
-        (Placement::Group(group), _) => {
-            let abort = group.add(fut)?;
-            cell.core.set_abort(Abort::Group(abort));
-        }
-        (Placement::DedicatedThread, Some(rt)) => spawn_thread(cell, rt, fut)?,
-        // (`spawn_actor` builds a runtime for every dedicated thread.)
-        (Placement::Task | Placement::DedicatedThread, _) => {
+    match site {
+        Site::Task => {
             let handle = shared.handle.spawn(fut);
             cell.core.set_abort(Abort::Task(handle.abort_handle()));
         }
+        Site::Group(group) => {
+            let abort = group.add(fut)?;
+            cell.core.set_abort(Abort::Group(abort));
+        }
+        Site::Thread(rt) => spawn_thread(cell, rt, fut)?,
     }
     Ok(())
 }
