@@ -70,6 +70,15 @@ impl Default for SystemConfig {
     }
 }
 
+/// Whether the runtime behind `handle` has tokio's timer driver. tokio has no query for it: a
+/// `Sleep` made without it panics ("timers are disabled"), so this makes one (never polled, so
+/// never registered with the driver) and catches that panic. With `panic = "abort"` the process
+/// ends there, with tokio's message, where it would otherwise end at the first timer.
+fn has_timers(handle: &tokio::runtime::Handle) -> bool {
+    let _entered = handle.enter();
+    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
+}
+
 /// Errors creating a system.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -82,6 +91,13 @@ pub enum SystemError {
     /// Building the runtime failed.
     #[error("building the tokio runtime failed: {0}")]
     Runtime(#[from] std::io::Error),
+    /// The runtime was built without tokio's timer driver, which actors' timers, receive
+    /// timeouts and ask timeouts run on.
+    #[error(
+        "the tokio runtime has no timer driver: build it with enable_time() or enable_all() \
+         (actors' timers, receive timeouts and ask timeouts need it)"
+    )]
+    TimersDisabled,
 }
 
 /// Errors spawning an actor.
@@ -399,17 +415,33 @@ pub struct ActorSystem {
 }
 
 impl ActorSystem {
-    /// A system on the current tokio runtime. Fails outside a runtime.
+    /// A system on the current tokio runtime. Fails outside a runtime
+    /// ([`SystemError::NoRuntime`]) and on a runtime without timers
+    /// ([`SystemError::TimersDisabled`]).
+    ///
+    /// ```
+    /// use actor_core::{ActorSystem, SystemConfig, SystemError};
+    /// let no_timers = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let made = no_timers.block_on(async { ActorSystem::new(SystemConfig::default()) });
+    /// assert!(matches!(made, Err(SystemError::TimersDisabled)));
+    /// ```
     pub fn new(config: SystemConfig) -> Result<Self, SystemError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| SystemError::NoRuntime)?;
-        Ok(Self::with_handle(config, handle))
+        Self::with_handle(config, handle)
     }
 
-    /// A system whose actors run on the runtime behind `handle`.
-    pub fn with_handle(config: SystemConfig, handle: tokio::runtime::Handle) -> Self {
+    /// A system whose actors run on the runtime behind `handle`. Fails on a runtime without
+    /// timers ([`SystemError::TimersDisabled`]).
+    pub fn with_handle(
+        config: SystemConfig,
+        handle: tokio::runtime::Handle,
+    ) -> Result<Self, SystemError> {
+        if !has_timers(&handle) {
+            return Err(SystemError::TimersDisabled);
+        }
         let dead_letters = DeadLetterOffice::new(config.dead_letter_buffer);
         tracing::debug!(system = %config.name, "actor system created");
-        Self {
+        Ok(Self {
             shared: Arc::new(SystemShared {
                 user_root: ActorPath::user_root(),
                 config,
@@ -424,7 +456,7 @@ impl ActorSystem {
                 shutting_down: AtomicBool::new(false),
                 killed_log: Mutex::new(Vec::new()),
             }),
-        }
+        })
     }
 
     /// A system that owns its own multi-threaded runtime.
@@ -444,7 +476,7 @@ impl ActorSystem {
             builder.worker_threads(n.max(1));
         }
         let runtime = builder.build()?;
-        let system = Self::with_handle(config, runtime.handle().clone());
+        let system = Self::with_handle(config, runtime.handle().clone())?;
         Ok(SystemRuntime {
             runtime: Some(runtime),
             system,

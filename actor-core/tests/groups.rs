@@ -366,6 +366,7 @@ async fn shutdown_stops_members_and_kills_a_stuck_one_at_the_deadline() {
 #[test]
 fn spawning_into_a_group_whose_runtime_has_shut_down_is_an_error() {
     let gone = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("runtime");
     let group = gone.block_on(async {

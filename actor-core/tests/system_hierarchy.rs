@@ -382,6 +382,25 @@ async fn systems_side_by_side_are_independent() {
 }
 
 #[test]
+fn a_runtime_without_timers_is_a_clear_error_not_a_panic_at_the_first_timer() {
+    let no_timers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("runtime");
+    let made = no_timers.block_on(async { ActorSystem::new(SystemConfig::default()) });
+    assert!(matches!(made, Err(SystemError::TimersDisabled)));
+    assert!(matches!(
+        ActorSystem::with_handle(SystemConfig::default(), no_timers.handle().clone()),
+        Err(SystemError::TimersDisabled)
+    ));
+    let timers = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    assert!(ActorSystem::with_handle(SystemConfig::default(), timers.handle().clone()).is_ok());
+}
+
+#[test]
 fn new_outside_a_runtime_is_a_clear_error_and_with_runtime_owns_one() {
     assert!(matches!(
         ActorSystem::new(SystemConfig::default()),
