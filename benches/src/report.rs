@@ -30,6 +30,7 @@ pub fn markdown(
             "timer_jitter",
             "idle_timeout",
             "ticking_room",
+            "ticking_rooms",
         ]
         .iter()
         .position(|b| *b == bench)

@@ -170,7 +170,11 @@ impl<M: Send + 'static> Timers<M> {
         {
             return None;
         }
+        // Read before the clock: see below.
+        let epoch = self.wheel.epoch();
         let now = Instant::now();
+        #[cfg(test)]
+        tests::CLOCK_READS.set(tests::CLOCK_READS.get() + 1);
         loop {
             let (deadline, id) = self.heap.peek()?;
             if self.entries.get(id).is_none_or(|e| e.deadline != deadline) {
@@ -180,6 +184,20 @@ impl<M: Send + 'static> Timers<M> {
             if deadline <= now {
                 self.heap.pop();
                 return Some(Due { id, now });
+            }
+            if self
+                .armed
+                .is_some_and(|armed| armed <= deadline && armed > now)
+            {
+                // The arm out covers the earliest deadline and had not fired when `epoch` was
+                // read: a driver reads the clock before it fires an arm and moves the epoch
+                // after, so had it fired, `epoch` would have shown the move and the clock read
+                // since would be past the arm's deadline. So the epoch moved for other actors'
+                // arms, and the fast path above may trust this arm again until it moves once
+                // more. Without this, once any other arm fired, a busy actor with timers read
+                // the clock for every message until its own arm fired.
+                self.armed_epoch = epoch;
+                return None;
             }
             self.arm_until(deadline, now, cx);
             return None;
@@ -447,6 +465,44 @@ impl<M> Drop for Timers<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Clock reads by `Timers::poll_due` on this thread.
+        pub(super) static CLOCK_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Other actors' arms firing move the wheel's epoch; an actor whose own arm still stands
+    /// reads the clock once to find that out, not on every poll after (every message to a busy
+    /// actor with timers), and its tick still comes when its arm fires.
+    #[tokio::test(start_paused = true)]
+    async fn an_arm_that_stands_is_trusted_again_after_other_arms_fire() {
+        let (mut timers, wheel) = with_wheel();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let start = Instant::now();
+        timers.start_interval("tick".into(), Duration::from_millis(50), Box::new(|| 0));
+        assert!(timers.poll_due(&mut cx).is_none());
+        let mut other: Timers<u32> = Timers::new(Arc::clone(&wheel));
+        other.start_once("soon".into(), Duration::from_millis(10), 1);
+        assert!(other.poll_due(&mut cx).is_none());
+        let epoch = wheel.epoch();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_ne!(wheel.epoch(), epoch, "the other arm fired");
+        let reads = CLOCK_READS.get();
+        for _ in 0..3 {
+            assert!(timers.poll_due(&mut cx).is_none());
+        }
+        assert_eq!(
+            CLOCK_READS.get() - reads,
+            1,
+            "one clock read, then the arm is trusted"
+        );
+        tokio::time::sleep_until(start + Duration::from_millis(50)).await;
+        tokio::task::yield_now().await;
+        let due = timers
+            .poll_due(&mut cx)
+            .expect("the tick, once its arm fired");
+        assert_eq!(timers.fire(due), Some(0));
+    }
 
     /// A timer restarted over and over beside a sooner one (whose deadline keeps the stale items
     /// of the restarted one from reaching the top of the heap) leaves a bounded heap.

@@ -21,6 +21,8 @@ use benches::{Measurement, Sizes, median, report};
 const TIMER_ACTORS: usize = 10_000;
 /// Entities in the `conflating` workload (a room's players, each sending position updates).
 const CONFLATING_ENTITIES: u64 = 1_000;
+/// Rooms ticking beside the busy one in the `ticking_rooms` workload.
+const CROWD_ROOMS: usize = 1_000;
 
 /// A remote workload: message count in, messages per second out.
 type RemoteBench = fn(u64) -> benches::BenchResult<f64>;
@@ -269,6 +271,13 @@ fn main() -> ExitCode {
                 Ok(vec![(
                     "msgs_per_s",
                     frameworks::ours::ticking_room(sizes.counting)?,
+                    "1/s",
+                )])
+            });
+            run("ticking_rooms", &|| {
+                Ok(vec![(
+                    "msgs_per_s",
+                    frameworks::ours::ticking_rooms(sizes.counting, CROWD_ROOMS)?,
                     "1/s",
                 )])
             });

@@ -263,6 +263,44 @@ pub fn ticking_room(n: u64) -> BenchResult<f64> {
     })
 }
 
+/// `ticking_room` with `others` more rooms ticking at 50 Hz beside it (a server's other
+/// matches): their ticks move the system's timer wheel every millisecond or so, which the busy
+/// room's loop must tell apart from its own tick coming due.
+pub fn ticking_rooms(n: u64, others: usize) -> BenchResult<f64> {
+    runtime().block_on(async {
+        let sys = system();
+        let crowd = (0..others)
+            .map(|_| sys.spawn(P::new(|| Room { inputs: 0 })))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let room = sys
+            .spawn(P::new(|| Room { inputs: 0 }))
+            .map_err(|e| e.to_string())?;
+        // Every room started and ticking: the crowd's ticks spread over the 20 ms period.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let start = Instant::now();
+        for _ in 0..n {
+            room.tell(RoomMsg::Input);
+        }
+        let total = room
+            .ask_timeout(RoomMsg::Inputs, Duration::from_secs(600))
+            .await
+            .map_err(|e| e.to_string())?;
+        let elapsed = start.elapsed();
+        verify("inputs", total, n)?;
+        for r in &crowd {
+            verify(
+                "the crowd's inputs",
+                r.ask_timeout(RoomMsg::Inputs, Duration::from_secs(60))
+                    .await
+                    .map_err(|e| e.to_string())?,
+                0,
+            )?;
+        }
+        Ok(rate(n, elapsed))
+    })
+}
+
 /// `senders` tasks send `n / senders` increments each to one counter, all at once.
 fn fanin(n: u64, senders: usize) -> BenchResult<f64> {
     runtime().block_on(async {
