@@ -46,7 +46,18 @@ use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Mutex, Ordering};
 type BoxedLoop = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Members a group polls per turn of its task before it yields to tokio.
-pub(crate) const POLL_BUDGET: usize = 128;
+///
+/// Each yield costs far more than polling a member: tokio queues a task that wakes itself behind
+/// its worker's other tasks and notifies a parked worker to share them; that worker often takes
+/// the group's task to its own (cold) CPU, and a worker that finds work after searching for it
+/// unparks another (an eventfd write, `perf record -e syscalls:sys_enter_write --call-graph
+/// dwarf`). At 128 a two-member ping-pong group cost 15,000 eventfd writes a million round trips,
+/// one a yield; 1,024 gave 18% more round trips, 29% more ring hops and 18% more `big` messages
+/// (`benches/RESULTS.md`, "Session 17"). A turn of 1,024 polls of a few tens of nanoseconds each
+/// holds the worker for some tens of microseconds; members that use tokio's channels, sockets or
+/// timers end the turn sooner, when tokio's cooperative budget is spent. (tokio's deferred
+/// `yield_now` measured no better: as many eventfd writes.)
+pub(crate) const POLL_BUDGET: usize = 1024;
 
 #[cfg(not(actor_loom))]
 thread_local! {

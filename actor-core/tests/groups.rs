@@ -130,6 +130,39 @@ async fn a_ring_inside_a_group_passes_its_token_within_one_task() {
     until_len(&group, 0).await;
 }
 
+/// A group whose members always have a message for each other still yields its worker: a task
+/// on the same one-thread runtime gets a turn while a token circles the group without end.
+#[test]
+fn a_busy_group_yields_its_worker_to_other_tasks() {
+    let (done, finished) = std::sync::mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let system = ActorSystem::new(SystemConfig::default()).expect("system");
+            let group = system.group();
+            let probe = TestProbe::new(&system);
+            let refs = ring(&system, Some(&group), 2, &probe.actor_ref());
+            refs[0].tell(HopMsg::Token(u64::MAX));
+            let other = tokio::spawn(async { 7 });
+            assert_eq!(other.await.expect("the other task"), 7);
+            for r in &refs {
+                r.stop();
+            }
+            for r in &refs {
+                assert!(matches!(ended(r).await, TerminationReason::Stopped));
+            }
+        });
+        done.send(()).expect("the test waits");
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the group never let the other task run");
+    runner.join().expect("runner");
+}
+
 /// Answers asks; `Hang` never returns; `Boom` panics. Counts its starts.
 struct Worker {
     starts: Arc<AtomicUsize>,
