@@ -30,6 +30,14 @@ async fn ended<M: Send + 'static>(actor: &ActorRef<M>) -> TerminationReason {
         .unwrap_or_else(|_| panic!("{} did not end", actor.path()))
 }
 
+/// A current-thread runtime with timers, for tests that run their own.
+fn one_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// The tokio task an actor's handler runs in.
 fn task_id() -> tokio::task::Id {
     tokio::task::try_id().expect("handlers run inside a tokio task")
@@ -136,11 +144,7 @@ async fn a_ring_inside_a_group_passes_its_token_within_one_task() {
 fn a_busy_group_yields_its_worker_to_other_tasks() {
     let (done, finished) = std::sync::mpsc::channel();
     let runner = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
+        one_thread_runtime().block_on(async {
             let system = ActorSystem::new(SystemConfig::default()).expect("system");
             let group = system.group();
             let probe = TestProbe::new(&system);
@@ -409,11 +413,7 @@ fn spawning_into_a_group_whose_runtime_has_shut_down_is_an_error() {
     });
     drop(gone);
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    one_thread_runtime().block_on(async {
         let system = ActorSystem::new(SystemConfig::default()).expect("system");
         let starts = Arc::new(AtomicUsize::new(0));
         let err = system

@@ -244,23 +244,7 @@ impl Actor for Room {
 /// The counting workload into an actor with a timer running (a room ticking at 50 Hz): what an
 /// active timer adds to each message.
 pub fn ticking_room(n: u64) -> BenchResult<f64> {
-    runtime().block_on(async {
-        let sys = system();
-        let room = sys
-            .spawn(P::new(|| Room { inputs: 0 }))
-            .map_err(|e| e.to_string())?;
-        let start = Instant::now();
-        for _ in 0..n {
-            room.tell(RoomMsg::Input);
-        }
-        let total = room
-            .ask_timeout(RoomMsg::Inputs, Duration::from_secs(600))
-            .await
-            .map_err(|e| e.to_string())?;
-        let elapsed = start.elapsed();
-        verify("inputs", total, n)?;
-        Ok(rate(n, elapsed))
-    })
+    ticking_rooms(n, 0)
 }
 
 /// `ticking_room` with `others` more rooms ticking at 50 Hz beside it (a server's other
