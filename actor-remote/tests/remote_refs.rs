@@ -188,15 +188,18 @@ async fn a_remote_ask_times_out_or_reports_a_dropped_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_ask_fails_with_a_clear_error_when_the_peer_is_lost() {
     let t = two().await;
-    let room = t.room.clone();
-    let ask = tokio::spawn(async move {
-        room.ask_timeout(RoomMsg::Hold, Duration::from_secs(30))
-            .await
-    });
-    // Let the request arrive, then lose the node.
+    let mut ask = Box::pin(t.room.ask_timeout(RoomMsg::Hold, Duration::from_secs(30)));
+    // Its first poll sends the request (a task spawned for the ask might not run before the node
+    // is dropped: then the request is refused, not lost).
+    std::future::poll_fn(|cx| {
+        assert!(ask.as_mut().poll(cx).is_pending(), "held, not answered");
+        std::task::Poll::Ready(())
+    })
+    .await;
+    // Let the request arrive (the count goes after it on the same link), then lose the node.
     assert_eq!(t.room.ask(RoomMsg::Count).await, Ok(0));
     drop(t.b);
-    let err = ask.await.expect("joins").expect_err("lost");
+    let err = ask.await.expect_err("lost");
     match &err {
         AskError::Lost { reason, .. } => {
             assert!(reason.contains("node beta"), "{reason}")
