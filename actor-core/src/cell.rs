@@ -14,7 +14,7 @@ use tokio::task::AbortHandle;
 
 use crate::dead_letters::DeadLetterReason;
 use crate::failure::{Directive, Failure, Terminated, TerminationReason};
-use crate::group::MemberTask;
+use crate::group::MemberRef;
 use crate::mailbox::{Accepted, Mailbox, MailboxConfig, Refused};
 use crate::path::{ActorId, ActorPath};
 use crate::system::SystemShared;
@@ -108,9 +108,10 @@ impl Watcher {
 #[derive(Default)]
 struct Life {
     more: Option<Box<LifeMore>>,
-    /// The task's abort handle (set once, right after the spawn); under this lock so that a
-    /// kill racing the spawn is never lost, without a `OnceLock` of its own.
-    abort: Option<AbortHandle>,
+    /// The kill switch: the task's abort handle or the group member (set once, right after the
+    /// spawn); under this lock so that a kill racing the spawn is never lost, without a
+    /// `OnceLock` of its own.
+    abort: Option<Abort>,
     /// The parent's system target; `None` for a top-level actor, whose parent is the user
     /// guardian (the cell's system). Let go of when the actor ends
     /// ([`CellCore::tell_parent_last`]), so an ended actor's cell does not keep its parent's.
@@ -120,12 +121,9 @@ struct Life {
 /// The part of [`Life`] most actors never use.
 #[derive(Default)]
 struct LifeMore {
-    /// Boxed too: a group member has a `LifeMore` for its kill switch, and this keeps it at 40
-    /// bytes instead of 88.
+    /// Boxed too: this keeps a `LifeMore` at 32 bytes instead of 80.
     reason: Option<Box<TerminationReason>>,
     waiting: Vec<Waiting>,
-    /// The kill switch of an actor that runs in an [`crate::ActorGroup`].
-    member: Option<Arc<MemberTask>>,
 }
 
 impl Life {
@@ -137,7 +135,16 @@ impl Life {
 /// How to abort an actor's loop: its own tokio task, or its place in an [`crate::ActorGroup`].
 pub(crate) enum Abort {
     Task(AbortHandle),
-    Group(Arc<MemberTask>),
+    Group(MemberRef),
+}
+
+impl Abort {
+    fn abort(&self) {
+        match self {
+            Abort::Task(h) => h.abort(),
+            Abort::Group(m) => m.abort(),
+        }
+    }
 }
 
 /// `CellCore::end`: how the actor ended (read and written under the life lock).
@@ -361,31 +368,18 @@ impl CellCore {
     pub(crate) fn set_abort(&self, handle: Abort) {
         let mut life = self.life.lock();
         let killed = self.killed.load(Ordering::SeqCst);
-        match handle {
-            Abort::Task(h) => {
-                if killed {
-                    h.abort();
-                }
-                life.abort = Some(h);
-            }
-            Abort::Group(m) => {
-                if killed {
-                    m.abort();
-                }
-                life.more().member = Some(m);
-            }
+        if killed {
+            handle.abort();
         }
+        life.abort = Some(handle);
     }
 
     /// Aborts the actor's task: its state is dropped at its next await point without running the
     /// stopped hook; teardown (children, watchers, dead letters) still happens.
     pub(crate) fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        let life = self.life.lock();
-        if let Some(h) = &life.abort {
+        if let Some(h) = &self.life.lock().abort {
             h.abort();
-        } else if let Some(m) = life.more.as_ref().and_then(|m| m.member.as_ref()) {
-            m.abort();
         }
     }
 }

@@ -4,15 +4,16 @@
 //! goes through tokio's scheduler: the run queue, and often a wake-up of the other worker thread.
 //! For actors that mostly talk to each other (a room and its player sessions, a match and its
 //! players) that is most of the cost of a message. A group polls its members' loops itself, the
-//! way `futures::stream::FuturesUnordered` polls its futures: a member woken by another member is queued in the
-//! group and polled in the same turn of the group's task, without reaching tokio's run queue or
-//! another thread.
+//! way `futures::stream::FuturesUnordered` polls its futures: a member woken by another member
+//! is queued in the group and polled in the same turn of the group's task, without reaching
+//! tokio's run queue or another thread.
 //!
 //! # How it works
 //!
-//! Each member is a [`MemberTask`]: its boxed loop and a `queued` flag. Its waker queues it on
-//! the group's ready queue (once, whatever the number of wakes) and, when it is woken from
-//! outside the group's own poll, wakes the group's task. A wake from a member being polled by
+//! Each member is one allocation, a header (its `queued` flag among others) followed by its loop,
+//! counted by hand like a tokio task so that every pointer to it is one word (see [`MemberRef`]).
+//! Its waker queues it on the group's ready queue (once, whatever the number of wakes) and, when
+//! it is woken from outside the group's own poll, wakes the group's task. A wake from a member being polled by
 //! the group (the common case: one member telling another) goes on a queue only the polling
 //! thread touches, with no lock and no wake of the group's task. The group's task polls ready
 //! members until none is left, or until it has polled [`POLL_BUDGET`] of them or finds tokio's
@@ -33,17 +34,16 @@
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
-use futures_util::task::{ArcWake, waker_ref};
 use tokio::sync::mpsc;
 
 use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Mutex, Ordering};
-
-type BoxedLoop = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Members a group polls per turn of its task before it yields to tokio.
 ///
@@ -98,7 +98,7 @@ loom::thread_local! {
 /// ```
 #[derive(Clone)]
 pub struct ActorGroup {
-    tx: mpsc::UnboundedSender<Arc<MemberTask>>,
+    tx: mpsc::UnboundedSender<MemberRef>,
     shared: Arc<GroupShared>,
 }
 
@@ -130,11 +130,11 @@ impl ActorGroup {
     }
 
     /// Hands an actor's loop to the group; returns the member, which is its kill switch.
-    pub(crate) fn add<F>(&self, fut: F) -> Result<Arc<MemberTask>, crate::SpawnError>
+    pub(crate) fn add<F>(&self, fut: F) -> Result<MemberRef, crate::SpawnError>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let member = MemberTask::new(&self.shared, Box::pin(fut));
+        let member = MemberRef::new(&self.shared, fut);
         match self.tx.send(member.clone()) {
             Ok(()) => Ok(member),
             Err(_) => {
@@ -167,7 +167,7 @@ struct GroupShared {
     /// The entries are borrowed from `GroupTask::all`, which holds every member whose loop has
     /// not ended: only such members are queued here, and `all` lets go of ended members only
     /// while this queue is empty.
-    local: UnsafeCell<VecDeque<*const MemberTask>>,
+    local: UnsafeCell<VecDeque<NonNull<Header>>>,
     /// Members woken from anywhere else.
     remote: Mutex<Remote>,
     /// The group's task.
@@ -181,7 +181,7 @@ unsafe impl Send for GroupShared {}
 unsafe impl Sync for GroupShared {}
 
 struct Remote {
-    ready: Vec<Arc<MemberTask>>,
+    ready: Vec<MemberRef>,
     /// The group's task has ended: nothing will poll the queue again.
     closed: bool,
 }
@@ -213,14 +213,12 @@ impl GroupShared {
                 }
                 // Ended members are dropped here rather than queued (`local` holds live ones).
                 for m in woken.iter().filter(|m| m.is_live()) {
-                    self.push_local(m);
+                    self.push_local(m.0);
                 }
                 continue;
             };
-            // SAFETY: `local` holds live members of `GroupTask::all` (see there), which keeps
-            // them alive; `ManuallyDrop` leaves that count alone.
-            let member = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(member) });
-            if member.poll_loop() {
+            // `local` holds live members of `GroupTask::all` (see there), which keeps them.
+            if poll_loop(member) {
                 *ended += 1;
             }
             budget -= 1;
@@ -239,141 +237,301 @@ impl GroupShared {
     }
 
     /// The next member on the local queue (only while `polled_here`).
-    fn pop_local(&self) -> Option<*const MemberTask> {
+    fn pop_local(&self) -> Option<NonNull<Header>> {
         // SAFETY: called by the group's task during its poll; see `local`.
         unsafe { (*self.local.get()).pop_front() }
     }
 
     /// Queues a live member of this group on the local queue (only while `polled_here`).
-    fn push_local(&self, member: &MemberTask) {
+    fn push_local(&self, member: NonNull<Header>) {
         // SAFETY: called by the group's task during its poll (or by a waker it runs); see
         // `local`.
         unsafe { (*self.local.get()).push_back(member) };
     }
 }
 
-/// One actor's loop inside a group, and its waker.
-pub(crate) struct MemberTask {
+/// One actor's loop inside a group: a header (its flags, its group and how to poll and drop its
+/// loop) followed in the same allocation by the loop itself.
+///
+/// One allocation per member, where an `Arc` of the flags and a `Box` of the loop would be two:
+/// a member of the spawn benchmark's group is a 192-byte chunk instead of a 64-byte and a
+/// 160-byte one. A hand-counted reference rather than `Arc<dyn ...>`, so that every pointer to a
+/// member is thin (the group's list of members and the cell's kill switch are one word each).
+#[repr(C)]
+struct Header {
+    /// Owned references: the group's `all`, its remote queue, the wakers, the kill switch.
+    refs: AtomicUsize,
     /// Set while the member is on a ready queue, so that any number of wakes queue it once.
     queued: AtomicBool,
     aborted: AtomicBool,
-    /// `fut` holds the loop. Written only by the group's task; read by wakes on its thread.
+    /// The loop has not been dropped. Written only by the group's task; read by wakes on its
+    /// thread (kept apart from the loop, so that a wake during the loop's poll never reads what
+    /// the poll borrows).
     live: AtomicBool,
+    vtable: &'static Vtable,
     group: Arc<GroupShared>,
-    /// The actor's loop; `None` once it has ended. Only the group's task touches it (one poll at
-    /// a time), and `add` before the task has it.
-    fut: UnsafeCell<Option<BoxedLoop>>,
 }
 
-// SAFETY: `fut` is only accessed by the group's task (its polls are serialized), or by `add`
-// before the member is shared; the loop itself is `Send`.
-unsafe impl Sync for MemberTask {}
+/// What a member's header knows of its loop's type.
+struct Vtable {
+    /// Polls the loop (only while it is live).
+    poll: unsafe fn(NonNull<Header>, &mut TaskContext<'_>) -> Poll<()>,
+    /// Drops the loop in place (once, after `live` was cleared).
+    drop_loop: unsafe fn(NonNull<Header>),
+    /// Frees the member (once its last reference is gone).
+    dealloc: unsafe fn(NonNull<Header>),
+}
 
-impl MemberTask {
+/// A member's allocation: the header first (`repr(C)`), so a pointer to one is a pointer to the
+/// other.
+#[repr(C)]
+struct Member<F> {
+    header: Header,
+    /// Touched only by the group's task (its polls are serialized), or by `add` before the member
+    /// is shared; dropped in place when the actor ends, while the header may live on.
+    fut: UnsafeCell<ManuallyDrop<F>>,
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Member<F> {
+    const VTABLE: Vtable = Vtable {
+        poll: Self::poll,
+        drop_loop: Self::drop_loop,
+        dealloc: Self::dealloc,
+    };
+
+    /// SAFETY: `ptr` is a live member of this type, polled by its group's task only.
+    unsafe fn poll(ptr: NonNull<Header>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        // SAFETY: as above; the allocation never moves, so the loop stays pinned.
+        unsafe {
+            let fut = &mut *(*ptr.cast::<Self>().as_ptr()).fut.get();
+            Pin::new_unchecked(&mut **fut).poll(cx)
+        }
+    }
+
+    /// SAFETY: `ptr` is a member of this type whose loop was live, on the group's task.
+    unsafe fn drop_loop(ptr: NonNull<Header>) {
+        // SAFETY: as above; `live` is cleared first, so neither this nor `Drop` drops it again.
+        unsafe { ManuallyDrop::drop(&mut *(*ptr.cast::<Self>().as_ptr()).fut.get()) }
+    }
+
+    /// SAFETY: `ptr` came from `MemberRef::new` for this type and has no reference left.
+    unsafe fn dealloc(ptr: NonNull<Header>) {
+        // SAFETY: as above.
+        drop(unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) });
+    }
+}
+
+impl<F> Drop for Member<F> {
+    fn drop(&mut self) {
+        // Only if nothing ended the loop (the group's task drops every live member first).
+        if self.header.live.load(Ordering::Relaxed) {
+            // SAFETY: the loop is live, and this is the last access to it.
+            unsafe { ManuallyDrop::drop(self.fut.get_mut()) }
+        }
+    }
+}
+
+/// An owned reference to a member of a group: the group's list and queues, and an actor's kill
+/// switch, hold these.
+pub(crate) struct MemberRef(NonNull<Header>);
+
+// SAFETY: the loop is `Send` (checked in `new`) and only the group's task polls or drops it; the
+// header's shared fields are atomics and an `Arc`.
+unsafe impl Send for MemberRef {}
+// SAFETY: as above.
+unsafe impl Sync for MemberRef {}
+
+impl MemberRef {
     /// A member of `group` running `fut`, counted in the group and queued (the group's task
     /// polls it when it takes it in).
-    fn new(group: &Arc<GroupShared>, fut: BoxedLoop) -> Arc<Self> {
+    fn new<F: Future<Output = ()> + Send + 'static>(group: &Arc<GroupShared>, fut: F) -> Self {
         group.members.fetch_add(1, Ordering::AcqRel);
-        Arc::new(MemberTask {
-            queued: AtomicBool::new(true),
-            aborted: AtomicBool::new(false),
-            live: AtomicBool::new(true),
-            group: group.clone(),
-            fut: UnsafeCell::new(Some(fut)),
-        })
+        let member = Box::new(Member {
+            header: Header {
+                refs: AtomicUsize::new(1),
+                queued: AtomicBool::new(true),
+                aborted: AtomicBool::new(false),
+                live: AtomicBool::new(true),
+                vtable: &Member::<F>::VTABLE,
+                group: group.clone(),
+            },
+            fut: UnsafeCell::new(ManuallyDrop::new(fut)),
+        });
+        Self(NonNull::from(Box::leak(member)).cast())
+    }
+
+    /// A new reference to the member at `ptr`, which must be live (held by someone).
+    fn from_ptr(ptr: NonNull<Header>) -> Self {
+        // SAFETY: the caller holds a reference, so the header is allocated.
+        let refs = unsafe { ptr.as_ref() }.refs.fetch_add(1, Ordering::Relaxed);
+        if refs > isize::MAX as usize {
+            // As `Arc` does: a count this high means leaked references.
+            std::process::abort();
+        }
+        Self(ptr)
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: this reference keeps the header allocated.
+        unsafe { self.0.as_ref() }
     }
 
     /// Makes the group drop the member's loop at its next turn, as aborting a tokio task does.
-    pub(crate) fn abort(self: &Arc<Self>) {
-        self.aborted.store(true, Ordering::Release);
-        ArcWake::wake_by_ref(self);
+    pub(crate) fn abort(&self) {
+        self.header().aborted.store(true, Ordering::Release);
+        wake(self.0);
     }
 
-    /// Whether the loop has not ended (kept apart from `fut`, so that a wake during the loop's
-    /// poll never reads the slot the poll borrows).
+    /// Whether the loop has not ended.
     fn is_live(&self) -> bool {
-        self.live.load(Ordering::Relaxed)
+        self.header().live.load(Ordering::Relaxed)
     }
 
-    /// Drops the loop (running the actor's teardown), containing a panic in it; false if it had
-    /// already ended. Only the group's task calls this (or `add`, before the member is shared).
+    /// Drops the loop (running the actor's teardown); see [`end`].
     fn end(&self) -> bool {
-        // SAFETY: see `fut`.
-        let Some(fut) = (unsafe { (*self.fut.get()).take() }) else {
-            return false;
-        };
-        self.live.store(false, Ordering::Relaxed);
-        if std::panic::catch_unwind(AssertUnwindSafe(move || drop(fut))).is_err() {
-            tracing::error!("an actor's loop panicked while being dropped in its group");
-        }
-        self.group.members.fetch_sub(1, Ordering::AcqRel);
-        true
+        end(self.0)
     }
+}
 
-    /// Polls the loop once; true when the member ended in this call.
-    fn poll_loop(self: &Arc<Self>) -> bool {
-        // Cleared first, with a read-modify-write: a wake from another thread swaps the same
-        // flag, so either that swap comes later and sees it cleared (and queues the member
-        // again), or this one reads from it and sees everything the waker did before waking (a
-        // plain store would need a `SeqCst` fence on both sides for that).
-        self.queued.swap(false, Ordering::AcqRel);
-        if self.aborted.load(Ordering::Acquire) {
-            return self.end();
-        }
-        // SAFETY: see `fut`; the reference ends before `end` takes the loop.
-        let Some(fut) = (unsafe { (*self.fut.get()).as_mut() }) else {
-            return false;
-        };
-        let waker = waker_ref(self);
-        let mut cx = TaskContext::from_waker(&waker);
-        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
-            Ok(Poll::Pending) => false,
-            Ok(Poll::Ready(())) => self.end(),
-            Err(_) => {
-                // The loop's own state was dropped while unwinding (its teardown ran then).
-                tracing::error!("an actor's loop panicked in its group; the member is removed");
-                self.end()
-            }
+impl Clone for MemberRef {
+    fn clone(&self) -> Self {
+        Self::from_ptr(self.0)
+    }
+}
+
+impl Drop for MemberRef {
+    fn drop(&mut self) {
+        let header = self.header();
+        if header.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let dealloc = header.vtable.dealloc;
+            // SAFETY: that was the last reference.
+            unsafe { dealloc(self.0) }
         }
     }
 }
 
-impl ArcWake for MemberTask {
-    fn wake_by_ref(arc_self: &Arc<Self>) {
-        let group = &arc_self.group;
-        if group.polled_here() {
-            // One member waking another inside the group's turn: no read-modify-write. A wake
-            // from another thread racing this one may queue the member twice, which costs one
-            // spurious poll.
-            if arc_self.queued.load(Ordering::Relaxed) || !arc_self.is_live() {
-                return;
-            }
-            arc_self.queued.store(true, Ordering::Relaxed);
-            group.push_local(arc_self);
-        } else {
-            if arc_self.queued.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            {
-                let mut remote = group.remote.lock();
-                if remote.closed {
-                    return;
-                }
-                remote.ready.push(arc_self.clone());
-            }
-            group.waker.wake();
+/// Drops the member's loop (running the actor's teardown), containing a panic in it; false if
+/// it had already ended. Only the group's task calls this (or `add`, before the member is
+/// shared); `ptr` must be held by someone.
+fn end(ptr: NonNull<Header>) -> bool {
+    // SAFETY: held by the caller.
+    let header = unsafe { ptr.as_ref() };
+    if !header.live.load(Ordering::Relaxed) {
+        return false;
+    }
+    // Cleared first: a wake on this thread while the loop is dropped does not queue it.
+    header.live.store(false, Ordering::Relaxed);
+    let drop_loop = header.vtable.drop_loop;
+    // SAFETY: the loop was live; `live` now says it is not, so nothing drops it again.
+    if std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { drop_loop(ptr) })).is_err() {
+        tracing::error!("an actor's loop panicked while being dropped in its group");
+    }
+    header.group.members.fetch_sub(1, Ordering::AcqRel);
+    true
+}
+
+/// Polls the member's loop once; true when the member ended in this call. Only the group's
+/// task calls this; `ptr` must be held by someone (`all`).
+fn poll_loop(ptr: NonNull<Header>) -> bool {
+    // SAFETY: held by the caller.
+    let header = unsafe { ptr.as_ref() };
+    // Cleared first, with a read-modify-write: a wake from another thread swaps the same flag,
+    // so either that swap comes later and sees it cleared (and queues the member again), or this
+    // one reads from it and sees everything the waker did before waking (a plain store would
+    // need a `SeqCst` fence on both sides for that).
+    header.queued.swap(false, Ordering::AcqRel);
+    if header.aborted.load(Ordering::Acquire) {
+        return end(ptr);
+    }
+    if !header.live.load(Ordering::Relaxed) {
+        return false;
+    }
+    // A waker borrowed for the poll: no reference is taken unless someone clones it.
+    // SAFETY: the vtable's functions take `ptr` as a member, which it is.
+    let waker = ManuallyDrop::new(unsafe {
+        Waker::from_raw(RawWaker::new(ptr.as_ptr().cast(), &WAKER_VTABLE))
+    });
+    let mut cx = TaskContext::from_waker(&waker);
+    let poll = header.vtable.poll;
+    // SAFETY: the loop is live, and this is the group's task.
+    match std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { poll(ptr, &mut cx) })) {
+        Ok(Poll::Pending) => false,
+        Ok(Poll::Ready(())) => end(ptr),
+        Err(_) => {
+            // The loop's own state was dropped while unwinding (its teardown ran then).
+            tracing::error!("an actor's loop panicked in its group; the member is removed");
+            end(ptr)
         }
     }
+}
+
+/// Queues the member at `ptr` (held by the caller) on its group's ready queue, once.
+fn wake(ptr: NonNull<Header>) {
+    // SAFETY: held by the caller.
+    let header = unsafe { ptr.as_ref() };
+    let group = &header.group;
+    if group.polled_here() {
+        // One member waking another inside the group's turn: no read-modify-write. A wake from
+        // another thread racing this one may queue the member twice, which costs one spurious
+        // poll.
+        if header.queued.load(Ordering::Relaxed) || !header.live.load(Ordering::Relaxed) {
+            return;
+        }
+        header.queued.store(true, Ordering::Relaxed);
+        group.push_local(ptr);
+    } else {
+        if header.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let member = MemberRef::from_ptr(ptr);
+        {
+            let mut remote = group.remote.lock();
+            if remote.closed {
+                return;
+            }
+            remote.ready.push(member);
+        }
+        group.waker.wake();
+    }
+}
+
+/// A member's waker: its data pointer is the member's header, and a clone is a reference.
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(clone_waker, wake_waker, wake_waker_by_ref, drop_waker);
+
+unsafe fn clone_waker(data: *const ()) -> RawWaker {
+    // SAFETY: a waker's data is a held member.
+    let member = MemberRef::from_ptr(unsafe { NonNull::new_unchecked(data.cast_mut().cast()) });
+    std::mem::forget(member);
+    RawWaker::new(data, &WAKER_VTABLE)
+}
+
+unsafe fn wake_waker(data: *const ()) {
+    // SAFETY: as in `clone_waker`; this waker owned a reference.
+    let member = MemberRef(unsafe { NonNull::new_unchecked(data.cast_mut().cast()) });
+    wake(member.0);
+}
+
+unsafe fn wake_waker_by_ref(data: *const ()) {
+    // SAFETY: as in `clone_waker`.
+    wake(unsafe { NonNull::new_unchecked(data.cast_mut().cast()) });
+}
+
+unsafe fn drop_waker(data: *const ()) {
+    // SAFETY: as in `clone_waker`; this waker owned a reference.
+    drop(MemberRef(unsafe {
+        NonNull::new_unchecked(data.cast_mut().cast())
+    }));
 }
 
 /// The group's tokio task: takes in new members, then polls the ready ones.
 struct GroupTask {
-    rx: mpsc::UnboundedReceiver<Arc<MemberTask>>,
+    rx: mpsc::UnboundedReceiver<MemberRef>,
     /// Whether a handle may still add members.
     open: bool,
     /// Every member taken in, so that the group's end drops their loops; ended ones are removed
     /// in batches.
-    all: Vec<Arc<MemberTask>>,
+    all: Vec<MemberRef>,
     /// Members of `all` that have ended.
     ended: usize,
     shared: Arc<GroupShared>,
@@ -405,7 +563,7 @@ impl Future for GroupTask {
         while this.open {
             match this.rx.poll_recv(cx) {
                 Poll::Ready(Some(member)) => {
-                    shared.push_local(&member);
+                    shared.push_local(member.0);
                     this.all.push(member);
                 }
                 Poll::Ready(None) => this.open = false,
@@ -451,6 +609,130 @@ impl Drop for GroupTask {
     }
 }
 
+#[cfg(all(test, not(actor_loom)))]
+mod tests {
+    //! A member's hand-counted references: every reference and waker clone is given back, the
+    //! member (and with it its hold on the group) is freed with the last one, and its loop is
+    //! dropped exactly once, by `end` or by the last reference.
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+
+    /// Counts its drops.
+    struct Dropped(Arc<StdAtomicUsize>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A loop that keeps a clone of its waker in `slot` and ends at its second poll.
+    fn loop_keeping_its_waker(
+        slot: Arc<Mutex<Option<Waker>>>,
+        drops: Arc<StdAtomicUsize>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let guard = Dropped(drops);
+        let mut polls = 0;
+        std::future::poll_fn(move |cx| {
+            let _keep = &guard;
+            polls += 1;
+            *slot.lock() = Some(cx.waker().clone());
+            if polls == 2 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    #[test]
+    fn a_member_is_freed_with_its_last_reference_and_its_loop_dropped_once() {
+        let shared = Arc::new(GroupShared::new());
+        let drops = Arc::new(StdAtomicUsize::new(0));
+        let slot = Arc::new(Mutex::new(None));
+        let member = MemberRef::new(&shared, loop_keeping_its_waker(slot.clone(), drops.clone()));
+        assert_eq!(Arc::strong_count(&shared), 2, "the member holds its group");
+        assert_eq!(shared.members.load(Ordering::SeqCst), 1);
+
+        assert!(!poll_loop(member.0), "the first poll is pending");
+        assert_eq!(
+            member.header().refs.load(Ordering::SeqCst),
+            2,
+            "the kept waker"
+        );
+        // Woken from outside the group's turn: queued on the remote queue, with a reference.
+        let waker = slot.lock().take().expect("the loop kept its waker");
+        let second = waker.clone();
+        waker.wake();
+        second.wake_by_ref();
+        let woken = std::mem::take(&mut shared.remote.lock().ready);
+        assert_eq!(woken.len(), 1, "two wakes queue the member once");
+        assert_eq!(member.header().refs.load(Ordering::SeqCst), 3);
+        drop(woken);
+        drop(second);
+        assert_eq!(member.header().refs.load(Ordering::SeqCst), 1);
+
+        assert!(poll_loop(member.0), "the second poll ends the member");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "the loop is dropped when it ends"
+        );
+        assert_eq!(shared.members.load(Ordering::SeqCst), 0);
+        assert!(!member.end(), "an ended member ends once");
+        // The waker the last poll kept still holds the member.
+        let kept = slot.lock().take().expect("kept again");
+        drop(member);
+        assert_eq!(Arc::strong_count(&shared), 2, "a waker keeps the member");
+        drop(kept);
+        assert_eq!(
+            Arc::strong_count(&shared),
+            1,
+            "the last reference frees the member"
+        );
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "and does not drop the loop again"
+        );
+    }
+
+    #[test]
+    fn a_member_that_never_ended_drops_its_loop_with_its_last_reference() {
+        let shared = Arc::new(GroupShared::new());
+        let drops = Arc::new(StdAtomicUsize::new(0));
+        let member = MemberRef::new(
+            &shared,
+            loop_keeping_its_waker(Arc::new(Mutex::new(None)), drops.clone()),
+        );
+        let other = member.clone();
+        drop(member);
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(other);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(Arc::strong_count(&shared), 1);
+    }
+
+    #[test]
+    fn an_aborted_member_ends_at_its_next_poll() {
+        let shared = Arc::new(GroupShared::new());
+        let drops = Arc::new(StdAtomicUsize::new(0));
+        let member = MemberRef::new(
+            &shared,
+            loop_keeping_its_waker(Arc::new(Mutex::new(None)), drops.clone()),
+        );
+        member.abort();
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "nothing is dropped off the group's task"
+        );
+        assert!(poll_loop(member.0));
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(!member.is_live());
+    }
+}
+
 #[cfg(all(test, actor_loom))]
 mod loom_tests {
     //! The group's wake protocol under loom: a member woken from another thread while the group's
@@ -484,30 +766,31 @@ mod loom_tests {
         }
 
         /// A member's loop: ready once the event fired, registering its waker before it looks.
-        fn wait(self: Arc<Self>) -> BoxedLoop {
-            Box::pin(poll_fn(move |cx| {
+        fn wait(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+            poll_fn(move |cx| {
                 *self.waker.lock() = Some(cx.waker().clone());
                 if self.set.load(Ordering::SeqCst) {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
                 }
-            }))
+            })
         }
     }
 
     /// The group's task, as tokio would run it: turns until every member ended, waiting for its
     /// waker between turns (a turn cut short by the budget goes again at once).
-    fn run_group(shared: &Arc<GroupShared>, members: &[Arc<MemberTask>], budget: usize) {
+    fn run_group(shared: &Arc<GroupShared>, members: &[MemberRef], budget: usize) {
         let task = consumer_task();
         let mut joining = members.to_vec();
         loop {
             shared.waker.register(&task.waker);
             let drained = {
                 let _polling = PollingGuard::enter(shared);
-                for m in joining.drain(..) {
-                    shared.push_local(&m);
+                for m in &joining {
+                    shared.push_local(m.0);
                 }
+                joining.clear();
                 shared.run_ready(budget, &mut 0)
             };
             if members.iter().all(|m| !m.is_live()) {
@@ -524,7 +807,7 @@ mod loom_tests {
         model(|| {
             let shared = Arc::new(GroupShared::new());
             let event = Event::new();
-            let member = MemberTask::new(&shared, event.clone().wait());
+            let member = MemberRef::new(&shared, event.clone().wait());
             let producer = loom::thread::spawn(move || event.fire());
             run_group(&shared, &[member], POLL_BUDGET);
             producer.join().expect("producer");
@@ -540,8 +823,8 @@ mod loom_tests {
             let shared = Arc::new(GroupShared::new());
             let (a, b) = (Event::new(), Event::new());
             let members = [
-                MemberTask::new(&shared, a.clone().wait()),
-                MemberTask::new(&shared, b.clone().wait()),
+                MemberRef::new(&shared, a.clone().wait()),
+                MemberRef::new(&shared, b.clone().wait()),
             ];
             let ta = loom::thread::spawn(move || a.fire());
             let tb = loom::thread::spawn(move || b.fire());
@@ -557,7 +840,7 @@ mod loom_tests {
         model(|| {
             let shared = Arc::new(GroupShared::new());
             let never = Event::new();
-            let member = MemberTask::new(&shared, never.wait());
+            let member = MemberRef::new(&shared, never.wait());
             let killer = {
                 let member = member.clone();
                 loom::thread::spawn(move || member.abort())
