@@ -13,7 +13,10 @@
 //! Each member is one allocation, a header (its `queued` flag among others) followed by its loop,
 //! counted by hand like a tokio task so that every pointer to it is one word (see [`MemberRef`]).
 //! Its waker queues it on the group's ready queue (once, whatever the number of wakes) and, when
-//! it is woken from outside the group's own poll, wakes the group's task. A wake from a member being polled by
+//! it is woken from outside the group's own poll, puts it on the group's remote queue, under a
+//! short lock, beside the members that have just been spawned into the group. Only whoever finds
+//! both of those queues empty wakes the group's task (until the task takes them, a wake is on its
+//! way), so a burst of spawns or of wakes from other threads costs one wake of the task. A wake from a member being polled by
 //! the group (the common case: one member telling another) goes on a queue only the polling
 //! thread touches, with no lock and no wake of the group's task. The group's task polls ready
 //! members until none is left, or until it has polled [`POLL_BUDGET`] of them or finds tokio's
@@ -40,8 +43,6 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
-
-use tokio::sync::mpsc;
 
 use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Mutex, Ordering};
 
@@ -98,30 +99,41 @@ loom::thread_local! {
 /// ```
 #[derive(Clone)]
 pub struct ActorGroup {
-    tx: mpsc::UnboundedSender<MemberRef>,
+    handle: Arc<GroupHandle>,
+}
+
+/// What every clone of an [`ActorGroup`] shares: when the last one goes, the group takes no new
+/// members and its task ends with its last member.
+struct GroupHandle {
     shared: Arc<GroupShared>,
+}
+
+impl Drop for GroupHandle {
+    fn drop(&mut self) {
+        self.shared.open.store(false, Ordering::Release);
+        self.shared.waker.wake();
+    }
 }
 
 impl ActorGroup {
     /// Starts a group's task on `handle`.
     pub(crate) fn start(handle: &tokio::runtime::Handle) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(GroupShared::new());
         handle.spawn(GroupTask {
-            rx,
-            open: true,
             all: Vec::new(),
             ended: 0,
             shared: shared.clone(),
         });
         tracing::debug!("actor group started");
-        Self { tx, shared }
+        Self {
+            handle: Arc::new(GroupHandle { shared }),
+        }
     }
 
     /// Actors in the group: an actor counts from its spawn until just after its teardown (so
     /// the count can lag [`crate::ActorRef::wait_for_stop`] by a moment).
     pub fn len(&self) -> usize {
-        self.shared.members.load(Ordering::Acquire)
+        self.handle.shared.members.load(Ordering::Acquire)
     }
 
     /// Whether every actor spawned into the group has ended (or none was).
@@ -134,15 +146,13 @@ impl ActorGroup {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let member = MemberRef::new(&self.shared, fut);
-        match self.tx.send(member.clone()) {
-            Ok(()) => Ok(member),
-            Err(_) => {
-                // Nobody else holds the member: drop its loop here, which runs the actor's
-                // teardown.
-                member.end();
-                Err(crate::SpawnError::GroupEnded)
-            }
+        let member = MemberRef::new(&self.handle.shared, fut);
+        if self.handle.shared.join(&member) {
+            Ok(member)
+        } else {
+            // Nobody else holds the member: drop its loop here, which runs the actor's teardown.
+            member.end();
+            Err(crate::SpawnError::GroupEnded)
         }
     }
 }
@@ -159,6 +169,8 @@ impl std::fmt::Debug for ActorGroup {
 struct GroupShared {
     /// Members added and not yet ended.
     members: AtomicUsize,
+    /// Some [`ActorGroup`] handle is left, so members may still join.
+    open: AtomicBool,
     /// Members woken while this group's task is being polled, by code that task runs. Touched
     /// only by the thread whose `POLLING` names this group, and never across a member's poll:
     /// the group's polls are serialized (it is one tokio task), so there is one such thread at
@@ -180,9 +192,14 @@ unsafe impl Send for GroupShared {}
 // SAFETY: as above.
 unsafe impl Sync for GroupShared {}
 
+/// The group's queues for other threads. Whoever makes them non-empty wakes the group's task:
+/// until the task takes them, a wake is on its way.
 struct Remote {
+    /// Members woken from other threads.
     ready: Vec<MemberRef>,
-    /// The group's task has ended: nothing will poll the queue again.
+    /// Members added and not taken in yet (each is queued: its first poll starts the actor).
+    joining: Vec<MemberRef>,
+    /// The group's task has ended: nothing will poll the queues again.
     closed: bool,
 }
 
@@ -190,13 +207,31 @@ impl GroupShared {
     fn new() -> Self {
         Self {
             members: AtomicUsize::new(0),
+            open: AtomicBool::new(true),
             local: UnsafeCell::new(VecDeque::new()),
             remote: Mutex::new(Remote {
                 ready: Vec::new(),
+                joining: Vec::new(),
                 closed: false,
             }),
             waker: AtomicWaker::new(),
         }
+    }
+
+    /// Queues a new member for the group's task to take in; false if the task has ended.
+    fn join(&self, member: &MemberRef) -> bool {
+        let first = {
+            let mut remote = self.remote.lock();
+            if remote.closed {
+                return false;
+            }
+            remote.joining.push(member.clone());
+            remote.joining.len() == 1 && remote.ready.is_empty()
+        };
+        if first {
+            self.waker.wake();
+        }
+        true
     }
 
     /// Polls ready members (local ones first, then those woken from elsewhere) until none is
@@ -204,12 +239,22 @@ impl GroupShared {
     /// group's task is found spent (false: more may be ready; once that budget is spent, tokio's
     /// channels and timers only return `Pending` to the members). Counts the members that ended
     /// in `ended`. Only the group's task calls this, under its `PollingGuard`.
-    fn run_ready(&self, mut budget: usize, ended: &mut usize) -> bool {
+    fn run_ready(&self, mut budget: usize, ended: &mut usize, all: &mut Vec<MemberRef>) -> bool {
         loop {
             let Some(member) = self.pop_local() else {
-                let woken = std::mem::take(&mut self.remote.lock().ready);
-                if woken.is_empty() {
+                // Both queues at once: whoever finds them both empty wakes the task (see
+                // `Remote`).
+                let (woken, joining) = {
+                    let mut remote = self.remote.lock();
+                    let woken = std::mem::take(&mut remote.ready);
+                    (woken, std::mem::take(&mut remote.joining))
+                };
+                if woken.is_empty() && joining.is_empty() {
                     return true;
+                }
+                for m in joining {
+                    self.push_local(m.0);
+                    all.push(m);
                 }
                 // Ended members are dropped here rather than queued (`local` holds live ones).
                 for m in woken.iter().filter(|m| m.is_live()) {
@@ -484,14 +529,17 @@ fn wake(ptr: NonNull<Header>) {
             return;
         }
         let member = MemberRef::from_ptr(ptr);
-        {
+        let first = {
             let mut remote = group.remote.lock();
             if remote.closed {
                 return;
             }
             remote.ready.push(member);
+            remote.ready.len() == 1 && remote.joining.is_empty()
+        };
+        if first {
+            group.waker.wake();
         }
-        group.waker.wake();
     }
 }
 
@@ -526,9 +574,6 @@ unsafe fn drop_waker(data: *const ()) {
 
 /// The group's tokio task: takes in new members, then polls the ready ones.
 struct GroupTask {
-    rx: mpsc::UnboundedReceiver<MemberRef>,
-    /// Whether a handle may still add members.
-    open: bool,
     /// Every member taken in, so that the group's end drops their loops; ended ones are removed
     /// in batches.
     all: Vec<MemberRef>,
@@ -560,17 +605,7 @@ impl Future for GroupTask {
         let shared = this.shared.clone();
         shared.waker.register(cx.waker());
         let _polling = PollingGuard::enter(&shared);
-        while this.open {
-            match this.rx.poll_recv(cx) {
-                Poll::Ready(Some(member)) => {
-                    shared.push_local(member.0);
-                    this.all.push(member);
-                }
-                Poll::Ready(None) => this.open = false,
-                Poll::Pending => break,
-            }
-        }
-        let drained = shared.run_ready(POLL_BUDGET, &mut this.ended);
+        let drained = shared.run_ready(POLL_BUDGET, &mut this.ended, &mut this.all);
         if !drained {
             // More may be ready: come back after tokio's other tasks had a turn.
             cx.waker().wake_by_ref();
@@ -580,7 +615,7 @@ impl Future for GroupTask {
             this.all.retain(|m| m.is_live());
             this.ended = 0;
         }
-        if !this.open && shared.members.load(Ordering::Acquire) == 0 {
+        if !shared.open.load(Ordering::Acquire) && shared.members.load(Ordering::Acquire) == 0 {
             tracing::debug!("actor group ended");
             return Poll::Ready(());
         }
@@ -592,12 +627,15 @@ impl Drop for GroupTask {
     fn drop(&mut self) {
         // No more polls: wakes from now on are dropped, and the queues let go of the members
         // (each holds the group, so they would keep each other alive).
-        let woken = {
+        let (woken, joining) = {
             let mut remote = self.shared.remote.lock();
             remote.closed = true;
-            std::mem::take(&mut remote.ready)
+            let woken = std::mem::take(&mut remote.ready);
+            (woken, std::mem::take(&mut remote.joining))
         };
         drop(woken);
+        // Members added but not taken in yet are ended below, with the others.
+        self.all.extend(joining);
         // SAFETY: the group's task is being dropped, so no poll of it runs; its members' wakers
         // no longer see it as polled (the guard is gone), so nothing else touches `local`. Its
         // entries are borrowed: nothing to release.
@@ -779,21 +817,28 @@ mod loom_tests {
     }
 
     /// The group's task, as tokio would run it: turns until every member ended, waiting for its
-    /// waker between turns (a turn cut short by the budget goes again at once).
-    fn run_group(shared: &Arc<GroupShared>, members: &[MemberRef], budget: usize) {
+    /// waker between turns (a turn cut short by the budget goes again at once). `members` are
+    /// taken in at the first turn; `joining` join from other threads.
+    fn run_group(
+        shared: &Arc<GroupShared>,
+        members: &[MemberRef],
+        joining: &[MemberRef],
+        budget: usize,
+    ) {
         let task = consumer_task();
-        let mut joining = members.to_vec();
+        let mut first = members.to_vec();
+        let mut all = Vec::new();
         loop {
             shared.waker.register(&task.waker);
             let drained = {
                 let _polling = PollingGuard::enter(shared);
-                for m in &joining {
+                for m in &first {
                     shared.push_local(m.0);
                 }
-                joining.clear();
-                shared.run_ready(budget, &mut 0)
+                first.clear();
+                shared.run_ready(budget, &mut 0, &mut all)
             };
-            if members.iter().all(|m| !m.is_live()) {
+            if members.iter().chain(joining).all(|m| !m.is_live()) {
                 return;
             }
             if drained {
@@ -809,7 +854,7 @@ mod loom_tests {
             let event = Event::new();
             let member = MemberRef::new(&shared, event.clone().wait());
             let producer = loom::thread::spawn(move || event.fire());
-            run_group(&shared, &[member], POLL_BUDGET);
+            run_group(&shared, &[member], &[], POLL_BUDGET);
             producer.join().expect("producer");
             assert_eq!(shared.members.load(Ordering::SeqCst), 0);
         });
@@ -828,9 +873,37 @@ mod loom_tests {
             ];
             let ta = loom::thread::spawn(move || a.fire());
             let tb = loom::thread::spawn(move || b.fire());
-            run_group(&shared, &members, 1);
+            run_group(&shared, &members, &[], 1);
             ta.join().expect("a");
             tb.join().expect("b");
+        });
+    }
+
+    /// A member joins from one thread while another wakes a member already in: whichever of them
+    /// finds the group's two queues empty wakes its task, and both members run (a join that
+    /// neither woke the task nor was seen in its turn would deadlock here).
+    #[test]
+    fn a_member_joins_while_another_is_woken_from_a_third_thread() {
+        model(|| {
+            let shared = Arc::new(GroupShared::new());
+            let (a, b) = (Event::new(), Event::new());
+            b.fire();
+            let member = MemberRef::new(&shared, a.clone().wait());
+            let joiner = MemberRef::new(&shared, b.wait());
+            let tj = {
+                let (shared, joiner) = (shared.clone(), joiner.clone());
+                loom::thread::spawn(move || assert!(shared.join(&joiner)))
+            };
+            let ta = loom::thread::spawn(move || a.fire());
+            run_group(
+                &shared,
+                std::slice::from_ref(&member),
+                std::slice::from_ref(&joiner),
+                POLL_BUDGET,
+            );
+            tj.join().expect("joiner");
+            ta.join().expect("waker");
+            assert_eq!(shared.members.load(Ordering::SeqCst), 0);
         });
     }
 
@@ -845,7 +918,7 @@ mod loom_tests {
                 let member = member.clone();
                 loom::thread::spawn(move || member.abort())
             };
-            run_group(&shared, std::slice::from_ref(&member), POLL_BUDGET);
+            run_group(&shared, std::slice::from_ref(&member), &[], POLL_BUDGET);
             killer.join().expect("killer");
             assert_eq!(shared.members.load(Ordering::SeqCst), 0);
         });

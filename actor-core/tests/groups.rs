@@ -432,6 +432,48 @@ fn spawning_into_a_group_whose_runtime_has_shut_down_is_an_error() {
     });
 }
 
+/// Counts its drops.
+struct Dropped(Arc<AtomicUsize>);
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn members_not_yet_taken_in_when_the_runtime_shuts_down_are_torn_down() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let rt = one_thread_runtime();
+    let group = rt.block_on(async {
+        let system = ActorSystem::new(SystemConfig::default()).expect("system");
+        let group = system.group();
+        for _ in 0..3 {
+            let guard = Dropped(dropped.clone());
+            let starts = Arc::new(AtomicUsize::new(0));
+            system
+                .spawn(
+                    Props::new(move || {
+                        let _held = &guard;
+                        Worker {
+                            starts: starts.clone(),
+                            seen: 0,
+                        }
+                    })
+                    .group(&group),
+                )
+                .expect("spawn");
+        }
+        // No await: the group's task has not run, so the three are still waiting to join.
+        group
+    });
+    assert_eq!(group.len(), 3);
+    drop(rt);
+    // The group's task was dropped with the runtime, and with it the loops of the three (their
+    // factories hold the guards): nothing is left behind.
+    assert_eq!(dropped.load(Ordering::SeqCst), 3);
+    assert!(group.is_empty());
+}
+
 /// Adds what it is told; answers with the sum.
 #[derive(Default)]
 struct Sum {
