@@ -233,6 +233,7 @@ impl<A: Actor> Context<A> {
             &self.cell().core.path(),
             props,
             start_signal,
+            |target| target,
         )?;
         self.x().children.insert(
             actor_ref.id(),

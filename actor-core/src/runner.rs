@@ -345,30 +345,42 @@ impl<A: Actor, H, F> ActorTask<A, H, F> {
     }
 }
 
-/// A spawned actor: its ref and its type-erased system target (for its parent).
-pub(crate) type Spawned<M> = (ActorRef<M>, Arc<dyn SysTarget>);
-
-/// Spawns an actor's task; returns its ref and its type-erased system target.
-pub(crate) fn spawn_actor<A: Actor>(
+/// Spawns an actor's task; returns its ref and what `place` made of its type-erased system
+/// target. `place` runs before the actor's loop can: the user guardian files a top-level actor's
+/// target there (`SystemShared::add_top_level`), a parent actor gets its child's back.
+///
+/// Every reference it makes is one that stays (the ref, the target, the context's): the props
+/// are taken apart rather than cloned, since each count taken and given back is an atomic
+/// read-modify-write on the spawn path.
+pub(crate) fn spawn_actor<A: Actor, T>(
     shared: &Arc<SystemShared>,
     parent: Parent,
     parent_path: &ActorPath,
     props: Props<A>,
     start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
-) -> Result<Spawned<A::Msg>, SpawnError> {
+    place: impl FnOnce(Arc<dyn SysTarget>) -> T,
+) -> Result<(ActorRef<A::Msg>, T), SpawnError> {
     if shared.is_shutting_down() {
         return Err(SpawnError::ShuttingDown);
     }
+    let Props {
+        factory,
+        name,
+        mailbox,
+        placement,
+        stash_capacity,
+        throughput,
+    } = props;
     // A dedicated thread's runtime is built here, so that the actor's timers can ride a wheel
     // of its own runtime (see `ThreadRuntime`).
-    let site = match &props.placement {
+    let site = match &placement {
         Placement::Task => Site::Task,
         Placement::Group(group) => Site::Group(group),
         Placement::DedicatedThread => Site::Thread(ThreadRuntime::new()?),
     };
     let id = shared.next_id();
     // A named actor's path; an anonymous actor's is never built here (see `CellCore::path`).
-    let named_path = match &props.name {
+    let named_path = match &name {
         Some(name) => {
             validate_name(name).map_err(|reason| SpawnError::InvalidName {
                 name: name.clone(),
@@ -378,12 +390,11 @@ pub(crate) fn spawn_actor<A: Actor>(
         }
         None => None,
     };
-    let top_level = matches!(parent, Parent::Guardian);
     let cell = Arc::new(Cell::new(
         id,
         named_path.clone().unwrap_or_else(|| parent_path.clone()),
         shared.clone(),
-        props.mailbox.clone(),
+        mailbox,
         named_path.is_some(),
         match parent {
             Parent::Guardian => None,
@@ -395,21 +406,18 @@ pub(crate) fn spawn_actor<A: Actor>(
         shared.register(path, &actor_ref)?;
     }
     shared.actor_started();
-    let target: Arc<dyn SysTarget> = cell.clone();
-    if top_level {
-        shared.add_top_level(target.clone());
-    }
+    let target = place(cell.clone());
     let lp: ActorLoop<A> = ActorLoop {
         actor: None,
         ctx: Context::new(
             cell.clone(),
-            props.stash_capacity,
+            stash_capacity,
             match &site {
                 Site::Thread(rt) => Some(rt.wheel()),
                 Site::Task | Site::Group(_) => None,
             },
         ),
-        factory: props.factory.clone(),
+        factory,
         rare: start_signal.map(|tx| {
             Box::new(Rare {
                 start_signal: Some(tx),
@@ -424,8 +432,7 @@ pub(crate) fn spawn_actor<A: Actor>(
         unflushed: 0,
         // The budget is kept in 32 bits (the loop stays small); larger values mean "never yield"
         // in practice either way.
-        throughput: props
-            .throughput
+        throughput: throughput
             .unwrap_or(shared.config.throughput)
             .clamp(1, u32::MAX as usize) as u32,
     };

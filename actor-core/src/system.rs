@@ -511,6 +511,7 @@ impl ActorSystem {
             &self.shared.user_root,
             props,
             None,
+            |target| self.shared.add_top_level(target),
         )?;
         Ok(actor_ref)
     }
@@ -529,6 +530,7 @@ impl ActorSystem {
             &self.shared.user_root,
             props,
             Some(tx),
+            |target| self.shared.add_top_level(target),
         )?;
         match rx.await {
             Ok(Ok(())) => Ok(actor_ref),
