@@ -581,12 +581,14 @@ fn big_in(actors: usize, pings: u64, grouped: bool) -> BenchResult<f64> {
 // ---------- bounded mailboxes (ours only) ----------
 
 /// The counting workload on a bounded mailbox: `(tell rate, send rate)`. The tell rate uses a
-/// capacity of `n` (the lane never fills: the cost of a bounded push); the send rate uses a
+/// capacity of `n + 1` (the lane never refuses: the cost of a bounded push); the send rate uses a
 /// capacity of 1,024 and `send().await`, so the sender waits for room (backpressure).
 pub fn bounded(n: u64) -> BenchResult<(f64, f64)> {
     runtime().block_on(async {
         let sys = system();
-        let capacity = usize::try_from(n).map_err(|e| e.to_string())?;
+        // Room for the `n` tells and the count's ask after them: the actor may not have taken
+        // one message yet when the ask comes (a lane of exactly `n` then refuses it as full).
+        let capacity = usize::try_from(n + 1).map_err(|e| e.to_string())?;
         let c = sys
             .spawn(
                 P::new(Counter::default).mailbox(MailboxConfig::bounded(capacity, Overflow::Fail)),
