@@ -401,9 +401,8 @@ pub(crate) fn spawn_actor<A: Actor, T>(
             Parent::Actor(target) => Some(target),
         },
     ));
-    let actor_ref = ActorRef::local(cell.clone());
     if let Some(path) = &named_path {
-        shared.register(path, &actor_ref)?;
+        shared.register(path, &ActorRef::local(cell.clone()))?;
     }
     shared.actor_started();
     let target = place(cell.clone());
@@ -449,7 +448,7 @@ pub(crate) fn spawn_actor<A: Actor, T>(
         launch(shared, &cell, site, fut.instrument(span))?;
     }
     tracing::debug!(actor = %cell.core.display_path(), "actor spawned");
-    Ok((actor_ref, target))
+    Ok((ActorRef::local(cell), target))
 }
 
 /// Where an actor's loop runs: its props' placement, with a dedicated thread's runtime built.
