@@ -735,14 +735,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_member_that_never_ended_drops_its_loop_with_its_last_reference() {
+    /// A group and a member of it whose loop counts its drops.
+    fn group_of_one() -> (Arc<GroupShared>, Arc<StdAtomicUsize>, MemberRef) {
         let shared = Arc::new(GroupShared::new());
         let drops = Arc::new(StdAtomicUsize::new(0));
         let member = MemberRef::new(
             &shared,
             loop_keeping_its_waker(Arc::new(Mutex::new(None)), drops.clone()),
         );
+        (shared, drops, member)
+    }
+
+    #[test]
+    fn a_member_that_never_ended_drops_its_loop_with_its_last_reference() {
+        let (shared, drops, member) = group_of_one();
         let other = member.clone();
         drop(member);
         assert_eq!(drops.load(Ordering::SeqCst), 0);
@@ -753,12 +759,7 @@ mod tests {
 
     #[test]
     fn an_aborted_member_ends_at_its_next_poll() {
-        let shared = Arc::new(GroupShared::new());
-        let drops = Arc::new(StdAtomicUsize::new(0));
-        let member = MemberRef::new(
-            &shared,
-            loop_keeping_its_waker(Arc::new(Mutex::new(None)), drops.clone()),
-        );
+        let (_shared, drops, member) = group_of_one();
         member.abort();
         assert_eq!(
             drops.load(Ordering::SeqCst),
