@@ -301,7 +301,9 @@ impl GroupShared {
 /// One allocation per member, where an `Arc` of the flags and a `Box` of the loop would be two:
 /// a member of the spawn benchmark's group is a 192-byte chunk instead of a 64-byte and a
 /// 160-byte one. A hand-counted reference rather than `Arc<dyn ...>`, so that every pointer to a
-/// member is thin (the group's list of members and the cell's kill switch are one word each).
+/// member is thin (the group's list of members and the cell's kill switch are one word each);
+/// and one count rather than an `Arc`'s two (strong and weak) behind a thin pointer, because the
+/// 8 bytes of a weak count would take that member to the next chunk size (208).
 #[repr(C)]
 struct Header {
     /// Owned references: the group's `all`, its remote queue, the wakers, the kill switch.

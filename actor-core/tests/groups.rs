@@ -474,6 +474,52 @@ fn members_not_yet_taken_in_when_the_runtime_shuts_down_are_torn_down() {
     assert!(group.is_empty());
 }
 
+#[test]
+fn the_group_task_ends_with_its_last_handle_and_its_last_member() {
+    one_thread_runtime().block_on(async {
+        let system = ActorSystem::new(SystemConfig::default()).expect("system");
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let group = system.group();
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            before + 1,
+            "no member yet: a handle keeps it"
+        );
+        let starts = Arc::new(AtomicUsize::new(0));
+        let member = system
+            .spawn(
+                Props::new(move || Worker {
+                    starts: starts.clone(),
+                    seen: 0,
+                })
+                .group(&group),
+            )
+            .expect("spawn");
+        // A clone dropped leaves the group open; the member keeps the task after the last handle.
+        drop(group.clone());
+        let len = group.len();
+        drop(group);
+        assert_eq!(len, 1);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(metrics.num_alive_tasks(), before + 1, "a member is left");
+        member.stop();
+        ended(&member).await;
+        tokio::time::timeout(T, async {
+            while metrics.num_alive_tasks() != before {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the group's task ended after its last handle and member");
+    });
+}
+
 /// Adds what it is told; answers with the sum.
 #[derive(Default)]
 struct Sum {
