@@ -489,16 +489,7 @@ fn the_group_task_ends_with_its_last_handle_and_its_last_member() {
             before + 1,
             "no member yet: a handle keeps it"
         );
-        let starts = Arc::new(AtomicUsize::new(0));
-        let member = system
-            .spawn(
-                Props::new(move || Worker {
-                    starts: starts.clone(),
-                    seen: 0,
-                })
-                .group(&group),
-            )
-            .expect("spawn");
+        let (member, _) = worker(&system, &group);
         // A clone dropped leaves the group open; the member keeps the task after the last handle.
         drop(group.clone());
         let len = group.len();
