@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::dead_letters::DeadLetterReason;
 use crate::failure::{Directive, Failure, Terminated, TerminationReason};
@@ -134,6 +134,11 @@ impl Life {
 
 /// How to abort an actor's loop: its own tokio task, or its place in an [`crate::ActorGroup`].
 pub(crate) enum Abort {
+    /// The task's own `JoinHandle`, kept rather than turned into an `AbortHandle`: that would
+    /// take one more count on the task and give the handle's back, two atomic operations on
+    /// every spawn, for the same abort.
+    Spawned(JoinHandle<()>),
+    /// A task awaited elsewhere (a dedicated thread's).
     Task(AbortHandle),
     Group(MemberRef),
 }
@@ -141,6 +146,7 @@ pub(crate) enum Abort {
 impl Abort {
     fn abort(&self) {
         match self {
+            Abort::Spawned(h) => h.abort(),
             Abort::Task(h) => h.abort(),
             Abort::Group(m) => m.abort(),
         }

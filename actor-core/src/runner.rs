@@ -474,8 +474,8 @@ where
 {
     match site {
         Site::Task => {
-            let handle = shared.handle.spawn(fut);
-            cell.core.set_abort(Abort::Task(handle.abort_handle()));
+            cell.core
+                .set_abort(Abort::Spawned(shared.handle.spawn(fut)));
         }
         Site::Group(group) => {
             let abort = group.add(fut)?;

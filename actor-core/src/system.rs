@@ -192,20 +192,19 @@ struct TopLevel {
 impl TopLevel {
     /// Adds `target` and tells its cell its slot.
     fn insert(&mut self, target: Arc<dyn SysTarget>) {
-        let core = target.core();
-        let slot = match self.free.pop() {
+        // The slot is told to the cell before the target moves in: no count taken and given back.
+        match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(target.clone());
-                slot
+                target.core().set_guardian_slot(slot);
+                self.slots[slot as usize] = Some(target);
             }
             None => {
                 // More than 4 billion live top-level actors do not fit in memory anyway.
                 let slot = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-                self.slots.push(Some(target.clone()));
-                slot
+                target.core().set_guardian_slot(slot);
+                self.slots.push(Some(target));
             }
-        };
-        core.set_guardian_slot(slot);
+        }
         self.len += 1;
     }
 
