@@ -23,6 +23,7 @@ use crate::failure::{
     ChildFailure, Directive, Failure, FailureKind, FailurePhase, SupervisionPolicy,
     TerminationReason,
 };
+use crate::group::ActorGroup;
 use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
 use crate::runner::{Parent, spawn_actor};
@@ -214,6 +215,51 @@ impl<A: Actor> Context<A> {
     /// The system this actor runs in.
     pub fn system(&self) -> &ActorSystem {
         ActorSystem::lend(&self.cell().core.system)
+    }
+
+    /// The [`ActorGroup`] this actor runs in, or `None` when it has a task (or a thread) of its
+    /// own. Spawn the actors this one talks to most into it, so that their messages never go
+    /// through tokio's scheduler: a room's players, a match's bots.
+    ///
+    /// Each call makes a new handle. A handle keeps the group taking members (and its task
+    /// alive) even once they have all ended, so keep one only while you spawn with it; one kept in
+    /// a member's own state goes with that member.
+    ///
+    /// ```
+    /// use actor_core::prelude::*;
+    ///
+    /// struct Player;
+    /// impl Actor for Player {
+    ///     type Msg = Reply<bool>;
+    ///     async fn handle(&mut self, r: Reply<bool>, ctx: &mut Context<Self>) -> ActorResult {
+    ///         r.send(ctx.group().is_some());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// /// Spawns its players next to itself.
+    /// struct Room;
+    /// impl Actor for Room {
+    ///     type Msg = Reply<ActorRef<Reply<bool>>>;
+    ///     async fn handle(&mut self, r: Self::Msg, ctx: &mut Context<Self>) -> ActorResult {
+    ///         let mut props = Props::new(|| Player);
+    ///         if let Some(group) = ctx.group() {
+    ///             props = props.group(&group);
+    ///         }
+    ///         r.send(ctx.spawn(props)?);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let system = ActorSystem::new(SystemConfig::default()).unwrap();
+    /// let room = system.spawn(Props::new(|| Room).group(&system.group())).unwrap();
+    /// let player = room.ask(|r| r).await.unwrap();
+    /// assert!(player.ask(|r| r).await.unwrap(), "the player runs in the room's group");
+    /// # }
+    /// ```
+    pub fn group(&self) -> Option<ActorGroup> {
+        ActorGroup::polling()
     }
 
     /// Spawns a child (path `<my path>/<name>`). Children are stopped before their parent, and on

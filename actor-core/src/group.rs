@@ -102,18 +102,30 @@ pub struct ActorGroup {
     handle: Arc<GroupHandle>,
 }
 
-/// What every clone of an [`ActorGroup`] shares: when the last one goes, the group takes no new
-/// members and its task ends with its last member.
+/// What the clones of one [`ActorGroup`] share (a clone costs one count, as props are cloned
+/// with their group on every spawn). It is one of the group's `handles`: when the last one
+/// goes, the group's task ends with its last member.
 struct GroupHandle {
     shared: Arc<GroupShared>,
 }
 
 impl Drop for GroupHandle {
     fn drop(&mut self) {
-        self.shared.open.store(false, Ordering::Release);
-        self.shared.waker.wake();
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The task may be waiting for this to end.
+            self.shared.waker.wake();
+        }
     }
 }
+
+/// Handles name the same group, whichever way they were made.
+impl PartialEq for ActorGroup {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.handle.shared, &other.handle.shared)
+    }
+}
+
+impl Eq for ActorGroup {}
 
 impl ActorGroup {
     /// Starts a group's task on `handle`.
@@ -128,6 +140,28 @@ impl ActorGroup {
         Self {
             handle: Arc::new(GroupHandle { shared }),
         }
+    }
+
+    /// A new handle to the group whose task is polling on this thread, if any: the group of the
+    /// actor whose code runs here, when that actor is a member (see [`crate::Context::group`]).
+    pub(crate) fn polling() -> Option<Self> {
+        let ptr = POLLING.with(|p| p.get());
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: `POLLING` names a group only while its task is being polled on this thread
+        // (`PollingGuard`), and that poll holds an `Arc<GroupShared>` whose data `ptr` is
+        // (`Arc::as_ptr`): the count is above zero, and the new one is given back by the handle.
+        let shared = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        // The task cannot end while one of its polls runs, so the group is still taking members
+        // even if every other handle is gone: this handle keeps it going again.
+        shared.handles.fetch_add(1, Ordering::Relaxed);
+        Some(Self {
+            handle: Arc::new(GroupHandle { shared }),
+        })
     }
 
     /// Actors in the group: an actor counts from its spawn until just after its teardown (so
@@ -169,8 +203,9 @@ impl std::fmt::Debug for ActorGroup {
 struct GroupShared {
     /// Members added and not yet ended.
     members: AtomicUsize,
-    /// Some [`ActorGroup`] handle is left, so members may still join.
-    open: AtomicBool,
+    /// [`GroupHandle`]s alive (not clones of an [`ActorGroup`]: those share one): while there
+    /// is one, members may still join.
+    handles: AtomicUsize,
     /// Members woken while this group's task is being polled, by code that task runs. Touched
     /// only by the thread whose `POLLING` names this group, and never across a member's poll:
     /// the group's polls are serialized (it is one tokio task), so there is one such thread at
@@ -207,7 +242,7 @@ impl GroupShared {
     fn new() -> Self {
         Self {
             members: AtomicUsize::new(0),
-            open: AtomicBool::new(true),
+            handles: AtomicUsize::new(1),
             local: UnsafeCell::new(VecDeque::new()),
             remote: Mutex::new(Remote {
                 ready: Vec::new(),
@@ -617,7 +652,11 @@ impl Future for GroupTask {
             this.all.retain(|m| m.is_live());
             this.ended = 0;
         }
-        if !shared.open.load(Ordering::Acquire) && shared.members.load(Ordering::Acquire) == 0 {
+        // No handle can appear once none is left (a new one is a clone of another, or made by a
+        // member during one of this task's polls), nor a member without a handle.
+        if shared.handles.load(Ordering::Acquire) == 0
+            && shared.members.load(Ordering::Acquire) == 0
+        {
             tracing::debug!("actor group ended");
             return Poll::Ready(());
         }

@@ -78,7 +78,8 @@ impl<A: Actor> Props<A> {
     /// Runs the actor inside `group`'s task instead of a tokio task of its own: messages between
     /// members of one group never go through tokio's scheduler (see [`ActorGroup`] for when that
     /// pays). Replaces an earlier [`Props::dedicated_thread`]. The group applies to this actor
-    /// only; its children go where their own props say.
+    /// only; its children go where their own props say (a member finds its group with
+    /// [`crate::Context::group`], to spawn them next to itself).
     ///
     /// ```
     /// # use actor_core::prelude::*;

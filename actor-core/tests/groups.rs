@@ -641,3 +641,106 @@ async fn an_actor_spawns_its_children_into_a_group_and_supervises_them() {
     assert!(matches!(ended(&b).await, TerminationReason::Stopped));
     until_len(&group, 0).await;
 }
+
+/// Reports the group it runs in; spawns a child next to itself.
+struct Host;
+enum HostMsg {
+    WhereAmI(Reply<Option<ActorGroup>>),
+    SpawnNext(Reply<ActorRef<HostMsg>>),
+}
+impl Actor for Host {
+    type Msg = HostMsg;
+    async fn handle(&mut self, msg: HostMsg, ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            HostMsg::WhereAmI(r) => r.send(ctx.group()),
+            HostMsg::SpawnNext(r) => {
+                let mut props = Props::new(|| Host);
+                if let Some(group) = ctx.group() {
+                    props = props.group(&group);
+                }
+                r.send(ctx.spawn(props)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_finds_its_group_in_its_context_and_spawns_next_to_itself() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let other = system.group();
+    let host = system
+        .spawn(Props::new(|| Host).group(&group))
+        .expect("spawn");
+    let found = host.ask(HostMsg::WhereAmI).await.expect("answer");
+    assert!(
+        found.as_ref() == Some(&group),
+        "a member's context names its group"
+    );
+    assert!(found.as_ref() != Some(&other));
+    let child = host.ask(HostMsg::SpawnNext).await.expect("spawned");
+    assert_eq!(group.len(), 2);
+    let found = child.ask(HostMsg::WhereAmI).await.expect("answer");
+    assert!(
+        found.as_ref() == Some(&group),
+        "the child runs in its parent's group"
+    );
+    // An actor with a task or a thread of its own is in no group, and neither are its children.
+    for props in [Props::new(|| Host), Props::new(|| Host).dedicated_thread()] {
+        let alone = system.spawn(props).expect("spawn");
+        assert!(
+            alone
+                .ask(HostMsg::WhereAmI)
+                .await
+                .expect("answer")
+                .is_none()
+        );
+        let child = alone.ask(HostMsg::SpawnNext).await.expect("spawned");
+        assert!(
+            child
+                .ask(HostMsg::WhereAmI)
+                .await
+                .expect("answer")
+                .is_none()
+        );
+    }
+    assert_eq!(group.len(), 2);
+    assert!(other.is_empty());
+}
+
+#[test]
+fn a_group_whose_handles_are_gone_takes_the_children_of_its_members_and_ends_after_them() {
+    one_thread_runtime().block_on(async {
+        let system = ActorSystem::new(SystemConfig::default()).expect("system");
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let group = system.group();
+        let host = system
+            .spawn(Props::new(|| Host).group(&group))
+            .expect("spawn");
+        // Only the members are left to spawn into it.
+        let len = group.len();
+        drop(group);
+        assert_eq!(len, 1);
+        let child = host.ask(HostMsg::SpawnNext).await.expect("spawned");
+        let grandchild = child.ask(HostMsg::SpawnNext).await.expect("spawned");
+        let found = grandchild.ask(HostMsg::WhereAmI).await.expect("answer");
+        let group = found.expect("the grandchild runs in the group");
+        assert_eq!(group.len(), 3);
+        drop(group);
+        // Three members, one tokio task.
+        assert_eq!(metrics.num_alive_tasks(), before + 1);
+        host.stop();
+        for actor in [&host, &child, &grandchild] {
+            assert!(matches!(ended(actor).await, TerminationReason::Stopped));
+        }
+        tokio::time::timeout(T, async {
+            while metrics.num_alive_tasks() != before {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the group's task ended with its last member, its handles all gone");
+    });
+}
