@@ -30,6 +30,27 @@ async fn ended<M: Send + 'static>(actor: &ActorRef<M>) -> TerminationReason {
         .unwrap_or_else(|_| panic!("{} did not end", actor.path()))
 }
 
+/// A system on the current runtime, and the number of tokio tasks alive before it has any actor.
+fn system_counting_tasks() -> (ActorSystem, usize) {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    (system, before)
+}
+
+/// Waits until `n` tokio tasks are alive; panics with `what` if that takes longer than `T`.
+async fn until_alive_tasks(n: usize, what: &str) {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    tokio::time::timeout(T, async {
+        while metrics.num_alive_tasks() != n {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: {} tasks alive, not {n}", metrics.num_alive_tasks()));
+}
+
 /// A current-thread runtime with timers, for tests that run their own.
 fn one_thread_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -477,9 +498,8 @@ fn members_not_yet_taken_in_when_the_runtime_shuts_down_are_torn_down() {
 #[test]
 fn the_group_task_ends_with_its_last_handle_and_its_last_member() {
     one_thread_runtime().block_on(async {
-        let system = ActorSystem::new(SystemConfig::default()).expect("system");
+        let (system, before) = system_counting_tasks();
         let metrics = tokio::runtime::Handle::current().metrics();
-        let before = metrics.num_alive_tasks();
         let group = system.group();
         for _ in 0..100 {
             tokio::task::yield_now().await;
@@ -501,13 +521,11 @@ fn the_group_task_ends_with_its_last_handle_and_its_last_member() {
         assert_eq!(metrics.num_alive_tasks(), before + 1, "a member is left");
         member.stop();
         ended(&member).await;
-        tokio::time::timeout(T, async {
-            while metrics.num_alive_tasks() != before {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the group's task ended after its last handle and member");
+        until_alive_tasks(
+            before,
+            "the group's task ended after its last handle and member",
+        )
+        .await;
     });
 }
 
@@ -712,9 +730,7 @@ async fn a_member_finds_its_group_in_its_context_and_spawns_next_to_itself() {
 #[test]
 fn a_group_whose_handles_are_gone_takes_the_children_of_its_members_and_ends_after_them() {
     one_thread_runtime().block_on(async {
-        let system = ActorSystem::new(SystemConfig::default()).expect("system");
-        let metrics = tokio::runtime::Handle::current().metrics();
-        let before = metrics.num_alive_tasks();
+        let (system, before) = system_counting_tasks();
         let group = system.group();
         let host = system
             .spawn(Props::new(|| Host).group(&group))
@@ -730,17 +746,20 @@ fn a_group_whose_handles_are_gone_takes_the_children_of_its_members_and_ends_aft
         assert_eq!(group.len(), 3);
         drop(group);
         // Three members, one tokio task.
-        assert_eq!(metrics.num_alive_tasks(), before + 1);
+        assert_eq!(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            before + 1
+        );
         host.stop();
         for actor in [&host, &child, &grandchild] {
             assert!(matches!(ended(actor).await, TerminationReason::Stopped));
         }
-        tokio::time::timeout(T, async {
-            while metrics.num_alive_tasks() != before {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the group's task ended with its last member, its handles all gone");
+        until_alive_tasks(
+            before,
+            "the group's task ended with its last member, its handles all gone",
+        )
+        .await;
     });
 }
