@@ -136,7 +136,8 @@ impl Life {
 pub(crate) enum Abort {
     /// The task's own `JoinHandle`, kept rather than turned into an `AbortHandle`: that would
     /// take one more count on the task and give the handle's back, two atomic operations on
-    /// every spawn, for the same abort.
+    /// every spawn, for the same abort. (Dropped once the task has ended, the `JoinHandle` takes
+    /// one more than an `AbortHandle` would: one fewer over the actor's life, off the spawn.)
     Spawned(JoinHandle<()>),
     /// A task awaited elsewhere (a dedicated thread's).
     Task(AbortHandle),
