@@ -28,6 +28,7 @@ pub mod handshake;
 pub mod node;
 pub mod ping;
 mod refs;
+mod routes;
 mod streams;
 mod tls;
 pub mod wire;

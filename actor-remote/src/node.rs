@@ -39,6 +39,7 @@ use crate::association::{Action, Association, Incarnation, Incarnations, Livenes
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo, Progress};
 use crate::refs::{NodeTransport, Remote, RemoteRef, export, fail_replies};
+use crate::routes::{Routes, deliver_tell};
 use crate::streams::{Lane, accept_streams, lane_writer, large_writer, read_datagrams, writer};
 pub use crate::tls::ClusterTls;
 pub use crate::tls::dev_quic_configs;
@@ -231,7 +232,7 @@ pub struct Refusal {
 }
 
 /// Decodes a payload and tells it to the exposed actor.
-pub(crate) type Deliver = Box<dyn Fn(&[u8]) -> Result<(), CodecError> + Send + Sync>;
+pub(crate) type Deliver = Arc<dyn Fn(&[u8]) -> Result<(), CodecError> + Send + Sync>;
 
 /// A local actor reachable from peers (exposed by path, or exported because a ref to it travelled
 /// in a message).
@@ -336,6 +337,9 @@ pub(crate) struct Shared {
     incarnations: Mutex<Incarnations>,
     pub(crate) exposed_by_path: Mutex<HashMap<String, Arc<Exposed>>>,
     pub(crate) exposed_by_id: Mutex<HashMap<u64, Arc<Exposed>>>,
+    /// Exports ended so far (each one removed from `exposed_by_id`): a reader's
+    /// [`Routes`](crate::routes::Routes) forgets its routes when this moves.
+    pub(crate) exports_ended: AtomicU64,
     pub(crate) export_index: Mutex<HashMap<(ActorId, &'static str), u64>>,
     pub(crate) replies: Mutex<Replies>,
     /// How recently ended exports ended, so a late `Watch` learns the real reason (bounded).
@@ -505,7 +509,7 @@ async fn dial(shared: &Arc<Shared>, addr: SocketAddr) -> Result<PeerInfo, NodeEr
 /// ```
 pub struct Node {
     endpoint: quinn::Endpoint,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -554,6 +558,7 @@ impl Node {
             incarnations: Mutex::new(Incarnations::default()),
             exposed_by_path: Mutex::new(HashMap::new()),
             exposed_by_id: Mutex::new(HashMap::new()),
+            exports_ended: AtomicU64::new(0),
             export_index: Mutex::new(HashMap::new()),
             ended: Mutex::new(EndedExports::default()),
             replies: Mutex::new(Replies {
@@ -652,7 +657,7 @@ impl Node {
         let exposed = export(&self.shared, actor.id(), std::any::type_name::<M>(), || {
             let parts = ActorExport::of(actor);
             // Typed decoding: no type erasure for messages to exposed actors.
-            let deliver: Deliver = Box::new(move |bytes| {
+            let deliver: Deliver = Arc::new(move |bytes| {
                 let msg: M = Bincode.decode(bytes)?;
                 target.tell(msg);
                 Ok(())
@@ -1058,6 +1063,7 @@ async fn associate(
     let (tx, scope) = (link.tx.clone(), link.scope.clone());
     let mut assoc = Association::new(shared.config.liveness, Instant::now());
     let mut buf = vec![0u8; 64 * 1024];
+    let mut routes = Routes::new();
     let set_state = |state: PeerState| {
         if let Some(p) = shared.peers.lock().get_mut(&peer.node)
             && p.incarnation == peer.incarnation
@@ -1099,7 +1105,7 @@ async fn associate(
         decoder.push(&buf[..n]);
         assoc.on_received(Instant::now());
         set_state(PeerState::Up);
-        let drained = drain(&mut decoder, &shared, &peer, &scope, |frame| {
+        let drained = drain(&mut decoder, &shared, &mut routes, &peer, &scope, |frame| {
             on_frame(&shared, &peer, &tx, frame)
         });
         match drained {
@@ -1128,11 +1134,13 @@ async fn associate(
 pub(crate) fn drain(
     decoder: &mut FrameDecoder<Bincode>,
     shared: &Shared,
+    routes: &mut Routes,
     peer: &PeerInfo,
     scope: &Arc<dyn Transport>,
     mut on_frame: impl FnMut(Frame) -> Result<(), StreamEnd>,
 ) -> Result<(), StreamEnd> {
     let mut tells = 0u64;
+    routes.refresh(shared);
     let outcome = loop {
         match decoder.next_decoded() {
             Ok(Some(Decoded::Tell {
@@ -1141,7 +1149,7 @@ pub(crate) fn drain(
                 payload,
             })) => {
                 tells += 1;
-                deliver_tell(shared, peer, scope, recipient, manifest, payload);
+                deliver_tell(shared, routes, peer, scope, recipient, manifest, payload);
             }
             Ok(Some(Decoded::Frame(frame))) => {
                 if let Err(end) = on_frame(frame) {
@@ -1277,65 +1285,5 @@ pub(crate) fn wire_reason(reason: &TerminationReason) -> String {
         TerminationReason::Stopped => "stopped".into(),
         TerminationReason::Killed => "killed".into(),
         other => other.to_string(),
-    }
-}
-
-/// Delivers one received message to its exposed recipient or to a waiting reply port, decoding
-/// the payload in place with this peer's transport scope current (refs inside it resolve).
-pub(crate) fn deliver_tell(
-    shared: &Shared,
-    peer: &PeerInfo,
-    scope: &Arc<dyn Transport>,
-    recipient: u64,
-    manifest: u32,
-    payload: &[u8],
-) {
-    let exposed = shared.exposed_by_id.lock().get(&recipient).cloned();
-    let reject = |what: &str, error: &dyn std::fmt::Display| {
-        shared.rejected_frames.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(node = %peer.node, recipient, %error, "{what} rejected");
-    };
-    match exposed {
-        Some(e) if e.manifest_id == manifest => {
-            if let Err(err) = with_transport(scope, || (e.deliver)(payload)) {
-                reject("malformed payload", &err);
-            }
-        }
-        Some(e) => reject(
-            "message of the wrong type",
-            &format_args!("{} expects {}", e.path, e.manifest),
-        ),
-        None => {
-            let reply = shared.replies.lock().map.remove(&recipient);
-            match reply {
-                Some(p) if p.manifest_id == manifest => {
-                    let mut port = Some(p.port);
-                    let decoded = with_transport(scope, || {
-                        Bincode.decode_erased(payload, &mut |de, end| match port.take() {
-                            Some(port) => port.deliver(de, end),
-                            None => Ok(()),
-                        })
-                    });
-                    if let Err(err) = decoded {
-                        reject("malformed reply", &err);
-                    }
-                }
-                Some(p) => {
-                    reject(
-                        "reply of the wrong type",
-                        &format_args!("manifest {manifest}"),
-                    );
-                    p.port.fail(Arc::from(format!(
-                        "node {} answered with the wrong type",
-                        peer.node
-                    )));
-                }
-                None => shared.system.record_dead_letter(
-                    &ActorPath::from_string(format!("//{}/#{recipient}", shared.config.name)),
-                    "remote message",
-                    DeadLetterReason::Stopped,
-                ),
-            }
-        }
     }
 }

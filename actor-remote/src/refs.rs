@@ -250,7 +250,7 @@ impl Transport for NodeTransport {
         let exposed = export(&shared, id, manifest, || {
             let export = make();
             let deliver = export.deliver;
-            let erased: Deliver = Box::new(move |bytes| {
+            let erased: Deliver = Arc::new(move |bytes| {
                 Bincode.decode_erased(bytes, &mut |de, end| deliver(de, end))
             });
             (export.path, erased, export.ended, export.local)
@@ -374,6 +374,8 @@ pub(crate) fn export(
             shared.ended.lock().record(wire_id, &reason);
             shared.export_index.lock().remove(&(id, manifest));
             shared.exposed_by_id.lock().remove(&wire_id);
+            // Readers drop their routes to it (see `routes.rs`).
+            shared.exports_ended.fetch_add(1, Ordering::Release);
             let mut by_path = shared.exposed_by_path.lock();
             by_path.retain(|_, e| e.id != wire_id);
         }

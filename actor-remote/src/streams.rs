@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::codec::Bincode;
 use crate::handshake::PeerInfo;
-use crate::node::{Shared, StreamEnd, Traffic, deliver_tell, drain};
+use crate::node::{Shared, StreamEnd, Traffic, drain};
+use crate::routes::{Routes, deliver_tell};
 use crate::wire::{Decoded, Frame, FrameDecoder};
 
 /// First byte of a lane stream (the second is the lane's index).
@@ -304,9 +305,10 @@ async fn read_stream(
             }
             let mut decoder = FrameDecoder::new(Bincode, max_frame);
             let mut buf = vec![0u8; 64 * 1024];
+            let mut routes = Routes::new();
             while let Ok(Some(n)) = recv.read(&mut buf).await {
                 decoder.push(&buf[..n]);
-                let drained = drain(&mut decoder, &shared, &peer, &scope, |other| {
+                let drained = drain(&mut decoder, &shared, &mut routes, &peer, &scope, |other| {
                     Err(StreamEnd::Violation(format!(
                         "a {} frame on lane {}",
                         other.kind_name(),
@@ -329,6 +331,7 @@ async fn read_stream(
             };
             deliver_one(
                 &shared,
+                &mut Routes::new(),
                 &peer,
                 &conn,
                 &scope,
@@ -348,6 +351,7 @@ async fn read_stream(
 /// Decodes `bytes` as exactly one message frame and delivers it.
 fn deliver_one(
     shared: &Shared,
+    routes: &mut Routes,
     peer: &PeerInfo,
     conn: &quinn::Connection,
     scope: &Arc<dyn Transport>,
@@ -362,7 +366,8 @@ fn deliver_one(
             manifest,
             payload,
         })) => {
-            deliver_tell(shared, peer, scope, recipient, manifest, payload);
+            routes.refresh(shared);
+            deliver_tell(shared, routes, peer, scope, recipient, manifest, payload);
             shared.traffic.received.fetch_add(1, Ordering::Relaxed);
             true
         }
@@ -394,7 +399,16 @@ pub(crate) async fn read_datagrams(
     conn: quinn::Connection,
     scope: Arc<dyn Transport>,
 ) {
+    let mut routes = Routes::new();
     while let Ok(datagram) = conn.read_datagram().await {
-        deliver_one(&shared, &peer, &conn, &scope, &datagram, "datagram");
+        deliver_one(
+            &shared,
+            &mut routes,
+            &peer,
+            &conn,
+            &scope,
+            &datagram,
+            "datagram",
+        );
     }
 }

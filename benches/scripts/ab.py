@@ -9,7 +9,8 @@ e.g. build the old commit's harness into /tmp/harness-old (see RESULTS.md), then
     python3 benches/scripts/ab.py /tmp/harness-old,target/release/harness 4 pingpong 3 taskset -c 0
 Each round runs every binary once with `--runs RUNS --only BENCHES --frameworks actor-core`,
 so each side gets ROUNDS x RUNS values. PREFIX (e.g. `taskset -c 0`) is put before the binary.
-AB_FRAMEWORK=actor-core-group measures that column instead.
+AB_FRAMEWORK=actor-core-group measures that column instead; AB_SUITE=remote runs the remote
+suite's benches (e.g. remote_fanin).
 """
 import json
 import os
@@ -27,10 +28,11 @@ def main() -> None:
     runs = sys.argv[4] if len(sys.argv) > 4 else "5"
     prefix = sys.argv[5:]
     framework = os.environ.get("AB_FRAMEWORK", "actor-core")
+    suite = ["--suite", os.environ["AB_SUITE"]] if "AB_SUITE" in os.environ else []
     data = {b: {} for b in bins}
     for r in range(rounds):
         for b in bins if r % 2 == 0 else bins[::-1]:
-            cmd = prefix + [b, "--runs", runs, "--only", only, "--frameworks", framework]
+            cmd = prefix + [b, *suite, "--runs", runs, "--only", only, "--frameworks", framework]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
