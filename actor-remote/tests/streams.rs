@@ -1,6 +1,6 @@
 //! The connection's message streams over real QUIC on 127.0.0.1: per-recipient order across
-//! lanes, large messages on their own stream (and the maximum enforced), and unreliable sends as
-//! datagrams.
+//! lanes, large messages on their own stream (and the maximum enforced), unreliable sends as
+//! datagrams, and byte payloads marked `serde_bytes` (the README's advice).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,6 +27,7 @@ fn node_in(system: &ActorSystem, name: &str, tweak: impl FnOnce(&mut NodeConfig)
 enum Msg {
     Seq { from: u32, n: u32 },
     Blob(Vec<u8>),
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// Forwards to a probe.
@@ -115,6 +116,7 @@ async fn a_large_message_travels_on_its_own_stream_and_small_ones_keep_flowing()
                 got_blob = true;
             }
             Msg::Seq { .. } => got_small = true,
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert!(got_blob && got_small);
@@ -174,4 +176,54 @@ async fn unreliable_sends_travel_as_datagrams() {
         local.expect_msg(Duration::from_secs(5)).await,
         Msg::Seq { from: 9, n: 9 }
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_payloads_marked_serde_bytes_arrive_whole_on_lanes_and_large_streams() {
+    let (_sys, _a, b, refs, mut probe) = setup(1, |c| {
+        c.large_message = 64 * 1024;
+        c.max_frame = 4 * 1024 * 1024;
+    })
+    .await;
+    let large: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    let sent = [Vec::new(), vec![7u8; 100], large];
+    for bytes in &sent {
+        refs[0].tell(Msg::Bytes(bytes.clone()));
+    }
+    let mut got = Vec::new();
+    for _ in 0..sent.len() {
+        match probe.expect_msg(Duration::from_secs(10)).await {
+            Msg::Bytes(bytes) => got.push(bytes),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The large one takes its own stream and may overtake the others.
+    got.sort_by_key(Vec::len);
+    assert_eq!(got, sent);
+    assert_eq!(b.stats().rejected_frames, 0);
+}
+
+#[test]
+fn a_serde_bytes_payload_is_the_same_on_the_wire_and_a_lying_length_is_refused() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Plain(Vec<u8>);
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Bytes(#[serde(with = "serde_bytes")] Vec<u8>);
+
+    use actor_remote::{Bincode, Codec};
+    let (mut plain, mut bytes) = (Vec::new(), Vec::new());
+    Bincode
+        .encode(&Plain(vec![1, 2, 3]), &mut plain)
+        .expect("encodes");
+    Bincode
+        .encode(&Bytes(vec![1, 2, 3]), &mut bytes)
+        .expect("encodes");
+    // A sender may switch its field to `serde_bytes` without its peers noticing.
+    assert_eq!(plain, bytes);
+    assert_eq!(Bincode.decode::<Bytes>(&plain), Ok(Bytes(vec![1, 2, 3])));
+    assert_eq!(Bincode.decode::<Plain>(&bytes), Ok(Plain(vec![1, 2, 3])));
+    // A payload that claims 2^32 bytes and carries one is refused.
+    let lying = [253u8, 0, 0, 0, 0, 1, 0, 0, 0, 7];
+    let err = Bincode.decode::<Bytes>(&lying).expect_err("refused");
+    assert!(!err.0.is_empty());
 }

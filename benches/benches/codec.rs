@@ -1,0 +1,85 @@
+//! criterion micro-benchmarks of a message payload through actor-remote's codec (bincode 2 behind
+//! the decode guard): the same 100 bytes as a plain `Vec<u8>` field, which serde encodes and
+//! decodes as a sequence, one byte at a time, and as a `#[serde(with = "serde_bytes")]` field,
+//! which is one length and one copy. The remote fan-in benchmark's payload is a plain `Vec<u8>`;
+//! this measures what the docs' advice to use `serde_bytes` for byte payloads is worth.
+//!
+//! ```text
+//! cargo bench -p benches --bench codec
+//! ```
+//!
+//! Every iteration checks the decoded length, so a broken codec fails instead of reporting a
+//! number.
+
+use std::hint::black_box;
+
+use actor_remote::{Bincode, Codec};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde::{Deserialize, Serialize};
+
+/// A payload as most code writes it: a sequence of `u8` to serde.
+#[derive(Serialize, Deserialize)]
+struct Plain(Vec<u8>);
+
+/// The same payload as bytes to serde.
+#[derive(Serialize, Deserialize)]
+struct Bytes(#[serde(with = "serde_bytes")] Vec<u8>);
+
+fn payload(c: &mut Criterion) {
+    let mut group = c.benchmark_group("payload");
+    for len in [100usize, 4096] {
+        group.throughput(Throughput::Bytes(len as u64));
+        let mut plain = Vec::new();
+        Bincode
+            .encode(&Plain(vec![7; len]), &mut plain)
+            .expect("encodes");
+        let mut bytes = Vec::new();
+        Bincode
+            .encode(&Bytes(vec![7; len]), &mut bytes)
+            .expect("encodes");
+        // Both are one length and the bytes on the wire: only the way through serde differs.
+        assert_eq!(plain, bytes);
+        group.bench_with_input(BenchmarkId::new("decode_vec_u8", len), &plain, |b, wire| {
+            b.iter(|| {
+                let Plain(v) = Bincode.decode(black_box(wire)).expect("decodes");
+                assert_eq!(v.len(), len);
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("decode_serde_bytes", len),
+            &bytes,
+            |b, wire| {
+                b.iter(|| {
+                    let Bytes(v) = Bincode.decode(black_box(wire)).expect("decodes");
+                    assert_eq!(v.len(), len);
+                })
+            },
+        );
+        let value = Plain(vec![7; len]);
+        group.bench_function(BenchmarkId::new("encode_vec_u8", len), |b| {
+            let mut out = Vec::with_capacity(len + 8);
+            b.iter(|| {
+                out.clear();
+                Bincode
+                    .encode(black_box(&value), &mut out)
+                    .expect("encodes");
+                assert_eq!(out.len(), plain.len());
+            })
+        });
+        let value = Bytes(vec![7; len]);
+        group.bench_function(BenchmarkId::new("encode_serde_bytes", len), |b| {
+            let mut out = Vec::with_capacity(len + 8);
+            b.iter(|| {
+                out.clear();
+                Bincode
+                    .encode(black_box(&value), &mut out)
+                    .expect("encodes");
+                assert_eq!(out.len(), bytes.len());
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, payload);
+criterion_main!(benches);
