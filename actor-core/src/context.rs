@@ -451,9 +451,10 @@ impl<A: Actor> Context<A> {
     /// thread's runtime), whose drivers sleep on tokio's timer (resolution 1 ms): a tick arrives
     /// at or after its grid point, how late depending on the load. In the benchmark harness's
     /// `timer_jitter` row (10,000 actors ticking at 50 Hz on two CPUs), the ticks keep 11% to
-    /// 32% of both CPUs busy, depending on the host's phase (0.4 to 1.3 us of CPU a tick; bare
-    /// tokio tasks on `interval_at` take 9% to 42% on the same host), the median tick is 0.7 to
-    /// 2 ms late and the 99th percentile 2 to 6 ms (`benches/RESULTS.md`).
+    /// 51% of both CPUs busy, depending on the host's phase (0.4 to 2 us of CPU a tick; bare
+    /// tokio tasks on `interval_at` take 9% to 64% on the same host), the median tick is 0.7 to
+    /// 2 ms late and the 99th percentile 2 to 13 ms (`benches/RESULTS.md`, and
+    /// `benches/HISTORY.md` for earlier runs).
     ///
     /// ```
     /// # use actor_core::prelude::*;

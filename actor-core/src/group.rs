@@ -54,7 +54,7 @@ use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Mutex, Ordering};
 /// unparks another (an eventfd write, `perf record -e syscalls:sys_enter_write --call-graph
 /// dwarf`). At 128 a two-member ping-pong group cost 15,000 eventfd writes a million round trips,
 /// one a yield; 1,024 gave 18% more round trips, 29% more ring hops and 18% more `big` messages
-/// (`benches/RESULTS.md`, "Session 17"). A turn of 1,024 polls of a few tens of nanoseconds each
+/// (`benches/HISTORY.md`, "Session 17"). A turn of 1,024 polls of a few tens of nanoseconds each
 /// holds the worker for some tens of microseconds; members that use tokio's channels, sockets or
 /// timers end the turn sooner, when tokio's cooperative budget is spent. (tokio's deferred
 /// `yield_now` measured no better: as many eventfd writes.)

@@ -336,7 +336,7 @@ impl Turnstile {
 ///
 /// The spins double (2, 4, 8, then 16 pauses a step), so a waiter leaves the contended cache line
 /// alone for longer each time and the holder keeps it: with four tasks sending to one actor
-/// (the harness's `fanin`), one pause a step ran 5.9M msgs/s and this 9.9M (`benches/RESULTS.md`,
+/// (the harness's `fanin`), one pause a step ran 5.9M msgs/s and this 9.9M (`benches/HISTORY.md`,
 /// "Session 12"). About 200 pauses in all before the first yield.
 #[inline]
 pub(crate) fn backoff(spins: u32) {

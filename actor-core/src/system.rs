@@ -180,7 +180,7 @@ struct Guardian {
 /// (`CellCore::guardian_slot`) and names it when it reports to the guardian, so adding and
 /// removing one is an index, not a hash and a probe. Actors spawned one after another take
 /// neighbouring slots, which keeps a burst of spawns (or of stops) on few cache lines; a hash set
-/// scattered them over its whole table (measured in `benches/RESULTS.md`, "Session 14"). 16 bytes
+/// scattered them over its whole table (measured in `benches/HISTORY.md`, "Session 14"). 16 bytes
 /// a slot; a freed slot is reused, the most recently freed first.
 #[derive(Default)]
 struct TopLevel {

@@ -4,7 +4,7 @@ pool every run's value per bench and metric, and print the median with its quart
 
     python3 benches/scripts/ab.py OLD_BIN,NEW_BIN ROUNDS BENCHES [RUNS] [PREFIX...]
 
-e.g. build the old commit's harness into /tmp/harness-old (see RESULTS.md), then
+e.g. build the old commit's harness into /tmp/harness-old (see RESULTS.md, "Machine and commands"), then
     python3 benches/scripts/ab.py /tmp/harness-old,target/release/harness 4 pingpong,ring 5
     python3 benches/scripts/ab.py /tmp/harness-old,target/release/harness 4 pingpong 3 taskset -c 0
 Each round runs every binary once with `--runs RUNS --only BENCHES --frameworks actor-core`,

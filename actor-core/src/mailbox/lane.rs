@@ -12,7 +12,7 @@
 //! The priority lane is the exception: a lock per class (`sync::Queue`), so that a sender of the
 //! top class never waits for the lock a flood of a lower class keeps busy (one lock over all
 //! classes, the state word's, made the top class's p99 latency under a flood go from about 10 us
-//! to about 4 ms: `benches/RESULTS.md`, "Session 12"). It keeps the fence handshake with the
+//! to about 4 ms: `benches/HISTORY.md`, "Session 12"). It keeps the fence handshake with the
 //! consumer (`super::Mailbox::push_priority`).
 //!
 //! The unbounded lane (the default) and a bounded lane that refuses or sheds new messages hand

@@ -292,7 +292,7 @@ impl<M, S> Mailbox<M, S> {
     ///
     /// (Parking instead of yielding, as `parking_lot` does, needs the holder to learn of parked
     /// waiters when it lets go: a swap instead of the plain store, which measured 10-35% slower
-    /// on counting, fanout, pingpong and ring; `benches/RESULTS.md`, "Session 12".)
+    /// on counting, fanout, pingpong and ring; `benches/HISTORY.md`, "Session 12".)
     #[cold]
     fn wait_unlocked(&self, spins: &mut u32) -> u8 {
         #[cfg(actor_loom)]

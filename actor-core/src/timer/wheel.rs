@@ -331,7 +331,7 @@ struct DriverTask {
 /// worker was unparked, found the work gone and parked again, over and over: 14,000 eventfd
 /// wake-ups and 20,000 context switches a second in `timer_jitter`. In chunks, the woken actors
 /// run between the driver's polls: about 1,000 of each a second, and ticks 40% less late
-/// (`benches/RESULTS.md`, "Session 16"; 8 to 64 measured alike, 256 worse).
+/// (`benches/HISTORY.md`, "Session 16"; 8 to 64 measured alike, 256 worse).
 const WAKE_CHUNK: usize = 16;
 
 impl DriverTask {
