@@ -45,6 +45,21 @@ fn payload(c: &mut Criterion) {
                 assert_eq!(v.len(), len);
             })
         });
+        // bincode alone, without the codec's decode guard: what the guard costs.
+        group.bench_with_input(
+            BenchmarkId::new("decode_vec_u8_unguarded", len),
+            &plain,
+            |b, wire| {
+                b.iter(|| {
+                    let (Plain(v), _) = bincode::serde::decode_from_slice::<Plain, _>(
+                        black_box(wire),
+                        bincode::config::standard(),
+                    )
+                    .expect("decodes");
+                    assert_eq!(v.len(), len);
+                })
+            },
+        );
         group.bench_with_input(
             BenchmarkId::new("decode_serde_bytes", len),
             &bytes,
