@@ -45,7 +45,8 @@ fn payload(c: &mut Criterion) {
                 assert_eq!(v.len(), len);
             })
         });
-        // bincode alone, without the codec's decode guard: what the guard costs.
+        // bincode alone with the codec's configuration (its 64 MiB decode limit), without the
+        // codec's decode guard: what the guard costs.
         group.bench_with_input(
             BenchmarkId::new("decode_vec_u8_unguarded", len),
             &plain,
@@ -53,7 +54,7 @@ fn payload(c: &mut Criterion) {
                 b.iter(|| {
                     let (Plain(v), _) = bincode::serde::decode_from_slice::<Plain, _>(
                         black_box(wire),
-                        bincode::config::standard(),
+                        bincode::config::standard().with_limit::<{ 64 * 1024 * 1024 }>(),
                     )
                     .expect("decodes");
                     assert_eq!(v.len(), len);
