@@ -190,17 +190,31 @@ mod tests {
         shared.exposed_by_path.lock().get(path).expect("exposed").id
     }
 
-    #[tokio::test]
-    async fn a_readers_table_starts_over_when_it_is_full() {
+    /// A system with a node (on 127.0.0.1, port 0) exposing a `Sink` under each of `names`,
+    /// with their wire ids.
+    fn node_exposing(names: &[&str]) -> (ActorSystem, Node, Vec<(ActorRef<u32>, u64)>) {
         let system = ActorSystem::new(SystemConfig::default()).expect("inside a runtime");
         let config = NodeConfig::new("n", "127.0.0.1:0".parse().expect("address"), b"k".to_vec());
         let node = Node::start(&system, config).expect("node starts");
+        let sinks = names
+            .iter()
+            .map(|name| {
+                let sink = system
+                    .spawn(Props::new(|| Sink).name(*name))
+                    .expect("spawn");
+                node.expose(&sink);
+                let id = wire_id(&node.shared, &format!("/user/{name}"));
+                (sink, id)
+            })
+            .collect();
+        (system, node, sinks)
+    }
+
+    #[tokio::test]
+    async fn a_readers_table_starts_over_when_it_is_full() {
+        let (_system, node, sinks) = node_exposing(&["sink"]);
         let shared = node.shared.clone();
-        let sink = system
-            .spawn(Props::new(|| Sink).name("sink"))
-            .expect("spawn");
-        node.expose(&sink);
-        let sink_id = wire_id(&shared, "/user/sink");
+        let sink_id = sinks[0].1;
         let exposed = shared.exposed_by_id.lock()[&sink_id].clone();
         // The same export under many more wire ids than a table holds (ids no real export uses).
         let ids: Vec<u64> = (0..MAX_ROUTES as u64 + 1).map(|i| (1 << 62) + i).collect();
@@ -221,22 +235,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_reader_keeps_its_routes_until_an_export_ends_then_fills_them_again() {
-        let system = ActorSystem::new(SystemConfig::default()).expect("inside a runtime");
-        let config = NodeConfig::new("n", "127.0.0.1:0".parse().expect("address"), b"k".to_vec());
-        let node = Node::start(&system, config).expect("node starts");
+        let (_system, node, sinks) = node_exposing(&["kept", "ending"]);
         let shared = node.shared.clone();
-        let kept = system
-            .spawn(Props::new(|| Sink).name("kept"))
-            .expect("spawn");
-        let ending = system
-            .spawn(Props::new(|| Sink).name("ending"))
-            .expect("spawn");
-        node.expose(&kept);
-        node.expose(&ending);
-        let (kept_id, ending_id) = (
-            wire_id(&shared, "/user/kept"),
-            wire_id(&shared, "/user/ending"),
-        );
+        let [(_kept, kept_id), (ending, ending_id)] = [sinks[0].clone(), sinks[1].clone()];
 
         let mut routes = Routes::new();
         routes.refresh(&shared);
