@@ -13,9 +13,9 @@
 //! node's. A message that races its recipient's end reaches the ended actor's ref and becomes a
 //! dead letter there, as it did when each message took its own reference. A table keeps the refs
 //! of the actors it names, so an ended actor's memory is released at its reader's next batch (or
-//! when the connection ends). A table holds at most [`MAX_ROUTES`] routes (about 600 KiB); past
-//! that it starts over, so a peer that writes to many more actors than that costs a lookup in the
-//! node's table for each new one, not memory without bound.
+//! when the connection ends). A table holds at most [`MAX_ROUTES`] routes (32,768 slots, about
+//! 1 MiB); past that it starts over, so a peer that writes to many more actors than that costs a
+//! lookup in the node's table for each new one, not memory without bound.
 
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
