@@ -40,6 +40,9 @@ def main() -> None:
             for line in out.splitlines():
                 if line.startswith("{"):
                     m = json.loads(line)
+                    # The remote suite reports raw quinn beside us: keep our column only.
+                    if m["framework"] != framework:
+                        continue
                     data[b].setdefault(f"{m['bench']}/{m['metric']}", []).extend(m["runs"])
     for key in sorted(data[bins[0]]):
         cells = []
