@@ -14,8 +14,14 @@ use crate::{BenchResult, rate, runtime, verify};
 /// Payload bytes per message.
 pub const PAYLOAD: usize = 100;
 
+/// The payload as most code writes it: serde sees a sequence of `u8`.
 #[derive(Serialize, Deserialize)]
 struct Payload(Vec<u8>);
+
+/// The same payload marked `serde_bytes`, as the README advises: the same bytes on the wire, one
+/// copy to encode and to decode.
+#[derive(Serialize, Deserialize)]
+struct BytesPayload(#[serde(with = "serde_bytes")] Vec<u8>);
 
 enum SinkMsg {
     Data,
@@ -72,23 +78,36 @@ fn node(name: &str) -> BenchResult<(ActorSystem, Node)> {
 
 /// Messages per second through a remote ref, one connection, `n` messages of [`PAYLOAD`] bytes.
 pub fn actor_core_throughput(n: u64) -> BenchResult<f64> {
+    throughput_of(n, || Payload(vec![7; PAYLOAD]))
+}
+
+/// [`actor_core_throughput`] with the payload marked `serde_bytes`.
+pub fn actor_core_throughput_serde_bytes(n: u64) -> BenchResult<f64> {
+    throughput_of(n, || BytesPayload(vec![7; PAYLOAD]))
+}
+
+/// Messages per second of `n` messages made by `make` through a remote ref, one connection.
+fn throughput_of<P>(n: u64, make: fn() -> P) -> BenchResult<f64>
+where
+    P: Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
     runtime().block_on(async {
         let err = |e: &dyn std::fmt::Display| e.to_string();
         let ((_sys_a, a), (sys_b, b)) = (node("a")?, node("b")?);
         let sink = sys_b
             .spawn(Props::new(|| Sink { count: 0 }).name("sink"))
             .map_err(|e| err(&e))?;
-        // The wire type is `Payload`; the sink counts it.
-        let inbox: ActorRef<Payload> = sink.adapt(|_p: Payload| SinkMsg::Data);
+        // The wire type is the payload; the sink counts it.
+        let inbox: ActorRef<P> = sink.adapt(|_p: P| SinkMsg::Data);
         b.expose(&inbox);
         a.connect(b.local_addr().map_err(|e| err(&e))?)
             .await
             .map_err(|e| err(&e))?;
-        let remote: ActorRef<Payload> = a.lookup("b", "/user/sink").await.map_err(|e| err(&e))?;
+        let remote: ActorRef<P> = a.lookup("b", "/user/sink").await.map_err(|e| err(&e))?;
         let start = Instant::now();
         let mut sent = 0u64;
         while sent < n {
-            match remote.try_tell(Payload(vec![7; PAYLOAD])) {
+            match remote.try_tell(make()) {
                 Ok(()) => sent += 1,
                 // The outbound queue is full: let the writer drain it.
                 Err(_) => tokio::task::yield_now().await,

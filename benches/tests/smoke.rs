@@ -66,5 +66,7 @@ fn remote_workloads_run() {
     let ours = benches::remote::actor_core_throughput(2_000).expect("actor-core over QUIC");
     let raw = benches::remote::quinn_raw_throughput(2_000).expect("raw quinn");
     let fanin = benches::remote::actor_core_fanin(2_000, 50).expect("fan-in over QUIC");
-    assert!(ours > 0.0 && raw > 0.0 && fanin > 0.0);
+    let bytes = benches::remote::actor_core_throughput_serde_bytes(2_000)
+        .expect("actor-core over QUIC, serde_bytes payload");
+    assert!(ours > 0.0 && raw > 0.0 && fanin > 0.0 && bytes > 0.0);
 }

@@ -312,8 +312,13 @@ fn main() -> ExitCode {
     }
     if remote && wants("remote_throughput") {
         let n = if args.quick { 200_000 } else { 2_000_000 };
-        let benches: [(&'static str, RemoteBench); 2] = [
+        let benches: [(&'static str, RemoteBench); 3] = [
             ("actor-core", benches::remote::actor_core_throughput),
+            // The same with the payload marked `serde_bytes` (the README's advice).
+            (
+                "actor-core-serde-bytes",
+                benches::remote::actor_core_throughput_serde_bytes,
+            ),
             ("quinn-raw", benches::remote::quinn_raw_throughput),
         ];
         for (name, f) in benches {
@@ -421,6 +426,7 @@ fn main() -> ExitCode {
         vec![("actor-core", false)]
     };
     if remote {
+        columns.push(("actor-core-serde-bytes", false));
         columns.push(("quinn-raw", false));
     }
     let header = format!(
@@ -543,7 +549,7 @@ fn pool(files: &[String]) -> Result<String, String> {
     let columns: Vec<(&'static str, bool)> = frameworks::all()
         .into_iter()
         .map(|f| (f.name, f.is_peer))
-        .chain([("quinn-raw", false)])
+        .chain([("actor-core-serde-bytes", false), ("quinn-raw", false)])
         .filter(|(name, _)| measurements.iter().any(|m| m.framework == *name))
         .collect();
     let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
