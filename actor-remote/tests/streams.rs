@@ -73,6 +73,12 @@ async fn setup(
     (sys_a, a, b, refs, probe)
 }
 
+/// Messages over 64 KiB take a stream of their own; frames up to 4 MiB are accepted.
+fn large_messages_over_64_kib(c: &mut NodeConfig) {
+    c.large_message = 64 * 1024;
+    c.max_frame = 4 * 1024 * 1024;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_recipient_gets_its_messages_in_order_across_the_lanes() {
     let (_sys, _a, _b, refs, mut probe) = setup(16, |c| c.lanes = 4).await;
@@ -99,11 +105,7 @@ async fn every_recipient_gets_its_messages_in_order_across_the_lanes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_message_travels_on_its_own_stream_and_small_ones_keep_flowing() {
-    let (_sys, a, b, refs, mut probe) = setup(2, |c| {
-        c.large_message = 64 * 1024;
-        c.max_frame = 4 * 1024 * 1024;
-    })
-    .await;
+    let (_sys, a, b, refs, mut probe) = setup(2, large_messages_over_64_kib).await;
     let blob: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
     refs[0].tell(Msg::Blob(blob.clone()));
     refs[1].tell(Msg::Seq { from: 1, n: 0 });
@@ -180,11 +182,7 @@ async fn unreliable_sends_travel_as_datagrams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn byte_payloads_marked_serde_bytes_arrive_whole_on_lanes_and_large_streams() {
-    let (_sys, _a, b, refs, mut probe) = setup(1, |c| {
-        c.large_message = 64 * 1024;
-        c.max_frame = 4 * 1024 * 1024;
-    })
-    .await;
+    let (_sys, _a, b, refs, mut probe) = setup(1, large_messages_over_64_kib).await;
     let large: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
     let sent = [Vec::new(), vec![7u8; 100], large];
     for bytes in &sent {
