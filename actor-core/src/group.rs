@@ -12,6 +12,7 @@
 //!
 //! Each member is one allocation, a header (its `queued` flag among others) followed by its loop,
 //! counted by hand like a tokio task so that every pointer to it is one word (see [`MemberRef`]).
+//! The allocation is a slot of the group's slab (`slab.rs`), reused by later members.
 //! Its waker queues it on the group's ready queue (once, whatever the number of wakes) and, when
 //! it is woken from outside the group's own poll, puts it on the group's remote queue, under a
 //! short lock, beside the members that have just been spawned into the group. Only whoever finds
@@ -44,6 +45,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
+use crate::slab::Slab;
 use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Mutex, Ordering};
 
 /// Members a group polls per turn of its task before it yields to tokio.
@@ -132,7 +134,7 @@ impl ActorGroup {
     pub(crate) fn start(handle: &tokio::runtime::Handle) -> Self {
         let shared = Arc::new(GroupShared::new());
         handle.spawn(GroupTask {
-            all: Vec::new(),
+            lists: TaskLists::default(),
             ended: 0,
             shared: shared.clone(),
         });
@@ -211,7 +213,7 @@ struct GroupShared {
     /// the group's polls are serialized (it is one tokio task), so there is one such thread at
     /// a time, and every access is a single push or pop.
     ///
-    /// The entries are borrowed from `GroupTask::all`, which holds every member whose loop has
+    /// The entries are borrowed from `TaskLists::all`, which holds every member whose loop has
     /// not ended: only such members are queued here, and `all` lets go of ended members only
     /// while this queue is empty.
     local: UnsafeCell<VecDeque<NonNull<Header>>>,
@@ -219,6 +221,8 @@ struct GroupShared {
     remote: Mutex<Remote>,
     /// The group's task.
     waker: AtomicWaker,
+    /// The members' memory.
+    slab: Slab,
 }
 
 // SAFETY: `local` is only accessed as its documentation says (by one thread at a time), and its
@@ -250,6 +254,7 @@ impl GroupShared {
                 closed: false,
             }),
             waker: AtomicWaker::new(),
+            slab: Slab::new(),
         }
     }
 
@@ -274,30 +279,34 @@ impl GroupShared {
     /// group's task is found spent (false: more may be ready; once that budget is spent, tokio's
     /// channels and timers only return `Pending` to the members). Counts the members that ended
     /// in `ended`. Only the group's task calls this, under its `PollingGuard`.
-    fn run_ready(&self, mut budget: usize, ended: &mut usize, all: &mut Vec<MemberRef>) -> bool {
+    fn run_ready(&self, mut budget: usize, ended: &mut usize, task: &mut TaskLists) -> bool {
         loop {
             let Some(member) = self.pop_local() else {
                 // Both queues at once: whoever finds them both empty wakes the task (see
-                // `Remote`).
-                let (woken, joining) = {
+                // `Remote`). They are swapped with the task's emptied ones, so that their
+                // capacity is kept: a burst of spawns or wakes does not grow a new `Vec` (under
+                // the lock) each time the task has taken the last one.
+                {
                     let mut remote = self.remote.lock();
-                    let woken = std::mem::take(&mut remote.ready);
-                    (woken, std::mem::take(&mut remote.joining))
-                };
-                if woken.is_empty() && joining.is_empty() {
+                    std::mem::swap(&mut remote.ready, &mut task.woken);
+                    std::mem::swap(&mut remote.joining, &mut task.joining);
+                }
+                if task.woken.is_empty() && task.joining.is_empty() {
                     return true;
                 }
-                for m in joining {
+                for m in task.joining.drain(..) {
                     self.push_local(m.0);
-                    all.push(m);
+                    task.all.push(m);
                 }
                 // Ended members are dropped here rather than queued (`local` holds live ones).
-                for m in woken.iter().filter(|m| m.is_live()) {
+                for m in task.woken.iter().filter(|m| m.is_live()) {
                     self.push_local(m.0);
                 }
+                task.woken.clear();
+                task.trim_spares();
                 continue;
             };
-            // `local` holds live members of `GroupTask::all` (see there), which keeps them.
+            // `local` holds live members of `TaskLists::all` (see there), which keeps them.
             if poll_loop(member) {
                 *ended += 1;
             }
@@ -334,11 +343,11 @@ impl GroupShared {
 /// loop) followed in the same allocation by the loop itself.
 ///
 /// One allocation per member, where an `Arc` of the flags and a `Box` of the loop would be two:
-/// a member of the spawn benchmark's group is a 192-byte chunk instead of a 64-byte and a
-/// 160-byte one. A hand-counted reference rather than `Arc<dyn ...>`, so that every pointer to a
-/// member is thin (the group's list of members and the cell's kill switch are one word each);
-/// and one count rather than an `Arc`'s two (strong and weak) behind a thin pointer, because the
-/// 8 bytes of a weak count would take that member to the next chunk size (208).
+/// a member of the spawn benchmark's group is a 184-byte slab slot (a 192-byte chunk when it came
+/// from glibc) instead of a 64-byte and a 160-byte chunk. A hand-counted reference rather than
+/// `Arc<dyn ...>`, so that every pointer to a member is thin (the group's list of members and the
+/// cell's kill switch are one word each); and one count rather than an `Arc`'s two (strong and
+/// weak) behind a thin pointer, which spares the 8 bytes of a weak count.
 #[repr(C)]
 struct Header {
     /// Owned references: the group's `all`, its remote queue, the wakers, the kill switch.
@@ -398,17 +407,20 @@ impl<F: Future<Output = ()> + Send + 'static> Member<F> {
 
     /// SAFETY: `ptr` came from `MemberRef::new` for this type and has no reference left.
     unsafe fn dealloc(ptr: NonNull<Header>) {
-        // SAFETY: as above.
-        drop(unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) });
-    }
-}
-
-impl<F> Drop for Member<F> {
-    fn drop(&mut self) {
-        // Only if nothing ended the loop (the group's task drops every live member first).
-        if self.header.live.load(Ordering::Relaxed) {
-            // SAFETY: the loop is live, and this is the last access to it.
-            unsafe { ManuallyDrop::drop(self.fut.get_mut()) }
+        let member = ptr.cast::<Self>().as_ptr();
+        // SAFETY: as above: nothing else reads the member any more. The group is taken out
+        // first, so that its slab outlives the slot given back to it.
+        unsafe {
+            let group = std::ptr::read(&(*member).header.group);
+            // Only if nothing ended the loop (the group's task ends every live member first).
+            if (*member).header.live.load(Ordering::Relaxed) {
+                ManuallyDrop::drop(&mut *(*member).fut.get());
+            }
+            // The header's other fields need no drop.
+            group
+                .slab
+                .free(ptr.cast(), std::alloc::Layout::new::<Self>());
+            drop(group);
         }
     }
 }
@@ -428,18 +440,25 @@ impl MemberRef {
     /// polls it when it takes it in).
     fn new<F: Future<Output = ()> + Send + 'static>(group: &Arc<GroupShared>, fut: F) -> Self {
         group.members.fetch_add(1, Ordering::AcqRel);
-        let member = Box::new(Member {
-            header: Header {
-                refs: AtomicUsize::new(1),
-                queued: AtomicBool::new(true),
-                aborted: AtomicBool::new(false),
-                live: AtomicBool::new(true),
-                vtable: &Member::<F>::VTABLE,
-                group: group.clone(),
-            },
-            fut: UnsafeCell::new(ManuallyDrop::new(fut)),
-        });
-        Self(NonNull::from(Box::leak(member)).cast())
+        let slot = group
+            .slab
+            .alloc(std::alloc::Layout::new::<Member<F>>())
+            .cast::<Member<F>>();
+        // SAFETY: the slot is fresh, and laid out for a `Member<F>`.
+        unsafe {
+            slot.write(Member {
+                header: Header {
+                    refs: AtomicUsize::new(1),
+                    queued: AtomicBool::new(true),
+                    aborted: AtomicBool::new(false),
+                    live: AtomicBool::new(true),
+                    vtable: &Member::<F>::VTABLE,
+                    group: group.clone(),
+                },
+                fut: UnsafeCell::new(ManuallyDrop::new(fut)),
+            })
+        };
+        Self(slot.cast())
     }
 
     /// A new reference to the member at `ptr`, which must be live (held by someone).
@@ -611,12 +630,37 @@ unsafe fn drop_waker(data: *const ()) {
 
 /// The group's tokio task: takes in new members, then polls the ready ones.
 struct GroupTask {
+    lists: TaskLists,
+    /// Members of `lists.all` that have ended.
+    ended: usize,
+    shared: Arc<GroupShared>,
+}
+
+/// The group's task's own lists of members.
+#[derive(Default)]
+struct TaskLists {
     /// Every member taken in, so that the group's end drops their loops; ended ones are removed
     /// in batches.
     all: Vec<MemberRef>,
-    /// Members of `all` that have ended.
-    ended: usize,
-    shared: Arc<GroupShared>,
+    /// Empty between turns: swapped with `Remote::ready`, to keep its capacity.
+    woken: Vec<MemberRef>,
+    /// Empty between turns: swapped with `Remote::joining`, to keep its capacity.
+    joining: Vec<MemberRef>,
+}
+
+impl TaskLists {
+    /// Capacity the spare lists keep: enough for the bursts of a busy group, without holding
+    /// on to a peak's worth (a burst of 100,000 spawns) for good.
+    const SPARE_CAPACITY: usize = 1024;
+
+    /// Lets go of a spare list's capacity above `SPARE_CAPACITY` (the lists are empty).
+    fn trim_spares(&mut self) {
+        for spare in [&mut self.woken, &mut self.joining] {
+            if spare.capacity() > Self::SPARE_CAPACITY {
+                *spare = Vec::new();
+            }
+        }
+    }
 }
 
 /// Names the group being polled on this thread, until dropped.
@@ -642,14 +686,14 @@ impl Future for GroupTask {
         let shared = this.shared.clone();
         shared.waker.register(cx.waker());
         let _polling = PollingGuard::enter(&shared);
-        let drained = shared.run_ready(POLL_BUDGET, &mut this.ended, &mut this.all);
+        let drained = shared.run_ready(POLL_BUDGET, &mut this.ended, &mut this.lists);
         if !drained {
             // More may be ready: come back after tokio's other tasks had a turn.
             cx.waker().wake_by_ref();
         }
         // Only while `local` is empty: it borrows from `all`.
-        if drained && this.ended > 32 && this.ended * 2 > this.all.len() {
-            this.all.retain(|m| m.is_live());
+        if drained && this.ended > 32 && this.ended * 2 > this.lists.all.len() {
+            this.lists.all.retain(|m| m.is_live());
             this.ended = 0;
         }
         // No handle can appear once none is left (a new one is a clone of another, or made by a
@@ -676,13 +720,13 @@ impl Drop for GroupTask {
         };
         drop(woken);
         // Members added but not taken in yet are ended below, with the others.
-        self.all.extend(joining);
+        self.lists.all.extend(joining);
         // SAFETY: the group's task is being dropped, so no poll of it runs; its members' wakers
         // no longer see it as polled (the guard is gone), so nothing else touches `local`. Its
         // entries are borrowed: nothing to release.
         unsafe { (*self.shared.local.get()).clear() };
         // Members still running (the runtime is shutting down) are dropped as aborted tasks are.
-        for m in self.all.drain(..) {
+        for m in self.lists.all.drain(..) {
             m.end();
         }
     }
@@ -774,6 +818,79 @@ mod tests {
             1,
             "and does not drop the loop again"
         );
+    }
+
+    #[test]
+    fn a_freed_members_memory_is_reused_and_given_back_when_the_group_empties() {
+        let shared = Arc::new(GroupShared::new());
+        let drops = Arc::new(StdAtomicUsize::new(0));
+        let member = || {
+            MemberRef::new(
+                &shared,
+                loop_keeping_its_waker(Arc::new(Mutex::new(None)), drops.clone()),
+            )
+        };
+        let (first, second) = (member(), member());
+        assert_eq!(shared.slab.chunks(), 1);
+        let freed = first.0;
+        assert!(first.end());
+        drop(first);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        let third = member();
+        assert_eq!(third.0, freed, "the ended member's slot is reused");
+        assert!(second.end() && third.end());
+        drop(second);
+        assert_eq!(shared.slab.chunks(), 1, "a member still holds its slot");
+        drop(third);
+        assert_eq!(
+            shared.slab.chunks(),
+            0,
+            "the last member's end gives the memory back"
+        );
+        assert_eq!(Arc::strong_count(&shared), 1);
+        // A member of another type gets a slot of its own size, from the same slab.
+        let other = MemberRef::new(&shared, std::future::ready(()));
+        assert_eq!(shared.slab.chunks(), 1);
+        assert!(other.end());
+    }
+
+    #[test]
+    fn the_task_keeps_the_capacity_of_its_spare_lists_up_to_a_bound() {
+        let shared = Arc::new(GroupShared::new());
+        let mut lists = TaskLists::default();
+        let joined = |n: usize| {
+            let members: Vec<MemberRef> = (0..n)
+                .map(|_| MemberRef::new(&shared, std::future::pending::<()>()))
+                .collect();
+            for m in &members {
+                assert!(shared.join(m));
+            }
+            members
+        };
+        let _polling = PollingGuard::enter(&shared);
+        let small = joined(100);
+        shared.run_ready(usize::MAX, &mut 0, &mut lists);
+        assert_eq!(lists.all.len(), 100);
+        assert!(lists.joining.is_empty());
+        let kept = shared.remote.lock().joining.capacity();
+        assert!(kept >= 100, "the emptied list went back with its capacity");
+        let big = joined(TaskLists::SPARE_CAPACITY * 2);
+        shared.run_ready(usize::MAX, &mut 0, &mut lists);
+        assert_eq!(lists.all.len(), 100 + TaskLists::SPARE_CAPACITY * 2);
+        // Wherever the two spare lists are now, neither keeps the peak's capacity.
+        let capacities = [
+            lists.joining.capacity(),
+            shared.remote.lock().joining.capacity(),
+        ];
+        assert!(
+            capacities.iter().all(|&c| c <= TaskLists::SPARE_CAPACITY),
+            "a peak's capacity is let go: {capacities:?}"
+        );
+        for m in small.iter().chain(&big) {
+            assert!(m.end());
+        }
+        drop(_polling);
+        lists.all.clear();
     }
 
     /// A group and a member of it whose loop counts its drops.
@@ -869,7 +986,7 @@ mod loom_tests {
     ) {
         let task = consumer_task();
         let mut first = members.to_vec();
-        let mut all = Vec::new();
+        let mut lists = TaskLists::default();
         loop {
             shared.waker.register(&task.waker);
             let drained = {
@@ -878,7 +995,7 @@ mod loom_tests {
                     shared.push_local(m.0);
                 }
                 first.clear();
-                shared.run_ready(budget, &mut 0, &mut all)
+                shared.run_ready(budget, &mut 0, &mut lists)
             };
             if members.iter().chain(joining).all(|m| !m.is_live()) {
                 return;

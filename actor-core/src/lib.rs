@@ -51,6 +51,7 @@ mod mailbox;
 mod path;
 mod props;
 mod runner;
+mod slab;
 mod sync;
 mod system;
 pub mod testkit;
