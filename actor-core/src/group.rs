@@ -79,6 +79,13 @@ loom::thread_local! {
 /// Cheap to clone; every clone names the same group. Create one with
 /// [`crate::ActorSystem::group`].
 ///
+/// Memory: a group allocates its members' loops in chunks and reuses the place of an ended
+/// member for the next one. It gives the chunks back when its last member has ended and nothing
+/// refers to any of them (no [`crate::ActorRef`] left), or when the group ends; until then it
+/// keeps the memory of its largest membership. Spawning and ending players in a long-lived room
+/// reuses the same memory; a group that once held 100,000 actors and now holds ten keeps about
+/// 18 MB (at about 184 bytes a loop) until those ten end too.
+///
 /// ```
 /// use actor_core::prelude::*;
 ///
