@@ -110,7 +110,8 @@ struct Life {
     more: Option<Box<LifeMore>>,
     /// The kill switch: the task's abort handle or the group member (set once, right after the
     /// spawn); under this lock so that a kill racing the spawn is never lost, without a
-    /// `OnceLock` of its own.
+    /// `OnceLock` of its own. Let go of when the actor ends ([`CellCore::terminate`]): it keeps
+    /// the task's or the member's memory, which an ended actor's refs should not.
     abort: Option<Abort>,
     /// The parent's system target; `None` for a top-level actor, whose parent is the user
     /// guardian (the cell's system). Let go of when the actor ends
@@ -136,8 +137,8 @@ impl Life {
 pub(crate) enum Abort {
     /// The task's own `JoinHandle`, kept rather than turned into an `AbortHandle`: that would
     /// take one more count on the task and give the handle's back, two atomic operations on
-    /// every spawn, for the same abort. (Dropped once the task has ended, the `JoinHandle` takes
-    /// one more than an `AbortHandle` would: one fewer over the actor's life, off the spawn.)
+    /// every spawn, for the same abort. (Dropped as the task ends, the `JoinHandle` takes one
+    /// more than an `AbortHandle` would: one fewer over the actor's life, off the spawn.)
     Spawned(JoinHandle<()>),
     /// A task awaited elsewhere (a dedicated thread's).
     Task(AbortHandle),
@@ -328,8 +329,12 @@ impl CellCore {
     }
 
     /// Records the end and tells everyone waiting for it. Idempotent.
+    ///
+    /// Lets go of the kill switch too (the loop is being dropped: there is nothing left to
+    /// abort), so that an ended actor whose refs are still held does not keep its tokio task's
+    /// or its group member's memory.
     pub(crate) fn terminate(&self, reason: TerminationReason) {
-        let waiting = {
+        let (waiting, abort) = {
             let mut life = self.life.lock();
             if self.end.load(Ordering::Relaxed) != ALIVE {
                 return;
@@ -343,11 +348,15 @@ impl CellCore {
                 }
             };
             self.end.store(end, Ordering::Relaxed);
-            life.more
+            let waiting = life
+                .more
                 .as_mut()
                 .map(|m| std::mem::take(&mut m.waiting))
-                .unwrap_or_default()
+                .unwrap_or_default();
+            (waiting, life.abort.take())
         };
+        // Outside the lock: the last reference to a member gives its memory back to its group.
+        drop(abort);
         match &reason {
             TerminationReason::Stopped => {
                 tracing::debug!(actor = %self.display_path(), "actor stopped")
@@ -374,6 +383,13 @@ impl CellCore {
 
     pub(crate) fn set_abort(&self, handle: Abort) {
         let mut life = self.life.lock();
+        if self.end.load(Ordering::Relaxed) != ALIVE {
+            // The actor ended before its spawn got here (a start that failed at once): nothing
+            // to abort, and keeping the handle would keep the task's or member's memory.
+            drop(life);
+            drop(handle);
+            return;
+        }
         let killed = self.killed.load(Ordering::SeqCst);
         if killed {
             handle.abort();
@@ -528,6 +544,31 @@ mod tests {
             named.core.registered_path().map(ActorPath::as_str),
             Some("/user/lobby/room-7")
         );
+    }
+
+    /// An ended actor's cell lets go of its kill switch (the task's `JoinHandle` here), so a
+    /// ref kept to it does not keep the task's memory; and a kill switch handed over after the
+    /// end is not kept either.
+    #[tokio::test]
+    async fn an_ended_actor_lets_go_of_its_kill_switch() {
+        let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
+        let actor = system.spawn(crate::Props::new(|| Idle)).expect("spawn");
+        let cell = actor.cell().expect("a local ref").clone();
+        assert!(cell.core.life.lock().abort.is_some(), "set at the spawn");
+        actor.stop();
+        actor.wait_for_stop().await;
+        assert!(
+            cell.core.life.lock().abort.is_none(),
+            "let go of at the end, while the ref is still held"
+        );
+        let late = tokio::spawn(async {});
+        cell.core.set_abort(Abort::Spawned(late));
+        assert!(
+            cell.core.life.lock().abort.is_none(),
+            "not kept after the end"
+        );
+        // Killing an ended actor finds nothing to abort.
+        actor.kill();
     }
 
     /// A parent that spawns a child on request and hands out the child's ref.

@@ -861,6 +861,52 @@ mod tests {
         assert!(other.end());
     }
 
+    struct Idle;
+
+    impl crate::Actor for Idle {
+        type Msg = u64;
+        async fn handle(&mut self, _: u64, _: &mut crate::Context<Self>) -> crate::ActorResult {
+            Ok(())
+        }
+    }
+
+    /// Ended members give their memory back to the group's slab while refs to them are still
+    /// held (their cells let go of their kill switches when they end).
+    #[tokio::test(flavor = "current_thread")]
+    async fn ended_members_memory_goes_back_while_refs_to_them_remain() {
+        let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
+        let group = system.group();
+        // More than the 32 ended members the group's task lets go of in one batch.
+        let refs: Vec<_> = (0..40)
+            .map(|_| {
+                system
+                    .spawn(crate::Props::new(|| Idle).group(&group))
+                    .expect("spawn")
+            })
+            .collect();
+        let slab = &group.handle.shared.slab;
+        assert_eq!(
+            slab.chunks(),
+            4,
+            "8, 8 and 16 slots, then 32 for the last 8"
+        );
+        for r in &refs {
+            r.stop();
+        }
+        for r in &refs {
+            r.wait_for_stop().await;
+        }
+        for _ in 0..1_000 {
+            if slab.chunks() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(slab.chunks(), 0, "every member's slot went back");
+        assert!(group.is_empty());
+        drop(refs);
+    }
+
     #[test]
     fn the_task_keeps_the_capacity_of_its_spare_lists_up_to_a_bound() {
         let shared = Arc::new(GroupShared::new());
