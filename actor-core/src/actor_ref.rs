@@ -134,6 +134,10 @@ pub trait RefTarget<M: Send + 'static>: Send + Sync + 'static {
 
 /// A handle to an actor that accepts messages of type `M`. Cheap to clone (one reference count),
 /// `Send + Sync`, and independent of the actor's concrete type.
+///
+/// A ref to an actor that has ended keeps only the actor's cell (its mailbox, now closed, and its
+/// identity: about 200 bytes), so that messages sent to it are counted as dead letters; the
+/// actor's state, its task and its place in a group are freed when it ends.
 pub struct ActorRef<M: Send + 'static> {
     inner: Inner<M>,
 }
