@@ -92,7 +92,7 @@ impl Slab {
     }
 
     /// Chunks held from the allocator, over every layout.
-    #[cfg(test)]
+    #[cfg(all(test, not(actor_loom)))]
     pub(crate) fn chunks(&self) -> usize {
         self.inner
             .lock()
