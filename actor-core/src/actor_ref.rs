@@ -136,8 +136,9 @@ pub trait RefTarget<M: Send + 'static>: Send + Sync + 'static {
 /// `Send + Sync`, and independent of the actor's concrete type.
 ///
 /// A ref to an actor that has ended keeps only the actor's cell (its mailbox, now closed, and its
-/// identity: about 200 bytes), so that messages sent to it are counted as dead letters; the
-/// actor's state, its task and its place in a group are freed when it ends.
+/// identity: about 200 bytes), so that messages sent to it are counted as dead letters. The
+/// actor's state and its tokio task are freed when it ends; its place in an
+/// [`crate::ActorGroup`] when the group lets go of its ended members (in batches, see there).
 pub struct ActorRef<M: Send + 'static> {
     inner: Inner<M>,
 }

@@ -80,11 +80,13 @@ loom::thread_local! {
 /// [`crate::ActorSystem::group`].
 ///
 /// Memory: a group allocates its members' loops in chunks and reuses the place of an ended
-/// member for the next one. It gives the chunks back when its last member has ended and nothing
-/// refers to any of them (no [`crate::ActorRef`] left), or when the group ends; until then it
-/// keeps the memory of its largest membership. Spawning and ending players in a long-lived room
-/// reuses the same memory; a group that once held 100,000 actors and now holds ten keeps about
-/// 18 MB (at about 184 bytes a loop) until those ten end too.
+/// member for the next one. A member's place is free once its actor has ended and the group's
+/// task has let go of it: the task lets go of ended members in batches (when more than 32 have
+/// ended, and more than half of its list), not one by one; refs to an ended actor do not hold
+/// its place. The group gives the chunks back when every place is free, or when the group
+/// ends; until then it keeps the memory of its largest membership. Spawning and ending players
+/// in a long-lived room reuses the same memory; a group that once held 100,000 actors and now
+/// holds ten keeps about 18 MB (at about 184 bytes a loop) until those ten end too.
 ///
 /// ```
 /// use actor_core::prelude::*;

@@ -11,9 +11,9 @@
 //!
 //! Slots are grouped by layout, so a group may hold actors of several types; each layout has its
 //! own chunks and free list. The memory goes back to the allocator when the group's last slot is
-//! freed (every member has ended and nothing refers to one), or when the group itself is
-//! dropped: a group that peaked at many members and shrank to a few keeps its peak's memory
-//! until then, and reuses it for new members.
+//! freed (every member has ended and the group's task has let go of it), or when the group
+//! itself is dropped: a group that peaked at many members and shrank to a few keeps its peak's
+//! memory until then, and reuses it for new members.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
