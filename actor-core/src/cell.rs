@@ -429,7 +429,9 @@ pub(crate) struct Cell<M> {
 
 impl<M: Send + 'static> Cell<M> {
     /// `base`: the path of a named (`registered`) actor, or the parent's path of an anonymous one;
-    /// `parent`: the parent's target, `None` for a top-level actor (the user guardian's child).
+    /// `parent`: the parent's target, `None` for a top-level actor (the user guardian's child);
+    /// `abort`: the kill switch when it exists before the cell (a group member's, see
+    /// `ActorGroup::reserve`), else `None` and handed over later with [`CellCore::set_abort`].
     pub(crate) fn new(
         id: ActorId,
         base: ActorPath,
@@ -437,6 +439,7 @@ impl<M: Send + 'static> Cell<M> {
         mailbox: MailboxConfig<M>,
         registered: bool,
         parent: Option<Arc<dyn SysTarget>>,
+        abort: Option<Abort>,
     ) -> Self {
         Self {
             core: CellCore {
@@ -446,6 +449,7 @@ impl<M: Send + 'static> Cell<M> {
                 registered,
                 life: Mutex::new(Life {
                     parent,
+                    abort,
                     ..Life::default()
                 }),
                 processed: AtomicU64::new(0),
@@ -530,6 +534,7 @@ mod tests {
                 system.shared().clone(),
                 MailboxConfig::default(),
                 registered,
+                None,
                 None,
             )
         };

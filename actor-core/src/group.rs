@@ -186,18 +186,56 @@ impl ActorGroup {
         self.len() == 0
     }
 
-    /// Hands an actor's loop to the group; returns the member, which is its kill switch.
-    pub(crate) fn add<F>(&self, fut: F) -> Result<MemberRef, crate::SpawnError>
+    /// Takes a slot for a member whose loop will be an `F`, before the loop exists: the actor's
+    /// cell is made holding the member as its kill switch ([`Reserved::kill_switch`]), so nothing
+    /// is handed to the cell under its lock afterwards. [`Reserved::join`] then writes the loop
+    /// and hands the member to the group's task.
+    pub(crate) fn reserve<F>(&self) -> Reserved<'_, F>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let member = MemberRef::new(&self.handle.shared, fut);
-        if self.handle.shared.join(&member) {
-            Ok(member)
-        } else {
-            // Nobody else holds the member: drop its loop here, which runs the actor's teardown.
-            member.end();
-            Err(crate::SpawnError::GroupEnded)
+        Reserved {
+            group: self,
+            member: MemberRef::reserve::<F>(&self.handle.shared),
+            _loop: std::marker::PhantomData,
+        }
+    }
+}
+
+/// A member's slot taken before its loop exists (see [`ActorGroup::reserve`]).
+///
+/// Until [`Reserved::join`] writes the loop, the member is not live, not counted in the group,
+/// and marked queued: a kill in between (through the kill switch) only sets its `aborted` flag,
+/// and no wake queues it; the group's task acts on the flag at the member's first turn, dropping
+/// the loop unpolled, as it does for a member aborted later. Dropped without joining (the spawn
+/// failed after the slot was taken), the slot goes back with the member's last reference.
+pub(crate) struct Reserved<'g, F> {
+    group: &'g ActorGroup,
+    member: MemberRef,
+    _loop: std::marker::PhantomData<fn(F)>,
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Reserved<'_, F> {
+    /// Another reference to the member: the actor's kill switch.
+    pub(crate) fn kill_switch(&self) -> MemberRef {
+        self.member.clone()
+    }
+
+    /// Writes the loop into the slot and hands the member to the group's task. If that task has
+    /// ended, the loop is dropped here (which runs the actor's teardown) and the spawn fails.
+    pub(crate) fn join(self, fut: F) -> Result<(), crate::SpawnError> {
+        let member = self.member;
+        // SAFETY: reserved for an `F` (`ActorGroup::reserve`), and not written yet: `join`
+        // takes the reservation by value.
+        unsafe { member.fill(fut) };
+        match self.group.handle.shared.join(member) {
+            Ok(()) => Ok(()),
+            Err(member) => {
+                // Nobody else polls the member: drop its loop here, which runs the actor's
+                // teardown.
+                member.end();
+                Err(crate::SpawnError::GroupEnded)
+            }
         }
     }
 }
@@ -267,20 +305,21 @@ impl GroupShared {
         }
     }
 
-    /// Queues a new member for the group's task to take in; false if the task has ended.
-    fn join(&self, member: &MemberRef) -> bool {
+    /// Queues a new member for the group's task to take in; gives it back if the task has
+    /// ended.
+    fn join(&self, member: MemberRef) -> Result<(), MemberRef> {
         let first = {
             let mut remote = self.remote.lock();
             if remote.closed {
-                return false;
+                return Err(member);
             }
-            remote.joining.push(member.clone());
+            remote.joining.push(member);
             remote.joining.len() == 1 && remote.ready.is_empty()
         };
         if first {
             self.waker.wake();
         }
-        true
+        Ok(())
     }
 
     /// Polls ready members (local ones first, then those woken from elsewhere) until none is
@@ -414,14 +453,15 @@ impl<F: Future<Output = ()> + Send + 'static> Member<F> {
         unsafe { ManuallyDrop::drop(&mut *(*ptr.cast::<Self>().as_ptr()).fut.get()) }
     }
 
-    /// SAFETY: `ptr` came from `MemberRef::new` for this type and has no reference left.
+    /// SAFETY: `ptr` came from `MemberRef::reserve` for this type and has no reference left.
     unsafe fn dealloc(ptr: NonNull<Header>) {
         let member = ptr.cast::<Self>().as_ptr();
         // SAFETY: as above: nothing else reads the member any more. The group is taken out
         // first, so that its slab outlives the slot given back to it.
         unsafe {
             let group = std::ptr::read(&(*member).header.group);
-            // Only if nothing ended the loop (the group's task ends every live member first).
+            // Only if nothing ended the loop (the group's task ends every live member first), and
+            // it was written (a reservation dropped without joining never was).
             if (*member).header.live.load(Ordering::Relaxed) {
                 ManuallyDrop::drop(&mut *(*member).fut.get());
             }
@@ -445,29 +485,54 @@ unsafe impl Send for MemberRef {}
 unsafe impl Sync for MemberRef {}
 
 impl MemberRef {
-    /// A member of `group` running `fut`, counted in the group and queued (the group's task
-    /// polls it when it takes it in).
+    /// A member of `group` running `fut`, counted in the group and marked queued (the group's
+    /// task polls it once it has joined).
+    #[cfg(test)]
     fn new<F: Future<Output = ()> + Send + 'static>(group: &Arc<GroupShared>, fut: F) -> Self {
-        group.members.fetch_add(1, Ordering::AcqRel);
+        let member = Self::reserve::<F>(group);
+        // SAFETY: just reserved for an `F`.
+        unsafe { member.fill(fut) };
+        member
+    }
+
+    /// A member of `group` whose loop, an `F`, is not written yet: not live, not counted in the
+    /// group yet, and marked queued, so that no wake queues it before it joins (see
+    /// [`Reserved`]).
+    fn reserve<F: Future<Output = ()> + Send + 'static>(group: &Arc<GroupShared>) -> Self {
         let slot = group
             .slab
             .alloc(std::alloc::Layout::new::<Member<F>>())
             .cast::<Member<F>>();
-        // SAFETY: the slot is fresh, and laid out for a `Member<F>`.
+        // SAFETY: the slot is fresh, and laid out for a `Member<F>`; only its header is written
+        // (the loop is written by `fill`, and read only once `live` says it is there).
         unsafe {
-            slot.write(Member {
-                header: Header {
-                    refs: AtomicUsize::new(1),
-                    queued: AtomicBool::new(true),
-                    aborted: AtomicBool::new(false),
-                    live: AtomicBool::new(true),
-                    vtable: &Member::<F>::VTABLE,
-                    group: group.clone(),
-                },
-                fut: UnsafeCell::new(ManuallyDrop::new(fut)),
+            std::ptr::addr_of_mut!((*slot.as_ptr()).header).write(Header {
+                refs: AtomicUsize::new(1),
+                queued: AtomicBool::new(true),
+                aborted: AtomicBool::new(false),
+                live: AtomicBool::new(false),
+                vtable: &Member::<F>::VTABLE,
+                group: group.clone(),
             })
         };
         Self(slot.cast())
+    }
+
+    /// Writes the loop of a reserved member, marks it live and counts it in its group.
+    ///
+    /// # Safety
+    /// The member was reserved for an `F` ([`MemberRef::reserve`]), its loop was not written
+    /// yet, and it has not joined its group (nothing else reads the loop or `live` yet).
+    unsafe fn fill<F: Future<Output = ()> + Send + 'static>(&self, fut: F) {
+        let member = self.0.cast::<Member<F>>().as_ptr();
+        // SAFETY: as above: the slot is laid out for a `Member<F>` and its loop is unwritten.
+        unsafe {
+            std::ptr::addr_of_mut!((*member).fut).write(UnsafeCell::new(ManuallyDrop::new(fut)))
+        };
+        let header = self.header();
+        header.live.store(true, Ordering::Relaxed);
+        // Counted from here until `end` (which only ends a live member).
+        header.group.members.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A new reference to the member at `ptr`, which must be live (held by someone).
@@ -863,6 +928,100 @@ mod tests {
         assert!(other.end());
     }
 
+    /// A loop that counts its polls and its drop, and stays pending.
+    fn counted_loop(
+        polls: Arc<StdAtomicUsize>,
+        drops: Arc<StdAtomicUsize>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let guard = Dropped(drops);
+        std::future::poll_fn(move |_| {
+            let _keep = &guard;
+            polls.fetch_add(1, Ordering::SeqCst);
+            Poll::<()>::Pending
+        })
+    }
+
+    /// The loop type of `counted_loop`, for reserving a slot for one before it exists.
+    fn reserve_counted(
+        shared: &Arc<GroupShared>,
+        polls: &Arc<StdAtomicUsize>,
+        drops: &Arc<StdAtomicUsize>,
+    ) -> (MemberRef, impl Future<Output = ()> + Send + 'static) {
+        let fut = counted_loop(polls.clone(), drops.clone());
+        fn reserve_for<F: Future<Output = ()> + Send + 'static>(
+            shared: &Arc<GroupShared>,
+            _: &F,
+        ) -> MemberRef {
+            MemberRef::reserve::<F>(shared)
+        }
+        (reserve_for(shared, &fut), fut)
+    }
+
+    /// A member killed through its kill switch before its loop is written (a kill racing the
+    /// spawn) is not queued by the kill, and the group's task drops its loop unpolled once it
+    /// joins.
+    #[test]
+    fn a_member_killed_before_it_joins_is_dropped_unpolled() {
+        let shared = Arc::new(GroupShared::new());
+        let (polls, drops) = (
+            Arc::new(StdAtomicUsize::new(0)),
+            Arc::new(StdAtomicUsize::new(0)),
+        );
+        let (member, fut) = reserve_counted(&shared, &polls, &drops);
+        assert_eq!(shared.members.load(Ordering::SeqCst), 0, "not counted yet");
+        let kill_switch = member.clone();
+        kill_switch.abort();
+        assert!(
+            shared.remote.lock().ready.is_empty(),
+            "the kill queues nothing before the loop exists"
+        );
+        // SAFETY: reserved for this type above, not written yet.
+        unsafe { member.fill(fut) };
+        assert_eq!(shared.members.load(Ordering::SeqCst), 1);
+        assert!(shared.join(member).is_ok());
+        let mut lists = TaskLists::default();
+        let mut ended = 0;
+        {
+            let _polling = PollingGuard::enter(&shared);
+            assert!(shared.run_ready(usize::MAX, &mut ended, &mut lists));
+        }
+        assert_eq!(ended, 1);
+        assert_eq!(polls.load(Ordering::SeqCst), 0, "never polled");
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped once");
+        assert_eq!(shared.members.load(Ordering::SeqCst), 0);
+        drop(lists);
+        drop(kill_switch);
+        assert_eq!(shared.slab.chunks(), 0, "the slot went back");
+        assert_eq!(Arc::strong_count(&shared), 1);
+    }
+
+    /// A slot reserved for a spawn that then failed goes back with the member's last reference,
+    /// and nothing reads the loop that was never written.
+    #[test]
+    fn a_reservation_never_joined_gives_its_slot_back() {
+        let shared = Arc::new(GroupShared::new());
+        let (polls, drops) = (
+            Arc::new(StdAtomicUsize::new(0)),
+            Arc::new(StdAtomicUsize::new(0)),
+        );
+        let (member, fut) = reserve_counted(&shared, &polls, &drops);
+        let kill_switch = member.clone();
+        assert!(!member.end(), "there is no loop to end");
+        drop(member);
+        assert_eq!(shared.slab.chunks(), 1, "the kill switch holds the slot");
+        drop(kill_switch);
+        assert_eq!(shared.slab.chunks(), 0);
+        assert_eq!(Arc::strong_count(&shared), 1);
+        assert_eq!(shared.members.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "the unwritten loop is not dropped"
+        );
+        drop(fut);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
     struct Idle;
 
     impl crate::Actor for Idle {
@@ -918,7 +1077,7 @@ mod tests {
                 .map(|_| MemberRef::new(&shared, std::future::pending::<()>()))
                 .collect();
             for m in &members {
-                assert!(shared.join(m));
+                assert!(shared.join(m.clone()).is_ok());
             }
             members
         };
@@ -1106,7 +1265,7 @@ mod loom_tests {
             let joiner = MemberRef::new(&shared, b.wait());
             let tj = {
                 let (shared, joiner) = (shared.clone(), joiner.clone());
-                loom::thread::spawn(move || assert!(shared.join(&joiner)))
+                loom::thread::spawn(move || assert!(shared.join(joiner).is_ok()))
             };
             let ta = loom::thread::spawn(move || a.fire());
             run_group(

@@ -48,7 +48,7 @@ use crate::dead_letters::DeadLetterReason;
 use crate::failure::{
     ActorResult, ChildFailure, Directive, Failure, FailurePhase, TerminationReason,
 };
-use crate::group::ActorGroup;
+use crate::group::Reserved;
 use crate::mailbox::Cursor;
 use crate::path::{ActorId, ActorPath, validate_name};
 use crate::props::{Placement, Props};
@@ -363,6 +363,53 @@ pub(crate) fn spawn_actor<A: Actor, T>(
     if shared.is_shutting_down() {
         return Err(SpawnError::ShuttingDown);
     }
+    // The span costs ~50 instructions per poll even when disabled, so the task is wrapped only
+    // when a subscriber wants `debug` spans (decided once, at spawn). That decides the type of
+    // the actor's task, which a group member's slot is taken for before the cell exists (see
+    // `spawn_with`), so the span is made first and given the actor's path once there is one.
+    let span = tracing::debug_span!("actor", path = tracing::field::Empty);
+    if span.is_disabled() {
+        spawn_with(
+            shared,
+            parent,
+            parent_path,
+            props,
+            start_signal,
+            place,
+            |lp| ActorTask::new(lp, handler::<A>),
+        )
+    } else {
+        spawn_with(
+            shared,
+            parent,
+            parent_path,
+            props,
+            start_signal,
+            place,
+            move |lp: ActorLoop<A>| {
+                span.record(
+                    "path",
+                    tracing::field::display(lp.ctx.cell().core.display_path()),
+                );
+                ActorTask::new(lp, handler::<A>).instrument(span)
+            },
+        )
+    }
+}
+
+/// [`spawn_actor`], with `make_task` turning the actor's loop into its task.
+fn spawn_with<A: Actor, T, F>(
+    shared: &Arc<SystemShared>,
+    parent: Parent,
+    parent_path: &ActorPath,
+    props: Props<A>,
+    start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
+    place: impl FnOnce(Arc<dyn SysTarget>) -> T,
+    make_task: impl FnOnce(ActorLoop<A>) -> F,
+) -> Result<(ActorRef<A::Msg>, T), SpawnError>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let Props {
         factory,
         name,
@@ -371,13 +418,6 @@ pub(crate) fn spawn_actor<A: Actor, T>(
         stash_capacity,
         throughput,
     } = props;
-    // A dedicated thread's runtime is built here, so that the actor's timers can ride a wheel
-    // of its own runtime (see `ThreadRuntime`).
-    let site = match &placement {
-        Placement::Task => Site::Task,
-        Placement::Group(group) => Site::Group(group),
-        Placement::DedicatedThread => Site::Thread(ThreadRuntime::new()?),
-    };
     let id = shared.next_id();
     // A named actor's path; an anonymous actor's is never built here (see `CellCore::path`).
     let named_path = match &name {
@@ -390,6 +430,17 @@ pub(crate) fn spawn_actor<A: Actor, T>(
         }
         None => None,
     };
+    // A dedicated thread's runtime is built here, so that the actor's timers can ride a wheel
+    // of its own runtime (see `ThreadRuntime`). A group member's slot is taken here, before the
+    // cell, so that the cell is made holding the member as its kill switch: handing it over
+    // afterwards takes the cell's lock, which was 7% of a grouped spawn (`benches/HISTORY.md`,
+    // "Session 22"). A tokio task's handle exists only once the task is spawned, and is handed
+    // over then.
+    let site = match &placement {
+        Placement::Task => Site::Task,
+        Placement::Group(group) => Site::Group(group.reserve::<F>()),
+        Placement::DedicatedThread => Site::Thread(ThreadRuntime::new()?),
+    };
     let cell = Arc::new(Cell::new(
         id,
         named_path.clone().unwrap_or_else(|| parent_path.clone()),
@@ -399,6 +450,10 @@ pub(crate) fn spawn_actor<A: Actor, T>(
         match parent {
             Parent::Guardian => None,
             Parent::Actor(target) => Some(target),
+        },
+        match &site {
+            Site::Group(reserved) => Some(Abort::Group(reserved.kill_switch())),
+            Site::Task | Site::Thread(_) => None,
         },
     ));
     if let Some(path) = &named_path {
@@ -435,55 +490,30 @@ pub(crate) fn spawn_actor<A: Actor, T>(
             .unwrap_or(shared.config.throughput)
             .clamp(1, u32::MAX as usize) as u32,
     };
-    let span = tracing::debug_span!("actor", path = %cell.core.display_path());
     // Dropping the future (completion or abort) runs the teardown in `Drop for ActorLoop`.
-    let fut = ActorTask::new(lp, handler::<A>);
+    let fut = make_task(lp);
     #[cfg(all(test, not(actor_loom)))]
     size_probe::TASK_FUTURE.set(std::mem::size_of_val(&fut));
-    // The span costs ~50 instructions per poll even when disabled, so the task is wrapped only
-    // when a subscriber wants `debug` spans (decided once, at spawn).
-    if span.is_disabled() {
-        launch(shared, &cell, site, fut)?;
-    } else {
-        launch(shared, &cell, site, fut.instrument(span))?;
+    match site {
+        Site::Task => cell
+            .core
+            .set_abort(Abort::Spawned(shared.handle.spawn(fut))),
+        Site::Group(reserved) => reserved.join(fut)?,
+        Site::Thread(rt) => spawn_thread(&cell, rt, fut)?,
     }
     tracing::debug!(actor = %cell.core.display_path(), "actor spawned");
     Ok((ActorRef::local(cell), target))
 }
 
-/// Where an actor's loop runs: its props' placement, with a dedicated thread's runtime built.
-enum Site<'a> {
+/// Where an actor's loop (an `F`) runs: its props' placement, with a dedicated thread's runtime
+/// built or a group member's slot taken.
+enum Site<'a, F> {
     /// A tokio task of its own on the system's runtime.
     Task,
     /// Inside a group's task.
-    Group(&'a ActorGroup),
+    Group(Reserved<'a, F>),
     /// A thread of its own, on this runtime.
     Thread(ThreadRuntime),
-}
-
-/// Runs an actor's loop at `site`.
-fn launch<M, F>(
-    shared: &Arc<SystemShared>,
-    cell: &Arc<Cell<M>>,
-    site: Site<'_>,
-    fut: F,
-) -> Result<(), SpawnError>
-where
-    M: Send + 'static,
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    match site {
-        Site::Task => {
-            cell.core
-                .set_abort(Abort::Spawned(shared.handle.spawn(fut)));
-        }
-        Site::Group(group) => {
-            let abort = group.add(fut)?;
-            cell.core.set_abort(Abort::Group(abort));
-        }
-        Site::Thread(rt) => spawn_thread(cell, rt, fut)?,
-    }
-    Ok(())
 }
 
 /// The single-threaded runtime of a dedicated actor thread, and the timer wheel on it.

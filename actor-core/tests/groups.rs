@@ -247,6 +247,46 @@ async fn a_member_stuck_in_a_handler_is_killed_and_the_group_goes_on() {
     until_len(&group, 1).await;
 }
 
+/// Counts its starts.
+struct Starts(Arc<AtomicUsize>);
+
+impl Actor for Starts {
+    type Msg = ();
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> ActorResult {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn handle(&mut self, _: (), _ctx: &mut Context<Self>) -> ActorResult {
+        Ok(())
+    }
+}
+
+/// A member killed as soon as it is spawned, before the group's task has taken it in (one
+/// thread: the task cannot run in between), ends killed without starting, and the group's other
+/// members start and go on.
+#[tokio::test(flavor = "current_thread")]
+async fn a_member_killed_before_the_group_takes_it_in_never_starts() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let group = system.group();
+    let starts = Arc::new(AtomicUsize::new(0));
+    let spawn = || {
+        let starts = starts.clone();
+        system
+            .spawn(Props::new(move || Starts(starts.clone())).group(&group))
+            .expect("spawn")
+    };
+    let (killed, kept) = (spawn(), spawn());
+    killed.kill();
+    assert!(matches!(ended(&killed).await, TerminationReason::Killed));
+    kept.tell(());
+    until_len(&group, 1).await;
+    assert_eq!(
+        starts.load(Ordering::SeqCst),
+        1,
+        "only the other member started"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_member_is_restarted_by_its_supervisor_inside_the_group() {
     let system = ActorSystem::new(SystemConfig::default()).expect("system");

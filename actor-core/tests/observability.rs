@@ -134,3 +134,123 @@ fn lifecycle_is_traced_and_the_hot_path_is_quiet() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     });
 }
+
+/// Events keep, beside their own fields, the fields of the span they were emitted in.
+#[derive(Clone, Default)]
+struct InSpan(Arc<Mutex<Vec<String>>>);
+
+impl<S> Layer<S> for InSpan
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: LayerContext<'_, S>,
+    ) {
+        let mut f = Fields(String::new());
+        attrs.record(&mut f);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(f);
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: LayerContext<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id)
+            && let Some(f) = span.extensions_mut().get_mut::<Fields>()
+        {
+            values.record(f);
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: LayerContext<'_, S>) {
+        let mut f = Fields(String::new());
+        event.record(&mut f);
+        let span = ctx
+            .event_span(event)
+            .map(|s| {
+                let fields = s
+                    .extensions()
+                    .get::<Fields>()
+                    .map(|f| f.0.clone())
+                    .unwrap_or_default();
+                format!("{}{{{fields}}}", s.name())
+            })
+            .unwrap_or_default();
+        self.0.lock().push(format!("{} in {span}", f.0));
+    }
+}
+
+/// Logs each message it handles.
+struct Chatty;
+
+impl Actor for Chatty {
+    type Msg = u32;
+    async fn handle(&mut self, msg: u32, _ctx: &mut Context<Self>) -> ActorResult {
+        tracing::info!(msg, "handled");
+        Ok(())
+    }
+}
+
+/// With `debug` spans on, an actor's code runs in an `actor` span that names the actor's path,
+/// whether the actor is a task of its own or a group's member.
+#[test]
+fn an_actors_events_carry_its_path_in_and_out_of_groups() {
+    let captured = InSpan::default();
+    let subscriber = Registry::default().with(
+        captured
+            .clone()
+            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let sys = ActorSystem::new(SystemConfig::default()).expect("system");
+        let solo = sys
+            .spawn(Props::new(|| Chatty).name("solo"))
+            .expect("spawn");
+        let group = sys.group();
+        let member = sys
+            .spawn(Props::new(|| Chatty).group(&group))
+            .expect("spawn into the group");
+        solo.tell(1);
+        member.tell(2);
+        // A stop overtakes queued messages: let both be handled first (bounded, no sleep).
+        for _ in 0..10_000 {
+            if captured
+                .0
+                .lock()
+                .iter()
+                .filter(|e| e.contains("handled"))
+                .count()
+                == 2
+            {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        solo.stop();
+        member.stop();
+        solo.wait_for_stop().await;
+        member.wait_for_stop().await;
+        let events = captured.0.lock().clone();
+        for (msg, path) in [(1, "/user/solo".to_owned()), (2, member.path().to_string())] {
+            let expected = format!("msg={msg}  in actor{{path={path} }}");
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e.contains("handled") && e.ends_with(&expected)),
+                "no event ending in {expected:?}: {events:?}"
+            );
+        }
+    });
+}
