@@ -186,19 +186,23 @@ impl ActorGroup {
         self.len() == 0
     }
 
-    /// Takes a slot for a member whose loop will be an `F`, before the loop exists: the actor's
-    /// cell is made holding the member as its kill switch ([`Reserved::kill_switch`]), so nothing
-    /// is handed to the cell under its lock afterwards. [`Reserved::join`] then writes the loop
-    /// and hands the member to the group's task.
-    pub(crate) fn reserve<F>(&self) -> Reserved<'_, F>
+    /// Takes a slot for a member whose loop will be an `F`, before the loop exists, with a
+    /// second reference to the member: the actor's kill switch. The actor's cell is made holding
+    /// it, so nothing is handed to the cell under its lock afterwards. [`Reserved::join`] then
+    /// writes the loop and hands the member to the group's task.
+    pub(crate) fn reserve<F>(&self) -> (Reserved<'_, F>, MemberRef)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        Reserved {
-            group: self,
-            member: MemberRef::reserve::<F>(&self.handle.shared),
-            _loop: std::marker::PhantomData,
-        }
+        let (member, kill_switch) = MemberRef::reserve::<F>(&self.handle.shared);
+        (
+            Reserved {
+                group: self,
+                member,
+                _loop: std::marker::PhantomData,
+            },
+            kill_switch,
+        )
     }
 }
 
@@ -216,11 +220,6 @@ pub(crate) struct Reserved<'g, F> {
 }
 
 impl<F: Future<Output = ()> + Send + 'static> Reserved<'_, F> {
-    /// Another reference to the member: the actor's kill switch.
-    pub(crate) fn kill_switch(&self) -> MemberRef {
-        self.member.clone()
-    }
-
     /// Writes the loop into the slot and hands the member to the group's task. If that task has
     /// ended, the loop is dropped here (which runs the actor's teardown) and the spawn fails.
     pub(crate) fn join(self, fut: F) -> Result<(), crate::SpawnError> {
@@ -340,6 +339,7 @@ impl GroupShared {
                     std::mem::swap(&mut remote.joining, &mut task.joining);
                 }
                 if task.woken.is_empty() && task.joining.is_empty() {
+                    self.trim_local();
                     return true;
                 }
                 for m in task.joining.drain(..) {
@@ -377,6 +377,17 @@ impl GroupShared {
     fn pop_local(&self) -> Option<NonNull<Header>> {
         // SAFETY: called by the group's task during its poll; see `local`.
         unsafe { (*self.local.get()).pop_front() }
+    }
+
+    /// Lets go of the local queue's capacity above [`TaskLists::SPARE_CAPACITY`] (only while
+    /// `polled_here` and the queue is empty): every member of a burst of spawns passes through
+    /// it, and a group should not keep a peak's worth of queue for good.
+    fn trim_local(&self) {
+        // SAFETY: called by the group's task during its poll; see `local`.
+        let local = unsafe { &mut *self.local.get() };
+        if local.capacity() > TaskLists::SPARE_CAPACITY {
+            *local = VecDeque::new();
+        }
     }
 
     /// Queues a live member of this group on the local queue (only while `polled_here`).
@@ -489,7 +500,8 @@ impl MemberRef {
     /// task polls it once it has joined).
     #[cfg(test)]
     fn new<F: Future<Output = ()> + Send + 'static>(group: &Arc<GroupShared>, fut: F) -> Self {
-        let member = Self::reserve::<F>(group);
+        let (member, other) = Self::reserve::<F>(group);
+        drop(other);
         // SAFETY: just reserved for an `F`.
         unsafe { member.fill(fut) };
         member
@@ -497,8 +509,9 @@ impl MemberRef {
 
     /// A member of `group` whose loop, an `F`, is not written yet: not live, not counted in the
     /// group yet, and marked queued, so that no wake queues it before it joins (see
-    /// [`Reserved`]).
-    fn reserve<F: Future<Output = ()> + Send + 'static>(group: &Arc<GroupShared>) -> Self {
+    /// [`Reserved`]). Two references to it, made with its count (a clone would be one more
+    /// read-modify-write on every spawn): one joins the group, the other is the kill switch.
+    fn reserve<F: Future<Output = ()> + Send + 'static>(group: &Arc<GroupShared>) -> (Self, Self) {
         let slot = group
             .slab
             .alloc(std::alloc::Layout::new::<Member<F>>())
@@ -507,7 +520,7 @@ impl MemberRef {
         // (the loop is written by `fill`, and read only once `live` says it is there).
         unsafe {
             std::ptr::addr_of_mut!((*slot.as_ptr()).header).write(Header {
-                refs: AtomicUsize::new(1),
+                refs: AtomicUsize::new(2),
                 queued: AtomicBool::new(true),
                 aborted: AtomicBool::new(false),
                 live: AtomicBool::new(false),
@@ -515,7 +528,7 @@ impl MemberRef {
                 group: group.clone(),
             })
         };
-        Self(slot.cast())
+        (Self(slot.cast()), Self(slot.cast()))
     }
 
     /// Writes the loop of a reserved member, marks it live and counts it in its group.
@@ -756,19 +769,24 @@ impl Future for GroupTask {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        let this = &mut *self;
-        let shared = this.shared.clone();
+        // Borrowed field by field, not through a clone of `shared`: a count taken and given back
+        // on every poll would be two read-modify-writes on the line spawners count on.
+        let GroupTask {
+            lists,
+            ended,
+            shared,
+        } = &mut *self;
         shared.waker.register(cx.waker());
-        let _polling = PollingGuard::enter(&shared);
-        let drained = shared.run_ready(POLL_BUDGET, &mut this.ended, &mut this.lists);
+        let _polling = PollingGuard::enter(shared);
+        let drained = shared.run_ready(POLL_BUDGET, ended, lists);
         if !drained {
             // More may be ready: come back after tokio's other tasks had a turn.
             cx.waker().wake_by_ref();
         }
         // Only while `local` is empty: it borrows from `all`.
-        if drained && this.ended > 32 && this.ended * 2 > this.lists.all.len() {
-            this.lists.all.retain(|m| m.is_live());
-            this.ended = 0;
+        if drained && *ended > 32 && *ended * 2 > lists.all.len() {
+            lists.all.retain(|m| m.is_live());
+            *ended = 0;
         }
         // No handle can appear once none is left (a new one is a clone of another, or made by a
         // member during one of this task's polls), nor a member without a handle.
@@ -941,20 +959,25 @@ mod tests {
         })
     }
 
-    /// The loop type of `counted_loop`, for reserving a slot for one before it exists.
+    /// A slot reserved for a `counted_loop` (the member and its kill switch), and the loop.
     fn reserve_counted(
         shared: &Arc<GroupShared>,
         polls: &Arc<StdAtomicUsize>,
         drops: &Arc<StdAtomicUsize>,
-    ) -> (MemberRef, impl Future<Output = ()> + Send + 'static) {
+    ) -> (
+        MemberRef,
+        MemberRef,
+        impl Future<Output = ()> + Send + 'static,
+    ) {
         let fut = counted_loop(polls.clone(), drops.clone());
         fn reserve_for<F: Future<Output = ()> + Send + 'static>(
             shared: &Arc<GroupShared>,
             _: &F,
-        ) -> MemberRef {
+        ) -> (MemberRef, MemberRef) {
             MemberRef::reserve::<F>(shared)
         }
-        (reserve_for(shared, &fut), fut)
+        let (member, kill_switch) = reserve_for(shared, &fut);
+        (member, kill_switch, fut)
     }
 
     /// A member killed through its kill switch before its loop is written (a kill racing the
@@ -967,9 +990,8 @@ mod tests {
             Arc::new(StdAtomicUsize::new(0)),
             Arc::new(StdAtomicUsize::new(0)),
         );
-        let (member, fut) = reserve_counted(&shared, &polls, &drops);
+        let (member, kill_switch, fut) = reserve_counted(&shared, &polls, &drops);
         assert_eq!(shared.members.load(Ordering::SeqCst), 0, "not counted yet");
-        let kill_switch = member.clone();
         kill_switch.abort();
         assert!(
             shared.remote.lock().ready.is_empty(),
@@ -1004,8 +1026,7 @@ mod tests {
             Arc::new(StdAtomicUsize::new(0)),
             Arc::new(StdAtomicUsize::new(0)),
         );
-        let (member, fut) = reserve_counted(&shared, &polls, &drops);
-        let kill_switch = member.clone();
+        let (member, kill_switch, fut) = reserve_counted(&shared, &polls, &drops);
         assert!(!member.end(), "there is no loop to end");
         drop(member);
         assert_eq!(shared.slab.chunks(), 1, "the kill switch holds the slot");
@@ -1069,7 +1090,7 @@ mod tests {
     }
 
     #[test]
-    fn the_task_keeps_the_capacity_of_its_spare_lists_up_to_a_bound() {
+    fn the_task_keeps_the_capacity_of_its_spare_lists_and_local_queue_up_to_a_bound() {
         let shared = Arc::new(GroupShared::new());
         let mut lists = TaskLists::default();
         let joined = |n: usize| {
@@ -1091,10 +1112,13 @@ mod tests {
         let big = joined(TaskLists::SPARE_CAPACITY * 2);
         shared.run_ready(usize::MAX, &mut 0, &mut lists);
         assert_eq!(lists.all.len(), 100 + TaskLists::SPARE_CAPACITY * 2);
-        // Wherever the two spare lists are now, neither keeps the peak's capacity.
+        // Wherever the two spare lists are now, neither keeps the peak's capacity, nor does the
+        // local queue every joining member passed through.
         let capacities = [
             lists.joining.capacity(),
             shared.remote.lock().joining.capacity(),
+            // SAFETY: this thread is polling the group (`_polling`), and nothing else is.
+            unsafe { (*shared.local.get()).capacity() },
         ];
         assert!(
             capacities.iter().all(|&c| c <= TaskLists::SPARE_CAPACITY),

@@ -436,10 +436,13 @@ where
     // afterwards takes the cell's lock, which was 7% of a grouped spawn (`benches/HISTORY.md`,
     // "Session 22"). A tokio task's handle exists only once the task is spawned, and is handed
     // over then.
-    let site = match &placement {
-        Placement::Task => Site::Task,
-        Placement::Group(group) => Site::Group(group.reserve::<F>()),
-        Placement::DedicatedThread => Site::Thread(ThreadRuntime::new()?),
+    let (site, kill_switch) = match &placement {
+        Placement::Task => (Site::Task, None),
+        Placement::Group(group) => {
+            let (reserved, kill_switch) = group.reserve::<F>();
+            (Site::Group(reserved), Some(Abort::Group(kill_switch)))
+        }
+        Placement::DedicatedThread => (Site::Thread(ThreadRuntime::new()?), None),
     };
     let cell = Arc::new(Cell::new(
         id,
@@ -451,10 +454,7 @@ where
             Parent::Guardian => None,
             Parent::Actor(target) => Some(target),
         },
-        match &site {
-            Site::Group(reserved) => Some(Abort::Group(reserved.kill_switch())),
-            Site::Task | Site::Thread(_) => None,
-        },
+        kill_switch,
     ));
     if let Some(path) = &named_path {
         shared.register(path, &ActorRef::local(cell.clone()))?;
