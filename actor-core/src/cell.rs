@@ -108,9 +108,10 @@ impl Watcher {
 #[derive(Default)]
 struct Life {
     more: Option<Box<LifeMore>>,
-    /// The kill switch: the task's abort handle or the group member (set once, right after the
-    /// spawn); under this lock so that a kill racing the spawn is never lost, without a
-    /// `OnceLock` of its own. Let go of when the actor ends ([`CellCore::terminate`]): it keeps
+    /// The kill switch: the group member (there from the cell's making: its slot is reserved
+    /// first), or the task's abort handle (set once, right after the task is spawned, under
+    /// this lock, so that a kill racing the spawn is never lost, without a `OnceLock` of its
+    /// own). Let go of when the actor ends ([`CellCore::terminate`]): it keeps
     /// the task's or the member's memory, which an ended actor's refs should not.
     abort: Option<Abort>,
     /// The parent's system target; `None` for a top-level actor, whose parent is the user

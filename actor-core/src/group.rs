@@ -959,6 +959,15 @@ mod tests {
         })
     }
 
+    /// A group, and a loop's poll and drop counters.
+    fn counters() -> (Arc<GroupShared>, Arc<StdAtomicUsize>, Arc<StdAtomicUsize>) {
+        (
+            Arc::new(GroupShared::new()),
+            Arc::new(StdAtomicUsize::new(0)),
+            Arc::new(StdAtomicUsize::new(0)),
+        )
+    }
+
     /// A slot reserved for a `counted_loop` (the member and its kill switch), and the loop.
     fn reserve_counted(
         shared: &Arc<GroupShared>,
@@ -985,11 +994,7 @@ mod tests {
     /// joins.
     #[test]
     fn a_member_killed_before_it_joins_is_dropped_unpolled() {
-        let shared = Arc::new(GroupShared::new());
-        let (polls, drops) = (
-            Arc::new(StdAtomicUsize::new(0)),
-            Arc::new(StdAtomicUsize::new(0)),
-        );
+        let (shared, polls, drops) = counters();
         let (member, kill_switch, fut) = reserve_counted(&shared, &polls, &drops);
         assert_eq!(shared.members.load(Ordering::SeqCst), 0, "not counted yet");
         kill_switch.abort();
@@ -1021,11 +1026,7 @@ mod tests {
     /// and nothing reads the loop that was never written.
     #[test]
     fn a_reservation_never_joined_gives_its_slot_back() {
-        let shared = Arc::new(GroupShared::new());
-        let (polls, drops) = (
-            Arc::new(StdAtomicUsize::new(0)),
-            Arc::new(StdAtomicUsize::new(0)),
-        );
+        let (shared, polls, drops) = counters();
         let (member, kill_switch, fut) = reserve_counted(&shared, &polls, &drops);
         assert!(!member.end(), "there is no loop to end");
         drop(member);

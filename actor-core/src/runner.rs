@@ -368,48 +368,53 @@ pub(crate) fn spawn_actor<A: Actor, T>(
     // the actor's task, which a group member's slot is taken for before the cell exists (see
     // `spawn_with`), so the span is made first and given the actor's path once there is one.
     let span = tracing::debug_span!("actor", path = tracing::field::Empty);
+    let spawn = Spawn {
+        shared,
+        parent,
+        parent_path,
+        props,
+        start_signal,
+        place,
+    };
     if span.is_disabled() {
-        spawn_with(
-            shared,
-            parent,
-            parent_path,
-            props,
-            start_signal,
-            place,
-            |lp| ActorTask::new(lp, handler::<A>),
-        )
+        spawn_with(spawn, |lp| ActorTask::new(lp, handler::<A>))
     } else {
-        spawn_with(
-            shared,
-            parent,
-            parent_path,
-            props,
-            start_signal,
-            place,
-            move |lp: ActorLoop<A>| {
-                span.record(
-                    "path",
-                    tracing::field::display(lp.ctx.cell().core.display_path()),
-                );
-                ActorTask::new(lp, handler::<A>).instrument(span)
-            },
-        )
+        spawn_with(spawn, move |lp: ActorLoop<A>| {
+            span.record(
+                "path",
+                tracing::field::display(lp.ctx.cell().core.display_path()),
+            );
+            ActorTask::new(lp, handler::<A>).instrument(span)
+        })
     }
+}
+
+/// What [`spawn_actor`] was given.
+struct Spawn<'a, A: Actor, P> {
+    shared: &'a Arc<SystemShared>,
+    parent: Parent,
+    parent_path: &'a ActorPath,
+    props: Props<A>,
+    start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
+    place: P,
 }
 
 /// [`spawn_actor`], with `make_task` turning the actor's loop into its task.
 fn spawn_with<A: Actor, T, F>(
-    shared: &Arc<SystemShared>,
-    parent: Parent,
-    parent_path: &ActorPath,
-    props: Props<A>,
-    start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
-    place: impl FnOnce(Arc<dyn SysTarget>) -> T,
+    spawn: Spawn<'_, A, impl FnOnce(Arc<dyn SysTarget>) -> T>,
     make_task: impl FnOnce(ActorLoop<A>) -> F,
 ) -> Result<(ActorRef<A::Msg>, T), SpawnError>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    let Spawn {
+        shared,
+        parent,
+        parent_path,
+        props,
+        start_signal,
+        place,
+    } = spawn;
     let Props {
         factory,
         name,

@@ -54,20 +54,25 @@ impl Actor for Echo {
     }
 }
 
+/// Runs `test` on a one-thread runtime with `layer` taking everything at `debug` and above.
+fn traced<L>(layer: L, test: impl std::future::Future<Output = ()>)
+where
+    L: Layer<Registry> + Send + Sync + 'static,
+{
+    let subscriber =
+        Registry::default().with(layer.with_filter(tracing_subscriber::filter::LevelFilter::DEBUG));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt")
+        .block_on(test);
+}
+
 #[test]
 fn lifecycle_is_traced_and_the_hot_path_is_quiet() {
     let captured = Captured::default();
-    let subscriber = Registry::default().with(
-        captured
-            .clone()
-            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
-    );
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(async {
+    traced(captured.clone(), async {
         let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
         let echo = sys.spawn(Props::new(|| Echo).name("echo")).expect("spawn");
         echo.ask(EchoMsg::Ping).await.expect("pong");
@@ -203,17 +208,7 @@ impl Actor for Chatty {
 #[test]
 fn an_actors_events_carry_its_path_in_and_out_of_groups() {
     let captured = InSpan::default();
-    let subscriber = Registry::default().with(
-        captured
-            .clone()
-            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
-    );
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(async {
+    traced(captured.clone(), async {
         let sys = ActorSystem::new(SystemConfig::default()).expect("system");
         let solo = sys
             .spawn(Props::new(|| Chatty).name("solo"))
