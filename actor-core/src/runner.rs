@@ -438,9 +438,9 @@ where
     // A dedicated thread's runtime is built here, so that the actor's timers can ride a wheel
     // of its own runtime (see `ThreadRuntime`). A group member's slot is taken here, before the
     // cell, so that the cell is made holding the member as its kill switch: handing it over
-    // afterwards takes the cell's lock, which was 7% of a grouped spawn (`benches/HISTORY.md`,
-    // "Session 22"). A tokio task's handle exists only once the task is spawned, and is handed
-    // over then.
+    // afterwards took the cell's lock, and grouped spawns ran 6% (unpinned) to 15% (pinned)
+    // faster without it (`benches/HISTORY.md`, "Session 22"). A tokio task's handle exists only
+    // once the task is spawned, and is handed over then.
     let (site, kill_switch) = match &placement {
         Placement::Task => (Site::Task, None),
         Placement::Group(group) => {
