@@ -407,14 +407,7 @@ fn spawn_with<A: Actor, T, F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let Spawn {
-        shared,
-        parent,
-        parent_path,
-        props,
-        start_signal,
-        place,
-    } = spawn;
+    let shared = spawn.shared;
     let Props {
         factory,
         name,
@@ -422,7 +415,7 @@ where
         placement,
         stash_capacity,
         throughput,
-    } = props;
+    } = spawn.props;
     let id = shared.next_id();
     // A named actor's path; an anonymous actor's is never built here (see `CellCore::path`).
     let named_path = match &name {
@@ -431,7 +424,7 @@ where
                 name: name.clone(),
                 reason,
             })?;
-            Some(parent_path.child(name))
+            Some(spawn.parent_path.child(name))
         }
         None => None,
     };
@@ -451,11 +444,13 @@ where
     };
     let cell = Arc::new(Cell::new(
         id,
-        named_path.clone().unwrap_or_else(|| parent_path.clone()),
+        named_path
+            .clone()
+            .unwrap_or_else(|| spawn.parent_path.clone()),
         shared.clone(),
         mailbox,
         named_path.is_some(),
-        match parent {
+        match spawn.parent {
             Parent::Guardian => None,
             Parent::Actor(target) => Some(target),
         },
@@ -465,7 +460,7 @@ where
         shared.register(path, &ActorRef::local(cell.clone()))?;
     }
     shared.actor_started();
-    let target = place(cell.clone());
+    let target = (spawn.place)(cell.clone());
     let lp: ActorLoop<A> = ActorLoop {
         actor: None,
         ctx: Context::new(
@@ -477,7 +472,7 @@ where
             },
         ),
         factory,
-        rare: start_signal.map(|tx| {
+        rare: spawn.start_signal.map(|tx| {
             Box::new(Rare {
                 start_signal: Some(tx),
                 ..Rare::default()
