@@ -47,6 +47,7 @@ mod context;
 mod dead_letters;
 mod failure;
 mod group;
+mod handoff;
 mod mailbox;
 mod path;
 mod props;

@@ -103,7 +103,7 @@ impl<A: Actor> Props<A> {
     }
 
     /// Messages handled per activation before the actor yields its worker (default:
-    /// [`crate::SystemConfig::throughput`]).
+    /// [`crate::SystemConfig::throughput`]; at most 65,535: larger values count as that).
     pub fn throughput(mut self, messages: usize) -> Self {
         self.throughput = Some(messages.max(1));
         self

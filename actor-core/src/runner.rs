@@ -49,6 +49,7 @@ use crate::failure::{
     ActorResult, ChildFailure, Directive, Failure, FailurePhase, TerminationReason,
 };
 use crate::group::Reserved;
+use crate::handoff::TaskRun;
 use crate::mailbox::Cursor;
 use crate::path::{ActorId, ActorPath, validate_name};
 use crate::props::{Placement, Props};
@@ -87,14 +88,16 @@ struct ActorLoop<A: Actor> {
     cursor: Cursor<A::Msg>,
     /// Stop gracefully the next time the mailbox is empty (`stop_when_idle`).
     stop_when_idle: bool,
-    throughput: u32,
-    /// Messages left before the loop yields the worker.
-    budget: u32,
-    /// Messages handled since the cell's `processed` counter was last brought up to date
-    /// (`flush_stats`, when the loop parks, yields or ends: never more than `throughput`).
-    /// Counted here rather than in the cell, whose counter may share a cache line with the
-    /// mailbox's state word, which every send writes.
-    unflushed: u32,
+    /// Messages handled per activation before the loop yields the worker. 16 bits, like
+    /// `budget`: with them and no counter of its own, the loop leaves 8 bytes of a small actor's
+    /// 152-byte task future to the hand-off's poll function (see `handoff::TaskRun`).
+    throughput: u16,
+    /// Messages left before the loop yields the worker. `throughput - budget` is also how many
+    /// messages were handled since the cell's `processed` counter was last brought up to date
+    /// (`flush_stats`, which refills the budget, when the loop parks, yields or ends). Counted
+    /// here rather than in the cell, whose counter may share a cache line with the mailbox's
+    /// state word, which every send writes.
+    budget: u16,
 }
 
 /// The rarely used part of an actor loop.
@@ -257,9 +260,7 @@ where
                     }
                     let lp = &mut this.lp;
                     lp.handled(failed);
-                    lp.budget -= 1;
                     if lp.budget == 0 {
-                        lp.budget = lp.throughput;
                         lp.flush_stats();
                         // tokio's deferred yield, not `yielding::yield_to_queue`: requeueing at
                         // once measured counting -37% (the producers get less time to fill the
@@ -305,6 +306,9 @@ where
                                 Ok(fut) => Step::Handle(fut),
                                 Err(payload) => {
                                     this.lp.handled(Some(Err(payload)));
+                                    if this.lp.budget == 0 {
+                                        this.lp.flush_stats();
+                                    }
                                     continue;
                                 }
                             }
@@ -318,6 +322,19 @@ where
                 Step::Done => return Poll::Ready(()),
             }
         }
+    }
+}
+
+impl<A: Actor, H, F> crate::handoff::Hooked for ActorTask<A, H, F> {
+    fn hook(&self) -> crate::handoff::Hook {
+        self.lp.ctx.cell().mailbox.hook()
+    }
+}
+
+/// An actor's task with its `actor` span (see `spawn_actor`).
+impl<T: crate::handoff::Hooked> crate::handoff::Hooked for tracing::instrument::Instrumented<T> {
+    fn hook(&self) -> crate::handoff::Hook {
+        self.inner().hook()
     }
 }
 
@@ -405,7 +422,7 @@ fn spawn_with<A: Actor, T, F>(
     make_task: impl FnOnce(ActorLoop<A>) -> F,
 ) -> Result<(ActorRef<A::Msg>, T), SpawnError>
 where
-    F: std::future::Future<Output = ()> + Send + 'static,
+    F: std::future::Future<Output = ()> + crate::handoff::Hooked + Send + 'static,
 {
     let shared = spawn.shared;
     let Props {
@@ -483,21 +500,21 @@ where
         cursor: Cursor::default(),
         stop_when_idle: false,
         budget: 0,
-        unflushed: 0,
-        // The budget is kept in 32 bits (the loop stays small); larger values mean "never yield"
-        // in practice either way.
+        // Kept in 16 bits (the loop stays small): 65,535 messages in a row hold a worker for
+        // milliseconds, which is "never yield" in practice.
         throughput: throughput
             .unwrap_or(shared.config.throughput)
-            .clamp(1, u32::MAX as usize) as u32,
+            .clamp(1, usize::from(u16::MAX)) as u16,
     };
     // Dropping the future (completion or abort) runs the teardown in `Drop for ActorLoop`.
     let fut = make_task(lp);
     #[cfg(all(test, not(actor_loom)))]
-    size_probe::TASK_FUTURE.set(std::mem::size_of_val(&fut));
+    // What a task of its own holds: the future in the hand-off's wrapper.
+    size_probe::TASK_FUTURE.set(std::mem::size_of::<TaskRun<F>>());
     match site {
         Site::Task => cell
             .core
-            .set_abort(Abort::Spawned(shared.handle.spawn(fut))),
+            .set_abort(Abort::Spawned(shared.handle.spawn(TaskRun::new(fut)))),
         Site::Group(reserved) => reserved.join(fut)?,
         Site::Thread(rt) => spawn_thread(&cell, rt, fut)?,
     }
@@ -656,7 +673,6 @@ impl<A: Actor> ActorLoop<A> {
             if let Some(msg) = next {
                 return Some(Todo::Handle(msg));
             }
-            self.budget = self.throughput;
             self.flush_stats();
             if self.stop_when_idle {
                 return Some(Todo::Rare(RarePath::StopWhenIdle));
@@ -677,7 +693,8 @@ impl<A: Actor> ActorLoop<A> {
     /// idle period, and fail on an error or a panic.
     #[inline]
     fn handled(&mut self, failed: Option<Caught<ActorResult>>) {
-        self.unflushed += 1;
+        // Never below zero: every path that handles a message flushes (and refills) at zero.
+        self.budget -= 1;
         self.ctx.reset_idle();
         if let Some(failed) = failed {
             self.fail_with(FailurePhase::Message, failed);
@@ -711,14 +728,15 @@ impl<A: Actor> ActorLoop<A> {
 
     fn flush_stats(&mut self) {
         let core = &self.ctx.cell().core;
-        if self.unflushed != 0 {
+        let unflushed = self.throughput - self.budget;
+        if unflushed != 0 {
             // Only this task writes the counter: a load and a store, no read-modify-write.
             let processed = &core.processed;
             processed.store(
-                processed.load(Ordering::Relaxed) + u64::from(self.unflushed),
+                processed.load(Ordering::Relaxed) + u64::from(unflushed),
                 Ordering::Relaxed,
             );
-            self.unflushed = 0;
+            self.budget = self.throughput;
         }
         let batched = u32::try_from(self.cursor.batched()).unwrap_or(u32::MAX);
         core.batched.store(batched, Ordering::Relaxed);

@@ -418,6 +418,25 @@ impl WakerSlot {
         });
     }
 
+    /// Producer side: wake the registered waker, if any, by reference, unless `instead` takes
+    /// care of it (and returns true).
+    ///
+    /// # Safety
+    ///
+    /// As for `wake`.
+    #[cfg(not(actor_loom))]
+    #[inline]
+    pub(crate) unsafe fn wake_unless(&self, instead: impl FnOnce(&std::task::Waker) -> bool) {
+        // SAFETY: no writer per the contract.
+        self.waker.with(|slot| {
+            if let Some(waker) = unsafe { (*slot).as_ref() }
+                && !instead(waker)
+            {
+                waker.wake_by_ref();
+            }
+        });
+    }
+
     /// Consumer side: whether `waker` is the registered one.
     ///
     /// # Safety

@@ -42,7 +42,8 @@ pub struct SystemConfig {
     pub name: String,
     /// Default timeout of `ActorRef::ask` (5 s).
     pub ask_timeout: Duration,
-    /// User messages an actor handles per activation before yielding its worker (64).
+    /// User messages an actor handles per activation before yielding its worker (64; at most
+    /// 65,535: larger values count as that).
     pub throughput: usize,
     /// The policy of every actor's default `on_child_failure` and of the user guardian: restart,
     /// at most 10 times within 10 s, then stop the child.

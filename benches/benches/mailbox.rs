@@ -7,9 +7,9 @@
 //! cargo bench -p benches --bench mailbox
 //! ```
 //!
-//! The mailbox is private to actor-core, so this benchmark compiles its source (`mailbox/` and
-//! the `sync` module it is built on) into itself, unchanged, rather than have actor-core export
-//! it. Every iteration checks what it popped, so a broken lane fails instead of reporting a
+//! The mailbox is private to actor-core, so this benchmark compiles its source (`mailbox/`, and
+//! the `sync` and `handoff` modules it is built on) into itself, unchanged, rather than have
+//! actor-core export it. Every iteration checks what it popped, so a broken lane fails instead of reporting a
 //! number.
 
 // The included modules are actor-core's: this benchmark uses part of them (and their unit-test
@@ -21,6 +21,9 @@ mod sync;
 
 #[path = "../../actor-core/src/mailbox/mod.rs"]
 mod mailbox;
+
+#[path = "../../actor-core/src/handoff.rs"]
+mod handoff;
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -104,6 +104,11 @@ async fn three_children(
     for r in &refs {
         r.tell(ProbeMsg::Work);
     }
+    // Every child has handled its work before a test makes one fail: messages to different
+    // actors have no order, and an actor woken by another may run before tasks queued earlier.
+    for r in &refs {
+        assert_eq!(seen(r).await, (0, 1));
+    }
     (sup, refs, events)
 }
 

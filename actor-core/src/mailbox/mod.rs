@@ -120,6 +120,10 @@ pub(crate) struct Mailbox<M, S> {
     sys: Guarded<Option<Box<VecDeque<S>>>>,
     user: UserLane<M>,
     waker: WakerSlot,
+    /// The actor task's hand-off state and where its task is (`handoff::Hook`; in what would
+    /// be the mailbox's padding). Plain atomics, also under loom: the hand-off is not used there.
+    run: std::sync::atomic::AtomicU8,
+    run_at: std::sync::atomic::AtomicI32,
     /// Where threads waiting for `LOCKED` block under loom (see `wait_unlocked`).
     #[cfg(actor_loom)]
     turnstile: crate::sync::Turnstile,
@@ -134,6 +138,8 @@ impl<M, S> Mailbox<M, S> {
             sys: Guarded::new(None),
             user: UserLane::new(config),
             waker: WakerSlot::new(),
+            run: std::sync::atomic::AtomicU8::new(0),
+            run_at: std::sync::atomic::AtomicI32::new(0),
             #[cfg(actor_loom)]
             turnstile: crate::sync::Turnstile::default(),
         }
@@ -401,7 +407,7 @@ impl<M, S> Mailbox<M, S> {
         loop {
             // SAFETY: we hold `WAKING`: the consumer does not write the slot and no other
             // producer can win it until we hand the state back.
-            unsafe { self.waker.wake() };
+            unsafe { self.wake_registered() };
             let Some(idle) = self.hand_back() else {
                 return;
             };
@@ -409,6 +415,36 @@ impl<M, S> Mailbox<M, S> {
                 return;
             }
         }
+    }
+
+    /// Producer side, holding `WAKING`: wake the registered waker, or hand the actor off to
+    /// the actor task running on this thread (`handoff`).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `WAKING`.
+    #[inline]
+    unsafe fn wake_registered(&self) {
+        #[cfg(not(actor_loom))]
+        {
+            let hook = self.hook();
+            if hook.is_free() {
+                // SAFETY: we hold `WAKING`.
+                return unsafe {
+                    self.waker
+                        .wake_unless(|waker| crate::handoff::defer(hook, waker))
+                };
+            }
+        }
+        // SAFETY: we hold `WAKING`.
+        unsafe { self.waker.wake() }
+    }
+
+    /// The actor task's hand-off hook (see `handoff`).
+    pub(crate) fn hook(&self) -> crate::handoff::Hook {
+        // SAFETY: whoever uses the hook holds the cell this mailbox is in (the actor's future,
+        // or a producer during its send).
+        unsafe { crate::handoff::Hook::new(&self.run, &self.run_at) }
     }
 
     /// Producer side, holding `WAKING`: hands the state back. `Some(idle)` when the consumer had

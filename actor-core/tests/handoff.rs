@@ -1,0 +1,246 @@
+//! The hand-off: an actor woken by the actor running on a thread runs right after it, inside the
+//! same tokio task, a bounded number of times in a row; stops, kills and shutdowns work as they
+//! do for any actor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_core::TerminationReason;
+use actor_core::prelude::*;
+use actor_core::testkit::TestProbe;
+use parking_lot::Mutex;
+
+const T: Duration = Duration::from_secs(10);
+
+/// The tokio task a handler runs in.
+fn task_id() -> tokio::task::Id {
+    tokio::task::try_id().expect("handlers run inside a tokio task")
+}
+
+/// Passes a token on; logs the task of every hop, and tells `out` when the token is spent.
+/// `stop_at_end`: the actor that gets the spent token stops itself.
+struct Hop {
+    next: Option<ActorRef<HopMsg>>,
+    log: Arc<Mutex<Vec<tokio::task::Id>>>,
+    out: ActorRef<u64>,
+    stop_at_end: bool,
+}
+
+enum HopMsg {
+    Next(ActorRef<HopMsg>),
+    Token(u64),
+    /// Answered at once: once every actor answered, on a one-thread runtime, all are parked.
+    Ready(Reply<()>),
+}
+
+impl Actor for Hop {
+    type Msg = HopMsg;
+    async fn handle(&mut self, msg: HopMsg, ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            HopMsg::Next(next) => self.next = Some(next),
+            HopMsg::Ready(reply) => reply.send(()),
+            HopMsg::Token(left) => {
+                self.log.lock().push(task_id());
+                if left == 0 {
+                    self.out.tell(0);
+                    if self.stop_at_end {
+                        ctx.stop();
+                    }
+                } else {
+                    match &self.next {
+                        Some(next) => next.tell(HopMsg::Token(left - 1)),
+                        None => return Err("token before the ring was closed".into()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A ring of `n` actors, each with a task of its own.
+fn ring(
+    system: &ActorSystem,
+    n: usize,
+    log: &Arc<Mutex<Vec<tokio::task::Id>>>,
+    out: &ActorRef<u64>,
+    stop_at_end: bool,
+) -> Vec<ActorRef<HopMsg>> {
+    let refs: Vec<_> = (0..n)
+        .map(|_| {
+            let (log, out) = (log.clone(), out.clone());
+            system
+                .spawn(Props::new(move || Hop {
+                    next: None,
+                    log: log.clone(),
+                    out: out.clone(),
+                    stop_at_end,
+                }))
+                .expect("spawn")
+        })
+        .collect();
+    for (i, r) in refs.iter().enumerate() {
+        r.tell(HopMsg::Next(refs[(i + 1) % n].clone()));
+    }
+    refs
+}
+
+/// Waits until every actor of `refs` handled what it was sent before; on a one-thread runtime
+/// each is then parked (it parks before the test's task runs again).
+async fn settle(refs: &[ActorRef<HopMsg>]) {
+    for r in refs {
+        r.ask(HopMsg::Ready).await.expect("ready");
+    }
+}
+
+/// The lengths of the runs of hops made in the same task, in order.
+fn runs(log: &[tokio::task::Id]) -> Vec<usize> {
+    let mut runs: Vec<usize> = Vec::new();
+    for (i, id) in log.iter().enumerate() {
+        match runs.last_mut() {
+            Some(run) if i > 0 && log[i - 1] == *id => *run += 1,
+            _ => runs.push(1),
+        }
+    }
+    runs
+}
+
+#[tokio::test]
+async fn a_token_passed_between_actors_runs_in_the_task_that_woke_them_a_bounded_number_of_times() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let mut probe = TestProbe::new(&system);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let refs = ring(&system, 10, &log, &probe.actor_ref(), false);
+    settle(&refs).await;
+    refs[0].tell(HopMsg::Token(1_000));
+    probe.expect_msg(T).await;
+    let log = log.lock().clone();
+    assert_eq!(log.len(), 1_001);
+    let runs = runs(&log);
+    // Each actor but the first of a run was handed off: it ran in the task of the actor that
+    // woke it. Without the hand-off, every run would be one hop long.
+    assert!(
+        runs[..runs.len() - 1].iter().all(|&run| run > 1),
+        "runs of hops in one task: {runs:?}"
+    );
+    // At most 64 actors are polled inline after a task's own poll; then tokio runs the next.
+    assert!(
+        runs.iter().all(|&run| run <= 65),
+        "runs of hops in one task: {runs:?}"
+    );
+    system.shutdown(T).await;
+}
+
+/// Two actors that always have a token for each other still let another task on the same
+/// one-thread runtime run.
+#[test]
+fn actors_that_keep_waking_each_other_let_other_tasks_run() {
+    let (done, finished) = std::sync::mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let system = ActorSystem::new(SystemConfig::default()).expect("system");
+            let probe = TestProbe::new(&system);
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let refs = ring(&system, 2, &log, &probe.actor_ref(), false);
+            refs[0].tell(HopMsg::Token(u64::MAX));
+            let other = tokio::spawn(async { 7 });
+            assert_eq!(other.await.expect("the other task"), 7);
+            for r in &refs {
+                r.kill();
+            }
+            for r in &refs {
+                let reason = tokio::time::timeout(T, r.wait_for_stop()).await;
+                assert!(
+                    matches!(reason, Ok(TerminationReason::Killed)),
+                    "{reason:?}"
+                );
+            }
+        });
+        done.send(()).expect("the test waits");
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the actors never let the other task run");
+    runner.join().expect("runner");
+}
+
+/// An actor that stops itself while it runs in another actor's task ends, and its task with it.
+#[tokio::test]
+async fn an_actor_that_stops_while_handed_off_ends_with_its_task() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let mut probe = TestProbe::new(&system);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let refs = ring(&system, 3, &log, &probe.actor_ref(), true);
+    settle(&refs).await;
+    let alive = metrics.num_alive_tasks();
+    // The token ends at refs[2], which stops: two hand-offs after refs[0]'s own poll.
+    refs[0].tell(HopMsg::Token(2));
+    probe.expect_msg(T).await;
+    let reason = tokio::time::timeout(T, refs[2].wait_for_stop()).await;
+    assert!(
+        matches!(reason, Ok(TerminationReason::Stopped)),
+        "{reason:?}"
+    );
+    let log = log.lock().clone();
+    assert_eq!(runs(&log), vec![3], "the hops ran in one task");
+    tokio::time::timeout(T, async {
+        while metrics.num_alive_tasks() != alive - 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the stopped actor's task ended");
+    system.shutdown(T).await;
+}
+
+/// Actors killed and stopped while they pass tokens to each other (so while one is claimed by
+/// another's task, or polled in it) all end, on a runtime whose other worker drops their tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actors_killed_while_they_hand_off_to_each_other_all_end() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let probe = TestProbe::new(&system);
+    for round in 0..20 {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let refs = ring(&system, 16, &log, &probe.actor_ref(), false);
+        for r in refs.iter().step_by(4) {
+            r.tell(HopMsg::Token(u64::MAX));
+        }
+        tokio::task::yield_now().await;
+        for (i, r) in refs.iter().enumerate() {
+            if (i + round) % 2 == 0 {
+                r.kill();
+            } else {
+                r.stop();
+            }
+        }
+        for r in &refs {
+            tokio::time::timeout(T, r.wait_for_stop())
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: {} did not end", r.path()));
+        }
+    }
+    system.shutdown(T).await;
+}
+
+/// Two actors bouncing a token on two workers: at every budget's end the next actor is woken
+/// through tokio while still claimed, and the other worker often polls it before the claim is
+/// let go. Every such poll must lead to another (a lost one leaves the token stuck).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_bounced_between_two_actors_on_two_workers_never_gets_stuck() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let mut probe = TestProbe::new(&system);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let refs = ring(&system, 2, &log, &probe.actor_ref(), false);
+    for _ in 0..10 {
+        refs[0].tell(HopMsg::Token(100_000));
+        // Panics if the token got stuck.
+        probe.expect_msg(T).await;
+        log.lock().clear();
+    }
+    system.shutdown(T).await;
+}
