@@ -44,7 +44,7 @@ use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 /// `Hook::at` holds where the task is; its future is alive and not done.
 const PUBLISHED: u8 = 1;
@@ -85,6 +85,8 @@ impl Hook {
     }
 
     /// Whether an actor with this hook can be handed off at all (published and not busy).
+    // (Under loom the mailbox never hands off: its models do not run actor tasks.)
+    #[cfg_attr(actor_loom, allow(dead_code))]
     #[inline]
     pub(crate) fn is_free(&self) -> bool {
         self.state().load(Ordering::Relaxed) == PUBLISHED
@@ -176,23 +178,32 @@ impl<F: Future<Output = ()> + Hooked> Future for TaskRun<F> {
             }
         }
         let published = now & PUBLISHED != 0 || publish(hook, run.cast());
-        let runner = Runner::enter();
-        let polled = {
-            let mut release = Release {
-                hook,
-                to: if published { PUBLISHED } else { 0 },
+        // One look-up of the thread's runner for the whole poll.
+        RUNNER.with(|runner| {
+            // Entered here unless a poll further up the stack did; left (and drained) by the
+            // guard, also when the poll unwinds.
+            let leave = Leave {
+                runner,
+                entered: !runner.active.replace(true),
             };
-            // SAFETY: pinned in the task; we hold `BUSY`.
-            let polled = unsafe { Pin::new_unchecked(&mut (*run).fut) }.poll(cx);
-            if polled.is_ready() {
-                release.to = 0;
+            let polled = {
+                let mut release = Release {
+                    hook,
+                    to: if published { PUBLISHED } else { 0 },
+                };
+                // SAFETY: pinned in the task; we hold `BUSY`.
+                let polled = unsafe { Pin::new_unchecked(&mut (*run).fut) }.poll(cx);
+                if polled.is_ready() {
+                    release.to = 0;
+                }
+                polled
+            };
+            if leave.entered && runner.next.get().is_some() {
+                runner.drain();
             }
+            drop(leave);
             polled
-        };
-        if let Some(runner) = runner {
-            runner.drain();
-        }
-        polled
+        })
     }
 }
 
@@ -247,15 +258,23 @@ impl<F: Future<Output = ()> + Hooked> Drop for TaskRun<F> {
 }
 
 /// An actor left in a runner's slot: claimed (`BUSY`), to be polled inline.
+#[derive(Clone, Copy)]
 struct Entry {
     state: *const AtomicU8,
     run: *mut (),
-    /// The target's waker, copied out of its mailbox without a count of its own: valid while
-    /// the claim is held (see the module's invariants).
-    waker: ManuallyDrop<Waker>,
+    /// The target's waker, copied out of its mailbox without a count of its own (its parts):
+    /// valid while the claim is held (see the module's invariants).
+    waker_data: *const (),
+    waker_vtable: &'static RawWakerVTable,
 }
 
 impl Entry {
+    /// The target's waker, without a count of its own: not to be dropped.
+    fn waker(&self) -> ManuallyDrop<Waker> {
+        // SAFETY: the parts of the target's waker, which is alive while the claim is held.
+        ManuallyDrop::new(unsafe { Waker::new(self.waker_data, self.waker_vtable) })
+    }
+
     /// Lets go of the claim. `wake`: wake the task (not polled here, or done); it is also woken
     /// if a poll by tokio found it claimed meanwhile (`REPOLL`).
     fn release(self, wake: bool, done: bool) {
@@ -269,7 +288,7 @@ impl Entry {
         let mut waker = None;
         loop {
             if (wake || now & REPOLL != 0) && waker.is_none() {
-                waker = Some(Waker::clone(&self.waker));
+                waker = Some(Waker::clone(&self.waker()));
             }
             let to = if done { DONE } else { now & !(BUSY | REPOLL) };
             // Release: our inline poll's writes before the next holder's claim.
@@ -299,66 +318,62 @@ thread_local! {
     };
 }
 
-/// Proof that this poll entered the runner: it drains it (also when the poll unwinds).
-struct Entered(());
+/// Leaves this thread's runner when dropped, if this poll entered it, waking what is left in
+/// its slot (also when the poll unwinds).
+struct Leave<'a> {
+    runner: &'a Runner,
+    entered: bool,
+}
+
+impl Drop for Leave<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.entered {
+            self.runner.active.set(false);
+            if let Some(entry) = self.runner.next.take() {
+                entry.release(true, false);
+            }
+        }
+    }
+}
 
 impl Runner {
-    /// Enters this thread's runner; `None` if a poll further up the stack already did.
-    #[inline]
-    fn enter() -> Option<Entered> {
-        RUNNER.with(|r| (!r.active.replace(true)).then_some(Entered(())))
-    }
-
     /// Takes back this thread's claim on `state`, if its slot holds it (the task is being
     /// dropped on this thread).
     fn take_back(state: *const AtomicU8) -> bool {
-        RUNNER.with(|r| match r.next.take() {
-            Some(entry) if entry.state == state => true,
-            other => {
-                r.next.set(other);
-                false
+        RUNNER.with(|r| match r.next.get() {
+            Some(entry) if entry.state == state => {
+                r.next.set(None);
+                true
             }
+            _ => false,
         })
     }
-}
 
-impl Entered {
-    /// Polls the actors left in the slot, up to [`BUDGET`], then leaves the runner, waking what
-    /// is left.
-    fn drain(self) {
-        RUNNER.with(|r| {
-            for _ in 0..BUDGET {
-                let Some(entry) = r.next.take() else { break };
-                // SAFETY: the claim keeps the task alive; its first field is its poll function.
-                let poll = unsafe { *entry.run.cast::<PollFn>() };
-                let mut cx = Context::from_waker(&entry.waker);
-                // SAFETY: published by the task, claimed by us.
-                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| unsafe {
-                    poll(entry.run, &mut cx)
-                }));
-                // A panic is the task's end, as it is under tokio (which drops the future).
-                let done = !matches!(polled, Ok(Poll::Pending));
-                entry.release(done, done);
-            }
-        });
-        // `Drop` leaves the runner.
-    }
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        RUNNER.with(|r| {
-            r.active.set(false);
-            if let Some(entry) = r.next.take() {
-                entry.release(true, false);
-            }
-        });
+    /// Polls the actors left in the slot, up to [`BUDGET`]; what is left then is woken when the
+    /// runner is left.
+    #[inline(never)]
+    fn drain(&self) {
+        for _ in 0..BUDGET {
+            let Some(entry) = self.next.take() else { break };
+            // SAFETY: the claim keeps the task alive; its first field is its poll function.
+            let poll = unsafe { *entry.run.cast::<PollFn>() };
+            let waker = entry.waker();
+            let mut cx = Context::from_waker(&waker);
+            // SAFETY: published by the task, claimed by us.
+            let polled =
+                std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { poll(entry.run, &mut cx) }));
+            // A panic is the task's end, as it is under tokio (which drops the future).
+            let done = !matches!(polled, Ok(Poll::Pending));
+            entry.release(done, done);
+        }
     }
 }
 
 /// Producer side, holding the target's `WAKING` state with `waker` registered: leaves the target
 /// in this thread's runner instead of waking it. False (wake it) when no actor's task runs on
 /// this thread or the target cannot be claimed.
+#[cfg_attr(actor_loom, allow(dead_code))]
 #[inline]
 pub(crate) fn defer(hook: Hook, waker: &Waker) -> bool {
     RUNNER.with(|r| {
@@ -388,8 +403,9 @@ pub(crate) fn defer(hook: Hook, waker: &Waker) -> bool {
                 .wrapping_offset(offset as isize)
                 .cast_mut()
                 .cast(),
-            // SAFETY: a copy without a count, used only while the claim is held (see `Entry`).
-            waker: ManuallyDrop::new(unsafe { std::ptr::read(waker) }),
+            // Used only while the claim is held (see `Entry`).
+            waker_data: waker.data(),
+            waker_vtable: waker.vtable(),
         };
         if let Some(old) = r.next.replace(Some(entry)) {
             // Like tokio's LIFO slot: the newest runs next, the one before goes to tokio.
