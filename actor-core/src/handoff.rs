@@ -18,7 +18,8 @@
 //!   its poll function in its first field.
 //! * A producer that takes the mailbox's `WAKING` state (the idle-to-running transition) while an
 //!   actor's task runs on its thread calls [`defer`] instead of waking: it claims the target
-//!   (`BUSY`) and leaves it in the thread's [`Runner`] slot, with a copy of the target's waker.
+//!   (`BUSY`) and leaves it in the thread's [`Runner`] slot, with the parts of the target's
+//!   waker (no count of their own).
 //! * When the running task's poll is done, the runner polls the actor in its slot through the
 //!   published poll function, with the target's own waker, so every wake-up the target registers
 //!   still goes to its own task.
@@ -28,13 +29,16 @@
 //! * **One poller at a time.** Whoever polls an actor's future holds `BUSY` in its hook: tokio's
 //!   poll of the task, or a runner's slot from the deferral to the end of the inline poll. A
 //!   tokio poll that finds `BUSY` marks `REPOLL` and returns; whoever lets go of `BUSY` and finds
-//!   `REPOLL` wakes the task.
+//!   `REPOLL` wakes the task, after letting go (with a counted clone of the waker, taken while
+//!   holding it): a poll that found the claim only marks `REPOLL`, and a second mark cannot be
+//!   told from the first, so the wake must find the task free (`Entry::release`; a wake before
+//!   the release lost the token in the two-worker test).
 //! * **The future outlives every claim.** [`TaskRun`]'s `Drop` waits until no one holds `BUSY`
 //!   and unpublishes before the future is dropped (tokio drops a task's future on a worker after
 //!   completion, an abort or at shutdown, never inside another task's poll; a claim held by this
 //!   thread's own slot is taken back instead of waited for). So the task's memory, its mailbox
-//!   and the waker the slot copied (the tokio task is not released while its future exists) stay
-//!   valid while a claim is held.
+//!   and the waker whose parts the slot keeps (the tokio task is not released while its future
+//!   exists) stay valid while a claim is held.
 //! * **Done is sticky.** An inline poll that completes the future (or panics) sets `DONE` and
 //!   wakes the task, whose next poll by tokio returns `Ready` without polling again.
 
