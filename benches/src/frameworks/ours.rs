@@ -609,7 +609,16 @@ pub fn bounded(n: u64) -> BenchResult<(f64, f64)> {
         for _ in 0..n {
             c.send(CounterMsg::Inc).await.map_err(|e| e.to_string())?;
         }
-        let total = count_of(&c).await?;
+        // The lane may still be full here: the count's request waits for room like the sends
+        // (an ask refuses a full mailbox at once).
+        let (reply, answer) = Reply::channel(&sys);
+        c.send(CounterMsg::Get(reply))
+            .await
+            .map_err(|_| "the counter stopped".to_string())?;
+        let total = tokio::time::timeout(Duration::from_secs(600), answer)
+            .await
+            .map_err(|_| "no count within 600 s".to_string())?
+            .map_err(|_| "the count's reply port was dropped".to_string())?;
         let send = rate(n, start.elapsed());
         verify("count (send)", total, n)?;
         Ok((tell, send))
