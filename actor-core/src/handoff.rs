@@ -6,9 +6,11 @@
 //! to the run queue and unparks the other worker (a system call, and often a move to the other
 //! CPU). That is what bounded the rows where actors wake each other in a chain (pingpong, ring,
 //! big; `benches/RESULTS.md`). Here the sender's task, once its own poll is done, polls the woken
-//! actor itself, and that one the next, up to [`BUDGET`] actors a poll; past the budget, or when
-//! a second actor is woken before the first one ran, the actor is woken through tokio as before.
-//! It is tokio's LIFO slot, kept by the actors: the woken actor runs on the same worker, next.
+//! actor itself, and that one the next, up to [`BUDGET`] actors a poll. The thread's slot holds up
+//! to [`SLOTS`] woken actors, run oldest first (an actor that answers a batch of messages wakes
+//! several); one more while it is full sends the oldest to tokio, where the other worker can take
+//! it, and past the budget whatever is left is woken through tokio as before. It is tokio's LIFO
+//! slot, kept by the actors: the woken actors run on the same worker, next.
 //!
 //! # How
 //!
@@ -20,6 +22,10 @@
 //!   actor's task runs on its thread calls [`defer`] instead of waking: it claims the target
 //!   (`BUSY`) and leaves it in the thread's [`Runner`] slot, with the parts of the target's
 //!   waker (no count of their own).
+//! * The task's offset from its hook is 32 bits. The cell and the task are allocated one after
+//!   the other by the spawning thread, so they are close, but a cell may reuse memory another
+//!   thread's malloc arena gave out (freed on this thread), terabytes away: such an actor is not
+//!   published and never handed off (it is woken through tokio, as before the hand-off).
 //! * When the running task's poll is done, the runner polls the actor in its slot through the
 //!   published poll function, with the target's own waker, so every wake-up the target registers
 //!   still goes to its own task.
@@ -41,14 +47,19 @@
 //!   exists) stay valid while a claim is held.
 //! * **Done is sticky.** An inline poll that completes the future (or panics) sets `DONE` and
 //!   wakes the task, whose next poll by tokio returns `Ready` without polling again.
+//!
+//! loom checks these (`loom_tests` below: a deferral racing tokio's polls, a wake-up that finds
+//! the claim, a drop during a claim, two actors in the slot), under `--cfg actor_loom`, where the
+//! hook's atomics and the runner's thread-local are loom's.
 
 use std::cell::Cell;
 use std::marker::PhantomPinned;
 use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
+
+use crate::sync::{AtomicI32, AtomicU8, Ordering};
 
 /// `Hook::at` holds where the task is; its future is alive and not done.
 const PUBLISHED: u8 = 1;
@@ -202,7 +213,7 @@ impl<F: Future<Output = ()> + Hooked> Future for TaskRun<F> {
                 }
                 polled
             };
-            if leave.entered && runner.next.get().is_some() {
+            if leave.entered && !runner.is_empty() {
                 runner.drain();
             }
             drop(leave);
@@ -242,12 +253,8 @@ impl<F: Future<Output = ()> + Hooked> Drop for TaskRun<F> {
                     continue;
                 }
                 // Another thread's runner holds it, and lets go at the end of its poll.
+                crate::sync::backoff(spins);
                 spins += 1;
-                if spins < 64 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
                 now = state.load(Ordering::Acquire);
                 continue;
             }
@@ -307,19 +314,32 @@ impl Entry {
     }
 }
 
+/// Actors a runner's slot holds at once, run oldest first; one more woken while it is full sends
+/// the oldest to tokio. Alternated with a slot of one on the harness's `big` (500 actors pinging
+/// random others, so one actor's batch wakes several): 8 gave 11% more messages a second, 4 and
+/// 16 less than 8; pingpong and ring (one chain) stayed level (`benches/HISTORY.md`, "Session
+/// 24").
+pub(crate) const SLOTS: usize = 8;
+
 /// This thread's hand-off state while an actor's task is polled here.
 struct Runner {
     active: Cell<bool>,
-    next: Cell<Option<Entry>>,
+    /// Where the oldest entry is in `slots`.
+    head: Cell<u8>,
+    /// Entries in `slots` from `head` on, with the holes `take_back` left.
+    len: Cell<u8>,
+    slots: [Cell<Option<Entry>>; SLOTS],
 }
 
+#[cfg(not(actor_loom))]
 thread_local! {
-    static RUNNER: Runner = const {
-        Runner {
-            active: Cell::new(false),
-            next: Cell::new(None),
-        }
-    };
+    static RUNNER: Runner = const { Runner::new() };
+}
+
+// Under loom, a thread-local that each model's execution starts afresh.
+#[cfg(actor_loom)]
+loom::thread_local! {
+    static RUNNER: Runner = Runner::new();
 }
 
 /// Leaves this thread's runner when dropped, if this poll entered it, waking what is left in
@@ -334,7 +354,7 @@ impl Drop for Leave<'_> {
     fn drop(&mut self) {
         if self.entered {
             self.runner.active.set(false);
-            if let Some(entry) = self.runner.next.take() {
+            while let Some(entry) = self.runner.pop() {
                 entry.release(true, false);
             }
         }
@@ -342,16 +362,64 @@ impl Drop for Leave<'_> {
 }
 
 impl Runner {
+    const fn new() -> Self {
+        Self {
+            active: Cell::new(false),
+            head: Cell::new(0),
+            len: Cell::new(0),
+            slots: [const { Cell::new(None) }; SLOTS],
+        }
+    }
+
     /// Takes back this thread's claim on `state`, if its slot holds it (the task is being
     /// dropped on this thread).
     fn take_back(state: *const AtomicU8) -> bool {
-        RUNNER.with(|r| match r.next.get() {
-            Some(entry) if entry.state == state => {
-                r.next.set(None);
-                true
-            }
-            _ => false,
+        RUNNER.with(|r| {
+            let head = usize::from(r.head.get());
+            (0..usize::from(r.len.get())).any(|i| {
+                let slot = &r.slots[(head + i) % SLOTS];
+                let ours = slot.get().is_some_and(|e| e.state == state);
+                if ours {
+                    // A hole, skipped by `pop`.
+                    slot.set(None);
+                }
+                ours
+            })
         })
+    }
+
+    /// Whether the slot holds anything (holes included).
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len.get() == 0
+    }
+
+    /// Leaves `entry` in the slot; when it is full, hands back the oldest (to be woken).
+    fn push(&self, entry: Entry) -> Option<Entry> {
+        let evicted = if usize::from(self.len.get()) == SLOTS {
+            self.pop()
+        } else {
+            None
+        };
+        let len = self.len.get();
+        let at = (usize::from(self.head.get()) + usize::from(len)) % SLOTS;
+        self.slots[at].set(Some(entry));
+        self.len.set(len + 1);
+        evicted
+    }
+
+    /// Takes the oldest entry, skipping holes.
+    fn pop(&self) -> Option<Entry> {
+        while self.len.get() != 0 {
+            let head = self.head.get();
+            let entry = self.slots[usize::from(head)].take();
+            self.head.set(((usize::from(head) + 1) % SLOTS) as u8);
+            self.len.set(self.len.get() - 1);
+            if entry.is_some() {
+                return entry;
+            }
+        }
+        None
     }
 
     /// Polls the actors left in the slot, up to [`BUDGET`]; what is left then is woken when the
@@ -359,7 +427,7 @@ impl Runner {
     #[inline(never)]
     fn drain(&self) {
         for _ in 0..BUDGET {
-            let Some(entry) = self.next.take() else { break };
+            let Some(entry) = self.pop() else { break };
             // SAFETY: the claim keeps the task alive; its first field is its poll function.
             let poll = unsafe { *entry.run.cast::<PollFn>() };
             let waker = entry.waker();
@@ -411,10 +479,318 @@ pub(crate) fn defer(hook: Hook, waker: &Waker) -> bool {
             waker_data: waker.data(),
             waker_vtable: waker.vtable(),
         };
-        if let Some(old) = r.next.replace(Some(entry)) {
-            // Like tokio's LIFO slot: the newest runs next, the one before goes to tokio.
+        if let Some(old) = r.push(entry) {
+            // The slot is full: the one that waited longest goes to tokio (where the other
+            // worker can take it).
             old.release(true, false);
         }
         true
     })
+}
+
+#[cfg(all(test, actor_loom))]
+mod loom_tests {
+    //! The claim protocol, model-checked: a deferral and its inline poll on one thread, tokio's
+    //! polls (and a drop) of the same task on another. Run with
+    //! `RUSTFLAGS="--cfg actor_loom" cargo test -p actor-core --release --lib loom_tests`.
+    //!
+    //! Each model's target is a future whose every poll writes a loom `UnsafeCell`, and whose
+    //! drop writes it too: loom fails the model if two polls, or a poll and the drop, are not
+    //! ordered by the protocol. A lost wake-up leaves the thread standing in for tokio waiting
+    //! forever, which loom reports as a deadlock.
+
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    use super::{Hook, Hooked, TaskRun, defer};
+    use crate::sync::loom_support::{consumer_task, model_preempting};
+    use crate::sync::{AtomicI32, AtomicU8, AtomicUsize, Ordering, UnsafeCell};
+
+    /// These models are small: exhaustive to 6 preemptions they take about 5 s in all, to 20
+    /// about 70 s (both pass). Each of these mutations fails a model within a second: a wake
+    /// before the claim is let go (the bug of "Session 23"), a tokio poll that finds the claim
+    /// without marking `REPOLL`, a drop that does not wait out a claim, an inline `Ready` that
+    /// does not wake the task.
+    const PREEMPTIONS: usize = 6;
+
+    /// An actor's hand-off hook (in the real thing, two fields of its mailbox) and its messages.
+    struct Actor {
+        run: AtomicU8,
+        run_at: AtomicI32,
+        /// Messages sent to the actor.
+        sent: AtomicUsize,
+        /// Polls so far, and whether the future was dropped: written by every poll and by the
+        /// drop, so loom checks that they never overlap.
+        polled: UnsafeCell<(usize, bool)>,
+    }
+
+    impl Actor {
+        fn new() -> Self {
+            Self {
+                run: AtomicU8::new(0),
+                run_at: AtomicI32::new(0),
+                sent: AtomicUsize::new(0),
+                polled: UnsafeCell::new((0, false)),
+            }
+        }
+
+        fn hook(&self) -> Hook {
+            // SAFETY: the actor outlives its task and every sender in these models.
+            unsafe { Hook::new(&self.run, &self.run_at) }
+        }
+
+        /// `(polls, dropped)`.
+        fn polled(&self) -> (usize, bool) {
+            // SAFETY: read after every thread that polls was joined.
+            self.polled.with(|p| unsafe { *p })
+        }
+    }
+
+    /// An actor and its task future in one allocation. The task is published only if its
+    /// offset from the hook fits in 32 bits, and two allocations may come from different malloc
+    /// arenas, terabytes apart (seen here: the model was published in some executions and not
+    /// in others, which loom rejects as nondeterministic).
+    struct Spawned<F: Future<Output = ()> + Hooked> {
+        actor: Actor,
+        /// Polled and dropped only by the thread standing in for tokio (and polled, through
+        /// the published address, by a runner holding the claim: the protocol under test).
+        /// `None` once dropped.
+        task: std::cell::UnsafeCell<Option<TaskRun<F>>>,
+    }
+
+    // SAFETY: see `task`; the actor's own fields are atomics and a loom cell that loom checks.
+    unsafe impl<F: Future<Output = ()> + Hooked> Send for Spawned<F> {}
+    // SAFETY: as for `Send`.
+    unsafe impl<F: Future<Output = ()> + Hooked> Sync for Spawned<F> {}
+
+    impl<F: Future<Output = ()> + Hooked> Spawned<F> {
+        /// `make` builds the task's future from its actor's address.
+        fn new(make: impl FnOnce(*const Actor) -> F) -> Arc<Self> {
+            Arc::new_cyclic(|me: &std::sync::Weak<Self>| {
+                // SAFETY: only the field's address is taken; it is read once `new` is done.
+                let actor = unsafe { &raw const (*me.as_ptr()).actor };
+                Self {
+                    actor: Actor::new(),
+                    task: std::cell::UnsafeCell::new(Some(TaskRun::new(make(actor)))),
+                }
+            })
+        }
+
+        /// Polls the task as tokio does, and drops it once it is ready: true then.
+        fn poll(&self, cx: &mut Context<'_>) -> bool {
+            // SAFETY: only this thread touches `task` (see there); the future does not move
+            // inside the `Arc`.
+            let task = unsafe { &mut *self.task.get() };
+            let Some(run) = task.as_mut() else {
+                return true;
+            };
+            // SAFETY: as above.
+            if unsafe { Pin::new_unchecked(run) }.poll(cx).is_ready() {
+                *task = None;
+                return true;
+            }
+            false
+        }
+
+        /// Drops the task, as tokio does when it is aborted.
+        fn drop_task(&self) {
+            // SAFETY: as in `poll`.
+            unsafe { *self.task.get() = None };
+        }
+    }
+
+    /// The woken actor's task future: ready once it has seen `goal` messages.
+    struct Target {
+        actor: *const Actor,
+        goal: usize,
+    }
+
+    impl Target {
+        fn actor(&self) -> &Actor {
+            // SAFETY: the actor is in the same `Spawned` as this future.
+            unsafe { &*self.actor }
+        }
+    }
+
+    impl Future for Target {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+            let actor = self.actor();
+            actor.polled.with_mut(|p| {
+                // SAFETY: loom checks that nothing else touches it meanwhile.
+                let p = unsafe { &mut *p };
+                assert!(!p.1, "polled after its drop");
+                p.0 += 1;
+            });
+            // Acquire: the send's write (the mailbox's lock, in the real thing).
+            if actor.sent.load(Ordering::Acquire) >= self.goal {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    impl Hooked for Target {
+        fn hook(&self) -> Hook {
+            self.actor().hook()
+        }
+    }
+
+    impl Drop for Target {
+        fn drop(&mut self) {
+            // SAFETY: loom checks that no poll touches it meanwhile.
+            self.actor().polled.with_mut(|p| unsafe { (*p).1 = true });
+        }
+    }
+
+    /// The sending actor's task future: one poll sends one message to each target, deferring
+    /// the wake-up as the mailbox does (or waking through the waker when it cannot).
+    struct Sender {
+        actor: *const Actor,
+        targets: Vec<(Arc<Spawned<Target>>, Waker)>,
+    }
+
+    impl Future for Sender {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+            for (target, waker) in &self.targets {
+                target.actor.sent.fetch_add(1, Ordering::Release);
+                if !defer(target.actor.hook(), waker) {
+                    waker.wake_by_ref();
+                }
+            }
+            Poll::Ready(())
+        }
+    }
+
+    impl Hooked for Sender {
+        fn hook(&self) -> Hook {
+            // SAFETY: the actor is in the same `Spawned` as this future.
+            unsafe { &*self.actor }.hook()
+        }
+    }
+
+    /// Polls the sender's task once on this thread (where its poll defers, and then polls the
+    /// deferred targets inline).
+    fn run_sender(targets: Vec<(Arc<Spawned<Target>>, Waker)>) {
+        let sender = Spawned::new(|actor| Sender { actor, targets });
+        let task = consumer_task();
+        assert!(sender.poll(&mut Context::from_waker(&task.waker)));
+    }
+
+    /// Two polls by tokio (a wake-up from before the send is still pending) race the sender's
+    /// deferral and inline poll: the target is never polled by both at once, and the message's
+    /// wake-up is never lost (the "tokio" thread would wait forever).
+    #[test]
+    fn a_deferred_wake_up_is_never_lost_and_never_polled_twice_at_once() {
+        model_preempting(PREEMPTIONS, || {
+            let target = Spawned::new(|actor| Target { actor, goal: 1 });
+            let task = consumer_task();
+            // A wake-up from before: tokio polls the task once more.
+            task.waker.wake_by_ref();
+            let tokio = {
+                let target = target.clone();
+                let waker = task.waker.clone();
+                let notify = task.notify.clone();
+                loom::thread::spawn(move || {
+                    let mut cx = Context::from_waker(&waker);
+                    while !target.poll(&mut cx) {
+                        notify.0.wait();
+                    }
+                })
+            };
+            run_sender(vec![(target.clone(), task.waker.clone())]);
+            tokio.join().expect("the tokio thread");
+            let (polls, dropped) = target.actor.polled();
+            assert!(polls >= 1 && dropped);
+        });
+    }
+
+    /// A second message, from outside any actor (so it wakes the task through tokio), may come
+    /// while the sender's runner polls the target inline: tokio's poll then finds the claim and
+    /// marks it, and the runner wakes the task as it lets go, so the second message is handled.
+    #[test]
+    fn a_wake_up_that_finds_the_task_claimed_is_passed_on_by_the_claim() {
+        model_preempting(PREEMPTIONS, || {
+            let target = Spawned::new(|actor| Target { actor, goal: 2 });
+            let task = consumer_task();
+            let tokio = {
+                let target = target.clone();
+                let waker = task.waker.clone();
+                let notify = task.notify.clone();
+                loom::thread::spawn(move || {
+                    let mut cx = Context::from_waker(&waker);
+                    assert!(!target.poll(&mut cx), "one message at most so far");
+                    target.actor.sent.fetch_add(1, Ordering::Release);
+                    waker.wake_by_ref();
+                    while !target.poll(&mut cx) {
+                        notify.0.wait();
+                    }
+                })
+            };
+            run_sender(vec![(target.clone(), task.waker.clone())]);
+            tokio.join().expect("the tokio thread");
+        });
+    }
+
+    /// tokio drops the target's task (an abort) while the sender may hold a claim on it: the
+    /// drop waits for the inline poll to end, and nothing polls the future after it is dropped.
+    #[test]
+    fn a_task_dropped_while_claimed_is_dropped_after_the_inline_poll() {
+        model_preempting(PREEMPTIONS, || {
+            let target = Spawned::new(|actor| Target { actor, goal: 2 });
+            let task = consumer_task();
+            let tokio = {
+                let target = target.clone();
+                let waker = task.waker.clone();
+                loom::thread::spawn(move || {
+                    assert!(!target.poll(&mut Context::from_waker(&waker)));
+                    target.drop_task();
+                })
+            };
+            run_sender(vec![(target.clone(), task.waker.clone())]);
+            tokio.join().expect("the tokio thread");
+            assert!(target.actor.polled().1, "dropped");
+        });
+    }
+
+    /// One send wakes two actors, both tasks polled by one "tokio" thread: with room for both in
+    /// the slot both run inline, oldest first; without, the older one is woken through tokio.
+    /// Either way both end, and neither is polled twice at once. (They share a waker, so that
+    /// one thread can wait for both: a lost wake-up of one could hide behind the other's; the
+    /// first model checks the wake-up of one.)
+    #[test]
+    fn two_actors_woken_by_one_poll_both_run() {
+        model_preempting(PREEMPTIONS, || {
+            let targets = [0, 1].map(|_| Spawned::new(|actor| Target { actor, goal: 1 }));
+            let task = consumer_task();
+            let tokio = {
+                let targets = targets.clone();
+                let waker = task.waker.clone();
+                let notify = task.notify.clone();
+                loom::thread::spawn(move || {
+                    let mut cx = Context::from_waker(&waker);
+                    let mut ready = [false; 2];
+                    loop {
+                        for (target, ready) in targets.iter().zip(&mut ready) {
+                            *ready = *ready || target.poll(&mut cx);
+                        }
+                        if ready.iter().all(|r| *r) {
+                            break;
+                        }
+                        notify.0.wait();
+                    }
+                })
+            };
+            run_sender(
+                targets
+                    .iter()
+                    .map(|t| (t.clone(), task.waker.clone()))
+                    .collect(),
+            );
+            tokio.join().expect("the tokio thread");
+        });
+    }
 }

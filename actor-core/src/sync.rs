@@ -6,9 +6,11 @@
 //! `parking_lot`.
 
 #[cfg(actor_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering, fence,
+};
 #[cfg(not(actor_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering, fence};
 
 /// Where a task registers its waker and anyone wakes it (an actor group's task).
 #[cfg(not(actor_loom))]

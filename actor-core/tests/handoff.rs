@@ -244,3 +244,96 @@ async fn a_token_bounced_between_two_actors_on_two_workers_never_gets_stuck() {
     }
     system.shutdown(T).await;
 }
+
+/// Logs `(index, task)` each time it is hit, and tells `out`.
+struct Mark {
+    index: usize,
+    log: Arc<Mutex<Vec<(usize, tokio::task::Id)>>>,
+    out: ActorRef<u64>,
+}
+
+enum MarkMsg {
+    Hit,
+    Ready(Reply<()>),
+}
+
+impl Actor for Mark {
+    type Msg = MarkMsg;
+    async fn handle(&mut self, msg: MarkMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            MarkMsg::Hit => {
+                self.log.lock().push((self.index, task_id()));
+                self.out.tell(0);
+            }
+            MarkMsg::Ready(reply) => reply.send(()),
+        }
+        Ok(())
+    }
+}
+
+/// Hits every target in one handler, and says in which task it ran.
+struct Fan {
+    targets: Vec<ActorRef<MarkMsg>>,
+    task: Arc<Mutex<Option<tokio::task::Id>>>,
+}
+
+impl Actor for Fan {
+    type Msg = ();
+    async fn handle(&mut self, (): (), _ctx: &mut Context<Self>) -> ActorResult {
+        *self.task.lock() = Some(task_id());
+        for t in &self.targets {
+            t.tell(MarkMsg::Hit);
+        }
+        Ok(())
+    }
+}
+
+/// One handler wakes nine idle actors: the thread's slot keeps eight of them, which run in the
+/// handler's task right after it, oldest first; the ninth pushed the oldest out to tokio, which
+/// runs it in its own task afterwards.
+#[tokio::test]
+async fn one_handler_waking_several_actors_hands_off_eight_oldest_first() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let mut probe = TestProbe::new(&system);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let targets: Vec<_> = (0..9)
+        .map(|index| {
+            let (log, out) = (log.clone(), probe.actor_ref());
+            system
+                .spawn(Props::new(move || Mark {
+                    index,
+                    log: log.clone(),
+                    out: out.clone(),
+                }))
+                .expect("spawn")
+        })
+        .collect();
+    // On this one-thread runtime each target is parked once it has answered.
+    for t in &targets {
+        t.ask(MarkMsg::Ready).await.expect("ready");
+    }
+    let task = Arc::new(Mutex::new(None));
+    let fan = system
+        .spawn(Props::new({
+            let (targets, task) = (targets.clone(), task.clone());
+            move || Fan {
+                targets: targets.clone(),
+                task: task.clone(),
+            }
+        }))
+        .expect("spawn");
+    fan.tell(());
+    for _ in 0..9 {
+        probe.expect_msg(T).await;
+    }
+    let fan_task = task.lock().expect("the fan ran");
+    let log = log.lock().clone();
+    let order: Vec<usize> = log.iter().map(|(i, _)| *i).collect();
+    assert_eq!(order, [1, 2, 3, 4, 5, 6, 7, 8, 0], "{log:?}");
+    assert!(
+        log[..8].iter().all(|(_, id)| *id == fan_task),
+        "the eight kept ran in the fan's task: {log:?} (fan {fan_task:?})"
+    );
+    assert_ne!(log[8].1, fan_task, "the one pushed out ran in its own task");
+    system.shutdown(T).await;
+}

@@ -121,9 +121,10 @@ pub(crate) struct Mailbox<M, S> {
     user: UserLane<M>,
     waker: WakerSlot,
     /// The actor task's hand-off state and where its task is (`handoff::Hook`; in what would
-    /// be the mailbox's padding). Plain atomics, also under loom: the hand-off is not used there.
-    run: std::sync::atomic::AtomicU8,
-    run_at: std::sync::atomic::AtomicI32,
+    /// be the mailbox's padding). loom's atomics under loom, for `handoff`'s own models; the
+    /// mailbox's models never hand off.
+    run: crate::sync::AtomicU8,
+    run_at: crate::sync::AtomicI32,
     /// Where threads waiting for `LOCKED` block under loom (see `wait_unlocked`).
     #[cfg(actor_loom)]
     turnstile: crate::sync::Turnstile,
@@ -138,8 +139,8 @@ impl<M, S> Mailbox<M, S> {
             sys: Guarded::new(None),
             user: UserLane::new(config),
             waker: WakerSlot::new(),
-            run: std::sync::atomic::AtomicU8::new(0),
-            run_at: std::sync::atomic::AtomicI32::new(0),
+            run: crate::sync::AtomicU8::new(0),
+            run_at: crate::sync::AtomicI32::new(0),
             #[cfg(actor_loom)]
             turnstile: crate::sync::Turnstile::default(),
         }
