@@ -321,14 +321,25 @@ impl Entry {
 /// 24").
 pub(crate) const SLOTS: usize = 8;
 
+/// Woken actors kept behind the oldest one ([`Runner::later`]).
+const LATER: usize = SLOTS - 1;
+const _: () = assert!(LATER > 0, "a slot of one is `next` alone: no `later` to index");
+
 /// This thread's hand-off state while an actor's task is polled here.
+///
+/// The oldest woken actor has a slot of its own (`next`), so a single chain of actors waking
+/// each other (pingpong, a ring) costs what a one-actor slot did; `later` is used only while
+/// `next` is taken, and is empty whenever `next` is.
 struct Runner {
     active: Cell<bool>,
-    /// Where the oldest entry is in `slots`.
-    head: Cell<u8>,
-    /// Entries in `slots` from `head` on, with the holes `take_back` left.
-    len: Cell<u8>,
-    slots: [Cell<Option<Entry>>; SLOTS],
+    /// The oldest woken actor waiting here, if any.
+    next: Cell<Option<Entry>>,
+    /// Where the oldest entry of `later` is.
+    head: Cell<usize>,
+    /// Entries of `later` from `head` on (wrapping), with the holes `take_back` left.
+    len: Cell<usize>,
+    /// The actors woken after `next`, oldest first.
+    later: [Cell<Option<Entry>>; LATER],
 }
 
 #[cfg(not(actor_loom))]
@@ -365,9 +376,10 @@ impl Runner {
     const fn new() -> Self {
         Self {
             active: Cell::new(false),
+            next: Cell::new(None),
             head: Cell::new(0),
             len: Cell::new(0),
-            slots: [const { Cell::new(None) }; SLOTS],
+            later: [const { Cell::new(None) }; LATER],
         }
     }
 
@@ -375,12 +387,16 @@ impl Runner {
     /// dropped on this thread).
     fn take_back(state: *const AtomicU8) -> bool {
         RUNNER.with(|r| {
-            let head = usize::from(r.head.get());
-            (0..usize::from(r.len.get())).any(|i| {
-                let slot = &r.slots[(head + i) % SLOTS];
+            if r.next.get().is_some_and(|e| e.state == state) {
+                r.next.set(r.pop_later());
+                return true;
+            }
+            let head = r.head.get();
+            (0..r.len.get()).any(|i| {
+                let slot = &r.later[(head + i) % LATER];
                 let ours = slot.get().is_some_and(|e| e.state == state);
                 if ours {
-                    // A hole, skipped by `pop`.
+                    // A hole, skipped by `pop_later`.
                     slot.set(None);
                 }
                 ours
@@ -388,33 +404,62 @@ impl Runner {
         })
     }
 
-    /// Whether the slot holds anything (holes included).
+    /// Whether no actor waits here.
     #[inline]
     fn is_empty(&self) -> bool {
-        self.len.get() == 0
+        self.next.get().is_none()
     }
 
-    /// Leaves `entry` in the slot; when it is full, hands back the oldest (to be woken).
+    /// Leaves `entry` here; when all [`SLOTS`] are taken, hands back the oldest (to be woken).
+    #[inline]
     fn push(&self, entry: Entry) -> Option<Entry> {
-        let evicted = if usize::from(self.len.get()) == SLOTS {
-            self.pop()
+        if self.is_empty() {
+            self.next.set(Some(entry));
+            None
+        } else {
+            self.push_later(entry)
+        }
+    }
+
+    /// [`Runner::push`] behind `next` (out of line: a single chain never comes here, and
+    /// inlined it kept the deferral out of the mailbox's wake, 4% more instructions a hop).
+    #[inline(never)]
+    fn push_later(&self, entry: Entry) -> Option<Entry> {
+        let evicted = if self.len.get() == LATER {
+            // Full: the oldest goes, the next oldest moves up.
+            self.next.replace(self.pop_later())
         } else {
             None
         };
         let len = self.len.get();
-        let at = (usize::from(self.head.get()) + usize::from(len)) % SLOTS;
-        self.slots[at].set(Some(entry));
+        self.later[(self.head.get() + len) % LATER].set(Some(entry));
         self.len.set(len + 1);
         evicted
     }
 
-    /// Takes the oldest entry, skipping holes.
+    /// Takes the oldest entry.
+    #[inline]
     fn pop(&self) -> Option<Entry> {
+        let entry = self.next.take()?;
+        if self.len.get() != 0 {
+            self.refill();
+        }
+        Some(entry)
+    }
+
+    /// Moves the oldest of `later` up to `next` (out of line, as `push_later`).
+    #[inline(never)]
+    fn refill(&self) {
+        self.next.set(self.pop_later());
+    }
+
+    /// Takes the oldest entry of `later`, skipping holes.
+    fn pop_later(&self) -> Option<Entry> {
         while self.len.get() != 0 {
             let head = self.head.get();
-            let entry = self.slots[usize::from(head)].take();
-            self.head.set(((usize::from(head) + 1) % SLOTS) as u8);
+            self.head.set(if head + 1 == LATER { 0 } else { head + 1 });
             self.len.set(self.len.get() - 1);
+            let entry = self.later[head].take();
             if entry.is_some() {
                 return entry;
             }
