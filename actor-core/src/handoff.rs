@@ -323,7 +323,10 @@ pub(crate) const SLOTS: usize = 8;
 
 /// Woken actors kept behind the oldest one ([`Runner::later`]).
 const LATER: usize = SLOTS - 1;
-const _: () = assert!(LATER > 0, "a slot of one is `next` alone: no `later` to index");
+const _: () = assert!(
+    LATER > 0,
+    "a slot of one is `next` alone: no `later` to index"
+);
 
 /// This thread's hand-off state while an actor's task is polled here.
 ///
@@ -549,7 +552,7 @@ mod loom_tests {
     use std::task::{Context, Poll, Waker};
 
     use super::{Hook, Hooked, TaskRun, defer};
-    use crate::sync::loom_support::{consumer_task, model_preempting};
+    use crate::sync::loom_support::{Wakeup, consumer_task, model_preempting};
     use crate::sync::{AtomicI32, AtomicU8, AtomicUsize, Ordering, UnsafeCell};
 
     /// These models are small: exhaustive to 6 preemptions they take about 5 s in all, to 20
@@ -725,6 +728,36 @@ mod loom_tests {
         assert!(sender.poll(&mut Context::from_waker(&task.waker)));
     }
 
+    /// Runs `tokio` on a thread standing in for a tokio worker (given the targets, a context
+    /// with their tasks' one waker, and what that waker wakes), races it with the sender's poll,
+    /// which sends one message to each target, on this thread, and joins it.
+    fn race(
+        targets: &[Arc<Spawned<Target>>],
+        tokio: impl FnOnce(&[Arc<Spawned<Target>>], &mut Context<'_>, &Wakeup) + Send + 'static,
+    ) {
+        let task = consumer_task();
+        let worker = {
+            let targets = targets.to_vec();
+            let waker = task.waker.clone();
+            let notify = task.notify.clone();
+            loom::thread::spawn(move || tokio(&targets, &mut Context::from_waker(&waker), &notify))
+        };
+        run_sender(
+            targets
+                .iter()
+                .map(|t| (t.clone(), task.waker.clone()))
+                .collect(),
+        );
+        worker.join().expect("the tokio thread");
+    }
+
+    /// Polls the target until it is ready, waiting for a wake-up after each pending poll.
+    fn poll_to_end(target: &Spawned<Target>, cx: &mut Context<'_>, woken: &Wakeup) {
+        while !target.poll(cx) {
+            woken.0.wait();
+        }
+    }
+
     /// Two polls by tokio (a wake-up from before the send is still pending) race the sender's
     /// deferral and inline poll: the target is never polled by both at once, and the message's
     /// wake-up is never lost (the "tokio" thread would wait forever).
@@ -732,22 +765,11 @@ mod loom_tests {
     fn a_deferred_wake_up_is_never_lost_and_never_polled_twice_at_once() {
         model_preempting(PREEMPTIONS, || {
             let target = Spawned::new(|actor| Target { actor, goal: 1 });
-            let task = consumer_task();
-            // A wake-up from before: tokio polls the task once more.
-            task.waker.wake_by_ref();
-            let tokio = {
-                let target = target.clone();
-                let waker = task.waker.clone();
-                let notify = task.notify.clone();
-                loom::thread::spawn(move || {
-                    let mut cx = Context::from_waker(&waker);
-                    while !target.poll(&mut cx) {
-                        notify.0.wait();
-                    }
-                })
-            };
-            run_sender(vec![(target.clone(), task.waker.clone())]);
-            tokio.join().expect("the tokio thread");
+            race(&[target.clone()], |targets, cx, woken| {
+                // A wake-up from before: tokio polls the task once more.
+                cx.waker().wake_by_ref();
+                poll_to_end(&targets[0], cx, woken);
+            });
             let (polls, dropped) = target.actor.polled();
             assert!(polls >= 1 && dropped);
         });
@@ -760,23 +782,13 @@ mod loom_tests {
     fn a_wake_up_that_finds_the_task_claimed_is_passed_on_by_the_claim() {
         model_preempting(PREEMPTIONS, || {
             let target = Spawned::new(|actor| Target { actor, goal: 2 });
-            let task = consumer_task();
-            let tokio = {
-                let target = target.clone();
-                let waker = task.waker.clone();
-                let notify = task.notify.clone();
-                loom::thread::spawn(move || {
-                    let mut cx = Context::from_waker(&waker);
-                    assert!(!target.poll(&mut cx), "one message at most so far");
-                    target.actor.sent.fetch_add(1, Ordering::Release);
-                    waker.wake_by_ref();
-                    while !target.poll(&mut cx) {
-                        notify.0.wait();
-                    }
-                })
-            };
-            run_sender(vec![(target.clone(), task.waker.clone())]);
-            tokio.join().expect("the tokio thread");
+            race(&[target], |targets, cx, woken| {
+                let target = &targets[0];
+                assert!(!target.poll(cx), "one message at most so far");
+                target.actor.sent.fetch_add(1, Ordering::Release);
+                cx.waker().wake_by_ref();
+                poll_to_end(target, cx, woken);
+            });
         });
     }
 
@@ -786,17 +798,10 @@ mod loom_tests {
     fn a_task_dropped_while_claimed_is_dropped_after_the_inline_poll() {
         model_preempting(PREEMPTIONS, || {
             let target = Spawned::new(|actor| Target { actor, goal: 2 });
-            let task = consumer_task();
-            let tokio = {
-                let target = target.clone();
-                let waker = task.waker.clone();
-                loom::thread::spawn(move || {
-                    assert!(!target.poll(&mut Context::from_waker(&waker)));
-                    target.drop_task();
-                })
-            };
-            run_sender(vec![(target.clone(), task.waker.clone())]);
-            tokio.join().expect("the tokio thread");
+            race(&[target.clone()], |targets, cx, _| {
+                assert!(!targets[0].poll(cx));
+                targets[0].drop_task();
+            });
             assert!(target.actor.polled().1, "dropped");
         });
     }
@@ -810,32 +815,18 @@ mod loom_tests {
     fn two_actors_woken_by_one_poll_both_run() {
         model_preempting(PREEMPTIONS, || {
             let targets = [0, 1].map(|_| Spawned::new(|actor| Target { actor, goal: 1 }));
-            let task = consumer_task();
-            let tokio = {
-                let targets = targets.clone();
-                let waker = task.waker.clone();
-                let notify = task.notify.clone();
-                loom::thread::spawn(move || {
-                    let mut cx = Context::from_waker(&waker);
-                    let mut ready = [false; 2];
-                    loop {
-                        for (target, ready) in targets.iter().zip(&mut ready) {
-                            *ready = *ready || target.poll(&mut cx);
-                        }
-                        if ready.iter().all(|r| *r) {
-                            break;
-                        }
-                        notify.0.wait();
+            race(&targets, |targets, cx, woken| {
+                let mut ready = [false; 2];
+                loop {
+                    for (target, ready) in targets.iter().zip(&mut ready) {
+                        *ready = *ready || target.poll(cx);
                     }
-                })
-            };
-            run_sender(
-                targets
-                    .iter()
-                    .map(|t| (t.clone(), task.waker.clone()))
-                    .collect(),
-            );
-            tokio.join().expect("the tokio thread");
+                    if ready.iter().all(|r| *r) {
+                        break;
+                    }
+                    woken.0.wait();
+                }
+            });
         });
     }
 }
