@@ -765,7 +765,7 @@ mod loom_tests {
     fn a_deferred_wake_up_is_never_lost_and_never_polled_twice_at_once() {
         model_preempting(PREEMPTIONS, || {
             let target = Spawned::new(|actor| Target { actor, goal: 1 });
-            race(&[target.clone()], |targets, cx, woken| {
+            race(std::slice::from_ref(&target), |targets, cx, woken| {
                 // A wake-up from before: tokio polls the task once more.
                 cx.waker().wake_by_ref();
                 poll_to_end(&targets[0], cx, woken);
@@ -798,7 +798,7 @@ mod loom_tests {
     fn a_task_dropped_while_claimed_is_dropped_after_the_inline_poll() {
         model_preempting(PREEMPTIONS, || {
             let target = Spawned::new(|actor| Target { actor, goal: 2 });
-            race(&[target.clone()], |targets, cx, _| {
+            race(std::slice::from_ref(&target), |targets, cx, _| {
                 assert!(!targets[0].poll(cx));
                 targets[0].drop_task();
             });
