@@ -316,9 +316,11 @@ impl Entry {
 
 /// Actors a runner's slot holds at once, run oldest first; one more woken while it is full sends
 /// the oldest to tokio. Alternated with a slot of one on the harness's `big` (500 actors pinging
-/// random others, so one actor's batch wakes several): 8 gave 11% more messages a second, 4 and
-/// 16 less than 8; pingpong and ring (one chain) stayed level (`benches/HISTORY.md`, "Session
-/// 24").
+/// random others, so one actor's batch wakes several), a ring buffer of 8 gave 11% more messages
+/// a second, of 4 and 16 less than 8; with the oldest in `next` (a single chain's only slot),
+/// big +24%, pingpong +7%, ring +13% (`benches/HISTORY.md`, "Session 24"). The price: the actors
+/// kept here wait for the end of the waking handler's turn, which another worker cannot cut
+/// short (docs/semantics.md, section 10).
 pub(crate) const SLOTS: usize = 8;
 
 /// Woken actors kept behind the oldest one ([`Runner::later`]).
