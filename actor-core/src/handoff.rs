@@ -26,9 +26,9 @@
 //!   the other by the spawning thread, so they are close, but a cell may reuse memory another
 //!   thread's malloc arena gave out (freed on this thread), terabytes away: such an actor is not
 //!   published and never handed off (it is woken through tokio, as before the hand-off).
-//! * When the running task's poll is done, the runner polls the actor in its slot through the
-//!   published poll function, with the target's own waker, so every wake-up the target registers
-//!   still goes to its own task.
+//! * When the running task's poll is done, the runner polls the actors in its slot, oldest
+//!   first, each through its published poll function and with its own waker, so every wake-up a
+//!   target registers still goes to its own task.
 //!
 //! # Invariants
 //!
@@ -808,11 +808,11 @@ mod loom_tests {
         });
     }
 
-    /// One send wakes two actors, both tasks polled by one "tokio" thread: with room for both in
-    /// the slot both run inline, oldest first; without, the older one is woken through tokio.
-    /// Either way both end, and neither is polled twice at once. (They share a waker, so that
-    /// one thread can wait for both: a lost wake-up of one could hide behind the other's; the
-    /// first model checks the wake-up of one.)
+    /// One send wakes two actors, both tasks polled by one "tokio" thread: the first waits in
+    /// `next`, the second in `later`, and both run inline, oldest first, or are polled by tokio
+    /// when a deferral finds them taken. Either way both end, and neither is polled twice at
+    /// once. (They share a waker, so that one thread can wait for both: a lost wake-up of one
+    /// could hide behind the other's; the other models check the wake-up of one.)
     #[test]
     fn two_actors_woken_by_one_poll_both_run() {
         model_preempting(PREEMPTIONS, || {
