@@ -427,7 +427,8 @@ impl Runner {
     }
 
     /// [`Runner::push`] behind `next` (out of line: a single chain never comes here, and
-    /// inlined it kept the deferral out of the mailbox's wake, 4% more instructions a hop).
+    /// inlined it kept the deferral out of the mailbox's wake: 125.97M instructions against
+    /// 122.37M for callgrind's `harness --quick --only pingpong`, "Session 24").
     #[inline(never)]
     fn push_later(&self, entry: Entry) -> Option<Entry> {
         let evicted = if self.len.get() == LATER {
