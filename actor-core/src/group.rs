@@ -327,6 +327,9 @@ impl GroupShared {
     /// channels and timers only return `Pending` to the members). Counts the members that ended
     /// in `ended`. Only the group's task calls this, under its `PollingGuard`.
     fn run_ready(&self, mut budget: usize, ended: &mut usize, task: &mut TaskLists) -> bool {
+        // Actors with a task of their own that members wake run between two members (the
+        // hand-off), not after the turn through tokio.
+        let mut turn = crate::handoff::GroupTurn::enter();
         loop {
             let Some(member) = self.pop_local() else {
                 // Both queues at once: whoever finds them both empty wakes the task (see
@@ -358,6 +361,7 @@ impl GroupShared {
             if poll_loop(member) {
                 *ended += 1;
             }
+            turn.run_woken();
             budget -= 1;
             // tokio's budget is read every 16 polls (a thread-local access each time).
             if budget == 0

@@ -10,7 +10,9 @@
 //! to [`SLOTS`] woken actors, run oldest first (an actor that answers a batch of messages wakes
 //! several); one more while it is full sends the oldest to tokio, where the other worker can take
 //! it, and past the budget whatever is left is woken through tokio as before. It is tokio's LIFO
-//! slot, kept by the actors: the woken actors run on the same worker, next.
+//! slot, kept by the actors: the woken actors run on the same worker, next. A group's task
+//! enters the runner as well ([`GroupTurn`]): an actor with a task of its own that a member
+//! wakes runs between that member and the next one.
 //!
 //! # How
 //!
@@ -477,8 +479,16 @@ impl Runner {
     /// runner is left.
     #[inline(never)]
     fn drain(&self) {
-        for _ in 0..BUDGET {
+        self.drain_up_to(BUDGET);
+    }
+
+    /// Polls the actors left in the slot, oldest first, up to `limit` of them; returns how many
+    /// it polled.
+    fn drain_up_to(&self, limit: u32) -> u32 {
+        let mut polled_here = 0;
+        while polled_here < limit {
             let Some(entry) = self.pop() else { break };
+            polled_here += 1;
             // SAFETY: the claim keeps the task alive; its first field is its poll function.
             let poll = unsafe { *entry.run.cast::<PollFn>() };
             let waker = entry.waker();
@@ -490,6 +500,78 @@ impl Runner {
             let done = !matches!(polled, Ok(Poll::Pending));
             entry.release(done, done);
         }
+        polled_here
+    }
+}
+
+/// A poll that runs actors without a task of their own (an [`crate::ActorGroup`]'s) with this
+/// thread's runner entered: an actor with a task of its own that a member wakes is left in the
+/// slot, and [`GroupTurn::run_woken`] polls it between two members, instead of tokio's scheduler
+/// running it after the group's turn (or the other worker, woken for it). [`BUDGET`] such polls
+/// in all per turn: then the turn leaves the runner, waking what its slot holds through tokio,
+/// as it does when the turn ends, and members' wake-ups go through tokio again.
+pub(crate) struct GroupTurn {
+    /// This thread's runner, if this turn entered it (not when it runs inside a poll that did)
+    /// and its budget is not spent; null otherwise. A pointer rather than a look-up of the
+    /// thread-local per member: the turn lives within one poll, on this thread.
+    runner: *const Runner,
+    /// Inline polls left this turn.
+    left: u32,
+}
+
+impl GroupTurn {
+    /// Enters this thread's runner, unless a poll further up the stack did.
+    pub(crate) fn enter() -> Self {
+        let runner = RUNNER.with(|r| {
+            if r.active.replace(true) {
+                std::ptr::null()
+            } else {
+                std::ptr::from_ref(r)
+            }
+        });
+        Self {
+            runner,
+            left: BUDGET,
+        }
+    }
+
+    /// Polls the actors members woke so far (while this turn's budget lasts).
+    #[inline]
+    pub(crate) fn run_woken(&mut self) {
+        // SAFETY: non-null, it is this thread's runner, which outlives the turn.
+        if !self.runner.is_null() && !unsafe { &*self.runner }.is_empty() {
+            self.drain();
+        }
+    }
+
+    #[inline(never)]
+    fn drain(&mut self) {
+        // SAFETY: as in `run_woken`.
+        let runner = unsafe { &*self.runner };
+        self.left -= runner.drain_up_to(self.left);
+        if self.left == 0 {
+            // Spent: what members wake from now on goes through tokio.
+            self.leave();
+        }
+    }
+
+    /// Leaves the runner, waking what is left in its slot through tokio.
+    fn leave(&mut self) {
+        if !self.runner.is_null() {
+            // SAFETY: as in `run_woken`.
+            drop(Leave {
+                runner: unsafe { &*self.runner },
+                entered: true,
+            });
+            self.runner = std::ptr::null();
+        }
+    }
+}
+
+impl Drop for GroupTurn {
+    fn drop(&mut self) {
+        // Also on an unwind.
+        self.leave();
     }
 }
 

@@ -337,3 +337,150 @@ async fn one_handler_waking_several_actors_hands_off_eight_oldest_first() {
     assert_ne!(log[8].1, fan_task, "the one pushed out ran in its own task");
     system.shutdown(T).await;
 }
+
+/// Tells its target (if any) on every hit; logs where it ran first.
+struct Relay {
+    index: usize,
+    target: ActorRef<MarkMsg>,
+    log: Arc<Mutex<Vec<(usize, tokio::task::Id)>>>,
+}
+
+impl Actor for Relay {
+    type Msg = MarkMsg;
+    async fn handle(&mut self, msg: MarkMsg, _ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            MarkMsg::Hit => {
+                self.log.lock().push((self.index, task_id()));
+                self.target.tell(MarkMsg::Hit);
+            }
+            MarkMsg::Ready(reply) => reply.send(()),
+        }
+        Ok(())
+    }
+}
+
+/// A group's member that wakes an idle actor with a task of its own hands it off: the actor runs
+/// in the group's task, right after that member and before the next one.
+#[tokio::test]
+async fn an_actor_woken_by_a_group_member_runs_in_the_groups_task_before_the_next_member() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let mut probe = TestProbe::new(&system);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mark = |index: usize| {
+        let (log, out) = (log.clone(), probe.actor_ref());
+        Props::new(move || Mark {
+            index,
+            log: log.clone(),
+            out: out.clone(),
+        })
+    };
+    let target = system.spawn(mark(1)).expect("spawn");
+    let group = system.group();
+    let first = system
+        .spawn(
+            Props::new({
+                let (target, log) = (target.clone(), log.clone());
+                move || Relay {
+                    index: 0,
+                    target: target.clone(),
+                    log: log.clone(),
+                }
+            })
+            .group(&group),
+        )
+        .expect("spawn");
+    let second = system.spawn(mark(2).group(&group)).expect("spawn");
+    // On this one-thread runtime each is parked once it has answered.
+    for r in [&target, &first, &second] {
+        r.ask(MarkMsg::Ready).await.expect("ready");
+    }
+    // Both members are ready when the group's task next runs.
+    first.tell(MarkMsg::Hit);
+    second.tell(MarkMsg::Hit);
+    for _ in 0..2 {
+        probe.expect_msg(T).await;
+    }
+    let log = log.lock().clone();
+    let order: Vec<usize> = log.iter().map(|(i, _)| *i).collect();
+    assert_eq!(
+        order,
+        [0, 1, 2],
+        "the target runs between the members: {log:?}"
+    );
+    assert!(
+        log.iter().all(|(_, id)| *id == log[0].1),
+        "all in the group's task: {log:?}"
+    );
+    system.shutdown(T).await;
+}
+
+/// A group's turn polls at most 64 woken actors with tasks of their own; the ones woken after
+/// that run in their own tasks.
+#[tokio::test]
+async fn a_groups_turn_hands_off_at_most_64_actors() {
+    const N: usize = 70;
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let mut probe = TestProbe::new(&system);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let group = system.group();
+    let mut members = Vec::new();
+    for index in 0..N {
+        let (log, out) = (log.clone(), probe.actor_ref());
+        let target = system
+            .spawn(Props::new(move || Mark {
+                index,
+                log: log.clone(),
+                out: out.clone(),
+            }))
+            .expect("spawn");
+        target.ask(MarkMsg::Ready).await.expect("ready");
+        let member = system
+            .spawn(
+                Props::new({
+                    let log = Arc::new(Mutex::new(Vec::new()));
+                    move || Relay {
+                        index,
+                        target: target.clone(),
+                        log: log.clone(),
+                    }
+                })
+                .group(&group),
+            )
+            .expect("spawn");
+        member.ask(MarkMsg::Ready).await.expect("ready");
+        members.push(member);
+    }
+    let group_task = Arc::new(Mutex::new(None));
+    let first = system
+        .spawn(
+            Props::new({
+                let task = group_task.clone();
+                move || Fan {
+                    targets: Vec::new(),
+                    task: task.clone(),
+                }
+            })
+            .group(&group),
+        )
+        .expect("spawn");
+    first.tell(());
+    for m in &members {
+        m.tell(MarkMsg::Hit);
+    }
+    for _ in 0..N {
+        probe.expect_msg(T).await;
+    }
+    let group_task = group_task.lock().expect("the group ran");
+    let log = log.lock().clone();
+    let in_group: Vec<usize> = log
+        .iter()
+        .filter(|(_, id)| *id == group_task)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(
+        in_group,
+        (0..64).collect::<Vec<_>>(),
+        "the first 64 ran in the group's task: {log:?}"
+    );
+    system.shutdown(T).await;
+}

@@ -281,6 +281,13 @@ fn main() -> ExitCode {
                     "1/s",
                 )])
             });
+            run("mixed_ring", &|| {
+                Ok(vec![(
+                    "hops_per_s",
+                    frameworks::ours::mixed_ring(sizes.ring_actors, sizes.ring_hops)?,
+                    "1/s",
+                )])
+            });
             run("idle_timeout", &|| {
                 Ok(vec![(
                     "round_trips_per_s",

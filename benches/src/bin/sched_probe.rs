@@ -88,12 +88,12 @@ mod probe {
             for _ in 0..3 {
                 probe(
                     "actor-core",
-                    |rt, n, hops, f| ours::ring_on(rt, n, hops, false, f),
+                    |rt, n, hops, f| ours::ring_on(rt, n, hops, ours::Placement::Tasks, f),
                     n,
                 );
                 probe(
                     "actor-core-group",
-                    |rt, n, hops, f| ours::ring_on(rt, n, hops, true, f),
+                    |rt, n, hops, f| ours::ring_on(rt, n, hops, ours::Placement::Group, f),
                     n,
                 );
                 probe(

@@ -42,7 +42,7 @@ pub(crate) fn grouped_framework() -> Framework {
         counting: None,
         fanout: None,
         fanin: None,
-        ring: Some(|actors, hops| ring_on(&runtime(), actors, hops, true, || {})),
+        ring: Some(|actors, hops| ring_on(&runtime(), actors, hops, Placement::Group, || {})),
         ask_latency: None,
         spawn: Some(|n| spawn_in(n, true)),
         big: Some(|actors, pings| big_in(actors, pings, true)),
@@ -363,32 +363,51 @@ impl Actor for Node {
 }
 
 fn ring(actors: usize, hops: u64) -> BenchResult<f64> {
-    ring_on(&runtime(), actors, hops, false, || {})
+    ring_on(&runtime(), actors, hops, Placement::Tasks, || {})
 }
 
-/// The ring workload on `rt`, with the actors in one group if `grouped`; `at_start` runs on the
+/// The ring with every other actor in one group and the rest on tasks of their own (a room in a
+/// group beside players' sessions on tasks): every hop crosses between the two (ours only).
+pub fn mixed_ring(actors: usize, hops: u64) -> BenchResult<f64> {
+    ring_on(&runtime(), actors, hops, Placement::Mixed, || {})
+}
+
+/// Where the ring's actors run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Placement {
+    /// A tokio task each.
+    Tasks,
+    /// All in one group.
+    Group,
+    /// The even-numbered ones in one group, the others a tokio task each.
+    Mixed,
+}
+
+/// The ring workload on `rt`, with the actors placed as `placement` says; `at_start` runs on the
 /// runtime right before the token is sent (`sched_probe` reads tokio's counters there).
 pub fn ring_on(
     rt: &tokio::runtime::Runtime,
     actors: usize,
     hops: u64,
-    grouped: bool,
+    placement: Placement,
     at_start: impl FnOnce(),
 ) -> BenchResult<f64> {
     rt.block_on(async {
         let sys = system();
-        let group = group_if(&sys, grouped);
+        let group = group_if(&sys, placement != Placement::Tasks);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut nodes = Vec::with_capacity(actors);
-        for _ in 0..actors {
+        for i in 0..actors {
             let tx = tx.clone();
+            let in_group =
+                placement == Placement::Group || (placement == Placement::Mixed && i % 2 == 0);
             nodes.push(
                 sys.spawn(placed(
                     P::new(move || Node {
                         next: None,
                         done: tx.clone(),
                     }),
-                    &group,
+                    if in_group { &group } else { &None },
                 ))
                 .map_err(|e| e.to_string())?,
             );
