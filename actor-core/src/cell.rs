@@ -340,6 +340,12 @@ impl CellCore {
             if self.end.load(Ordering::Relaxed) != ALIVE {
                 return;
             }
+            // Bookkeeping before the end is recorded: whoever learns of the end (a waiter, a
+            // watcher, or `ended` finding it recorded, on any thread) may at once spawn an actor
+            // with the same name (a supervisor restarting a child) or count the live actors.
+            // Under the lock, as every reader of `end` takes it. (Taken after it: the registry's
+            // lock and the system's kill log, whose holders never take an actor's lock.)
+            self.system.actor_ended(self, &reason);
             let end = match &reason {
                 TerminationReason::Stopped => STOPPED,
                 TerminationReason::Killed => KILLED,
@@ -366,9 +372,6 @@ impl CellCore {
                 tracing::info!(actor = %self.display_path(), reason = %other, "actor terminated")
             }
         }
-        // Bookkeeping first: whoever learns of the end may at once spawn an actor with the same
-        // name (a supervisor restarting a child) or count the live actors.
-        self.system.actor_ended(self, &reason);
         // Watchers before waiters: whoever waited for the end sees the watchers told.
         let mut waiters = Vec::new();
         for w in waiting {

@@ -445,3 +445,31 @@ async fn bookkeeping_is_done_before_anyone_learns_of_the_end() {
         assert!(sys.lookup::<NodeMsg>("reused").is_err(), "round {round}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_found_already_ended_is_no_longer_live_or_registered() {
+    // Found by the benchmark harness's smoke test under load: `wait_for_stop` on an actor whose
+    // end was already recorded returned at once, while its bookkeeping (the live count, its
+    // name) was still under way on another worker.
+    let sys = ActorSystem::new(SystemConfig::default()).expect("rt");
+    let probe = TestProbe::<String>::new(&sys);
+    for round in 0..20 {
+        let refs: Vec<_> = (0..200)
+            .map(|i| {
+                sys.spawn(node(&probe.actor_ref(), false).name(format!("n{round}-{i}")))
+                    .expect("spawn")
+            })
+            .collect();
+        for r in &refs {
+            r.stop();
+        }
+        for (i, r) in refs.iter().enumerate() {
+            r.wait_for_stop().await;
+            assert!(
+                sys.lookup::<NodeMsg>(&format!("n{round}-{i}")).is_err(),
+                "round {round}, actor {i}: still registered after its end"
+            );
+        }
+        assert_eq!(sys.actor_count(), 0, "round {round}");
+    }
+}
