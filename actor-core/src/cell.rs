@@ -385,6 +385,12 @@ impl CellCore {
         }
     }
 
+    /// Whether the actor is a member of an [`crate::ActorGroup`] (its kill switch is its place in
+    /// the group; set from the cell's making, let go of as it ends).
+    pub(crate) fn is_group_member(&self) -> bool {
+        matches!(self.life.lock().abort, Some(Abort::Group(_)))
+    }
+
     pub(crate) fn set_abort(&self, handle: Abort) {
         let mut life = self.life.lock();
         if self.end.load(Ordering::Relaxed) != ALIVE {

@@ -259,6 +259,12 @@ impl<A: Actor> Context<A> {
     /// # }
     /// ```
     pub fn group(&self) -> Option<ActorGroup> {
+        // A member runs only in its group's task, so the group polling here is its own. An actor
+        // with a task of its own may run in a group's task too (handed off by a member, see
+        // `handoff`): it is not in the group.
+        if !self.cell().core.is_group_member() {
+            return None;
+        }
         ActorGroup::polling()
     }
 

@@ -484,3 +484,66 @@ async fn a_groups_turn_hands_off_at_most_64_actors() {
     );
     system.shutdown(T).await;
 }
+
+/// Says whether `Context::group` names a group when it is hit.
+struct GroupCheck {
+    seen: Arc<Mutex<Vec<(bool, tokio::task::Id)>>>,
+    out: ActorRef<u64>,
+}
+
+impl Actor for GroupCheck {
+    type Msg = MarkMsg;
+    async fn handle(&mut self, msg: MarkMsg, ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            MarkMsg::Hit => {
+                self.seen.lock().push((ctx.group().is_some(), task_id()));
+                self.out.tell(0);
+            }
+            MarkMsg::Ready(reply) => reply.send(()),
+        }
+        Ok(())
+    }
+}
+
+/// An actor with a task of its own that runs inside a group's task (handed off by a member) is
+/// still not in the group: `Context::group` is `None` for it.
+#[tokio::test]
+async fn an_actor_handed_off_by_a_member_is_not_in_the_group() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let mut probe = TestProbe::new(&system);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let target = system
+        .spawn(Props::new({
+            let (seen, out) = (seen.clone(), probe.actor_ref());
+            move || GroupCheck {
+                seen: seen.clone(),
+                out: out.clone(),
+            }
+        }))
+        .expect("spawn");
+    target.ask(MarkMsg::Ready).await.expect("ready");
+    let group = system.group();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let member = system
+        .spawn(
+            Props::new({
+                let (target, log) = (target.clone(), log.clone());
+                move || Relay {
+                    index: 0,
+                    target: target.clone(),
+                    log: log.clone(),
+                }
+            })
+            .group(&group),
+        )
+        .expect("spawn");
+    member.ask(MarkMsg::Ready).await.expect("ready");
+    member.tell(MarkMsg::Hit);
+    probe.expect_msg(T).await;
+    let member_task = log.lock()[0].1;
+    let seen = seen.lock().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1, member_task, "handed off into the group's task");
+    assert!(!seen[0].0, "Context::group names a group for a non-member");
+    system.shutdown(T).await;
+}
