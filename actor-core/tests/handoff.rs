@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actor_core::TerminationReason;
 use actor_core::prelude::*;
 use actor_core::testkit::TestProbe;
+use actor_core::{ActorGroup, TerminationReason};
 use parking_lot::Mutex;
 
 const T: Duration = Duration::from_secs(10);
@@ -359,6 +359,27 @@ impl Actor for Relay {
     }
 }
 
+/// A [`Relay`] in `group`, telling `target`.
+fn relay_in(
+    system: &ActorSystem,
+    group: &ActorGroup,
+    index: usize,
+    target: &ActorRef<MarkMsg>,
+    log: &Arc<Mutex<Vec<(usize, tokio::task::Id)>>>,
+) -> ActorRef<MarkMsg> {
+    let (target, log) = (target.clone(), log.clone());
+    system
+        .spawn(
+            Props::new(move || Relay {
+                index,
+                target: target.clone(),
+                log: log.clone(),
+            })
+            .group(group),
+        )
+        .expect("spawn")
+}
+
 /// A group's member that wakes an idle actor with a task of its own hands it off: the actor runs
 /// in the group's task, right after that member and before the next one.
 #[tokio::test]
@@ -376,19 +397,7 @@ async fn an_actor_woken_by_a_group_member_runs_in_the_groups_task_before_the_nex
     };
     let target = system.spawn(mark(1)).expect("spawn");
     let group = system.group();
-    let first = system
-        .spawn(
-            Props::new({
-                let (target, log) = (target.clone(), log.clone());
-                move || Relay {
-                    index: 0,
-                    target: target.clone(),
-                    log: log.clone(),
-                }
-            })
-            .group(&group),
-        )
-        .expect("spawn");
+    let first = relay_in(&system, &group, 0, &target, &log);
     let second = system.spawn(mark(2).group(&group)).expect("spawn");
     // On this one-thread runtime each is parked once it has answered.
     for r in [&target, &first, &second] {
@@ -434,19 +443,8 @@ async fn a_groups_turn_hands_off_at_most_64_actors() {
             }))
             .expect("spawn");
         target.ask(MarkMsg::Ready).await.expect("ready");
-        let member = system
-            .spawn(
-                Props::new({
-                    let log = Arc::new(Mutex::new(Vec::new()));
-                    move || Relay {
-                        index,
-                        target: target.clone(),
-                        log: log.clone(),
-                    }
-                })
-                .group(&group),
-            )
-            .expect("spawn");
+        // The members' own hits are not logged here.
+        let member = relay_in(&system, &group, index, &target, &Arc::default());
         member.ask(MarkMsg::Ready).await.expect("ready");
         members.push(member);
     }
@@ -524,19 +522,7 @@ async fn an_actor_handed_off_by_a_member_is_not_in_the_group() {
     target.ask(MarkMsg::Ready).await.expect("ready");
     let group = system.group();
     let log = Arc::new(Mutex::new(Vec::new()));
-    let member = system
-        .spawn(
-            Props::new({
-                let (target, log) = (target.clone(), log.clone());
-                move || Relay {
-                    index: 0,
-                    target: target.clone(),
-                    log: log.clone(),
-                }
-            })
-            .group(&group),
-        )
-        .expect("spawn");
+    let member = relay_in(&system, &group, 0, &target, &log);
     member.ask(MarkMsg::Ready).await.expect("ready");
     member.tell(MarkMsg::Hit);
     probe.expect_msg(T).await;
