@@ -368,7 +368,8 @@ impl<M: Send + 'static> ActorRef<M> {
     }
 
     /// Waits until the actor has ended and returns why. For code that is not an actor; actors use
-    /// [`crate::Context::watch`].
+    /// [`crate::Context::watch`]. By then the actor no longer counts in
+    /// [`crate::ActorSystem::actor_count`] and its name is free for a new actor.
     pub async fn wait_for_stop(&self) -> TerminationReason {
         let rx = match &self.inner {
             Inner::Local(c) => c.core.wait_for_end(),

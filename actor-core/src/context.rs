@@ -217,8 +217,9 @@ impl<A: Actor> Context<A> {
         ActorSystem::lend(&self.cell().core.system)
     }
 
-    /// The [`ActorGroup`] this actor runs in, or `None` when it has a task (or a thread) of its
-    /// own. Spawn the actors this one talks to most into it, so that their messages never go
+    /// The [`ActorGroup`] this actor is a member of, or `None` when it has a task (or a thread) of
+    /// its own, also while it runs inside a group's task, handed off by a member that woke it.
+    /// Spawn the actors this one talks to most into it, so that their messages never go
     /// through tokio's scheduler: a room's players, a match's bots.
     ///
     /// Each call makes a new handle. A handle keeps the group taking members (and its task
