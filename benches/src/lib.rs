@@ -83,7 +83,8 @@ impl Sizes {
 /// One number in the JSON-lines output.
 #[derive(Clone, Debug)]
 pub struct Measurement {
-    /// `actor-core`, `ractor`, `kameo`, `actix`, `tokio-mpsc`, `crossbeam`.
+    /// `actor-core`, `actor-core-group`, `ractor`, `kameo`, `actix`, `tokio-mpsc`, `tokio-task`,
+    /// `crossbeam`.
     pub framework: &'static str,
     /// The workload.
     pub bench: &'static str,

@@ -8,6 +8,7 @@ pub mod kameo_fw;
 pub mod ours;
 pub mod ractor_fw;
 pub mod tokio_mpsc;
+pub mod tokio_task;
 
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ pub fn all() -> Vec<Framework> {
         kameo_fw::framework(),
         actix_fw::framework(),
         tokio_mpsc::framework(),
+        tokio_task::framework(),
         crossbeam_fw::framework(),
     ]
 }
