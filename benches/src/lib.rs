@@ -225,6 +225,24 @@ pub struct SpawnStats {
     pub rss_bytes_per_actor: f64,
 }
 
+impl SpawnStats {
+    /// The stats of `n` actors spawned in `spawned` and stopped in `stopped`, with the process's
+    /// resident memory ([`rss_bytes`]) read before the spawns and once they were all idle.
+    pub fn new(
+        n: usize,
+        spawned: Duration,
+        stopped: Duration,
+        rss_before: u64,
+        rss_idle: u64,
+    ) -> Self {
+        Self {
+            spawns_per_s: rate(n as u64, spawned),
+            stops_per_s: rate(n as u64, stopped),
+            rss_bytes_per_actor: rss_idle.saturating_sub(rss_before) as f64 / n as f64,
+        }
+    }
+}
+
 /// Latency percentiles in nanoseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct Percentiles {

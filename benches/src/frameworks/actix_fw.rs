@@ -337,11 +337,7 @@ fn spawn(n: usize) -> BenchResult<SpawnStats> {
             ended += 1;
         }
         let stopped = t0.elapsed();
-        Ok(SpawnStats {
-            spawns_per_s: rate(n as u64, spawned),
-            stops_per_s: rate(n as u64, stopped),
-            rss_bytes_per_actor: after.saturating_sub(before) as f64 / n as f64,
-        })
+        Ok(SpawnStats::new(n, spawned, stopped, before, after))
     })
 }
 

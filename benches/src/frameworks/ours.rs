@@ -494,11 +494,7 @@ fn spawn_in(n: usize, grouped: bool) -> BenchResult<SpawnStats> {
         }
         let stopped = start.elapsed();
         verify("live actors after stop", sys.actor_count() as u64, 0)?;
-        Ok(SpawnStats {
-            spawns_per_s: rate(n as u64, spawned),
-            stops_per_s: rate(n as u64, stopped),
-            rss_bytes_per_actor: after.saturating_sub(before) as f64 / n as f64,
-        })
+        Ok(SpawnStats::new(n, spawned, stopped, before, after))
     })
 }
 

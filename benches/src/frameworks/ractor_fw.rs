@@ -372,11 +372,7 @@ fn spawn(n: usize) -> BenchResult<SpawnStats> {
         }
         let stopped = start.elapsed();
         verify("stopped actors", ended, n as u64)?;
-        Ok(SpawnStats {
-            spawns_per_s: rate(n as u64, spawned),
-            stops_per_s: rate(n as u64, stopped),
-            rss_bytes_per_actor: after.saturating_sub(before) as f64 / n as f64,
-        })
+        Ok(SpawnStats::new(n, spawned, stopped, before, after))
     })
 }
 

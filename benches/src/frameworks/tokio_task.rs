@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::Framework;
-use crate::{BenchResult, SpawnStats, rate, rss_bytes, verify};
+use crate::{BenchResult, SpawnStats, rss_bytes, verify};
 
 pub(crate) fn framework() -> Framework {
     Framework {
@@ -53,10 +53,6 @@ fn spawn(n: usize) -> BenchResult<SpawnStats> {
         }
         let stopped = t0.elapsed();
         verify("aborted tasks", ended, n as u64)?;
-        Ok(SpawnStats {
-            spawns_per_s: rate(n as u64, spawned),
-            stops_per_s: rate(n as u64, stopped),
-            rss_bytes_per_actor: after.saturating_sub(before) as f64 / n as f64,
-        })
+        Ok(SpawnStats::new(n, spawned, stopped, before, after))
     })
 }
