@@ -265,17 +265,19 @@ impl CellCore {
         }
     }
 
-    /// A receiver that resolves when the actor ends.
-    pub(crate) fn wait_for_end(&self) -> oneshot::Receiver<TerminationReason> {
-        let (tx, rx) = oneshot::channel();
+    /// How the actor ended (`Ok`) if it has, else a receiver that resolves when it does. The
+    /// channel is made only for an actor that is still alive: waiting on ended actors (a
+    /// shutdown's second half) allocates nothing.
+    pub(crate) fn wait_for_end(
+        &self,
+    ) -> Result<TerminationReason, oneshot::Receiver<TerminationReason>> {
         let mut life = self.life.lock();
-        match self.ended_locked(&life) {
-            Some(reason) => {
-                let _ = tx.send(reason);
-            }
-            None => life.more().waiting.push(Waiting::Waiter(tx)),
+        if let Some(reason) = self.ended_locked(&life) {
+            return Ok(reason);
         }
-        rx
+        let (tx, rx) = oneshot::channel();
+        life.more().waiting.push(Waiting::Waiter(tx));
+        Err(rx)
     }
 
     pub(crate) fn ended(&self) -> Option<TerminationReason> {

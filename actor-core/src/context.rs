@@ -325,8 +325,23 @@ impl<A: Actor> Context<A> {
     ) -> Option<TerminationReason> {
         let target = self.x().children.get(&child)?.target.clone();
         let core = target.core();
-        let ended = core.wait_for_end();
-        let reason = match timeout {
+        let reason = match core.wait_for_end() {
+            Ok(reason) => Some(reason),
+            Err(ended) => Self::stop_or_kill(&target, ended, timeout).await,
+        };
+        self.x().children.remove(&child);
+        Some(reason.unwrap_or(TerminationReason::Killed))
+    }
+
+    /// `shutdown_child`'s wait for a child that has not ended yet: a stop, and a kill after
+    /// `timeout` (at once without one). `None` if the child's channel closed unanswered.
+    async fn stop_or_kill(
+        target: &Arc<dyn SysTarget>,
+        ended: tokio::sync::oneshot::Receiver<TerminationReason>,
+        timeout: Option<Duration>,
+    ) -> Option<TerminationReason> {
+        let core = target.core();
+        match timeout {
             Some(t) => {
                 target.send_sys(SystemMsg::Stop);
                 tokio::pin!(ended);
@@ -343,9 +358,7 @@ impl<A: Actor> Context<A> {
                 core.kill();
                 ended.await.ok()
             }
-        };
-        self.x().children.remove(&child);
-        Some(reason.unwrap_or(TerminationReason::Killed))
+        }
     }
 
     /// Kills a child at once (see [`ActorRef::kill`]). False if it is not a child.
