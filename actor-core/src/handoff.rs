@@ -6,7 +6,8 @@
 //! to the run queue and unparks the other worker (a system call, and often a move to the other
 //! CPU). That is what bounded the rows where actors wake each other in a chain (pingpong, ring,
 //! big; `benches/RESULTS.md`). Here the sender's task, once its own poll is done, polls the woken
-//! actor itself, and that one the next, up to [`BUDGET`] actors a poll. The thread's slot holds up
+//! actor itself, and that one the next, up to [`BUDGET`] actors a poll (more, up to
+//! [`MAX_BUDGET`], while a chain of cheap handlers goes on). The thread's slot holds up
 //! to [`SLOTS`] woken actors, run oldest first (an actor that answers a batch of messages wakes
 //! several); one more while it is full sends the oldest to tokio, where the other worker can take
 //! it, and past the budget whatever is left is woken through tokio as before. It is tokio's LIFO
@@ -72,8 +73,28 @@ const REPOLL: u8 = 4;
 /// The future completed (or panicked) in an inline poll: the task's next poll returns `Ready`.
 const DONE: u8 = 8;
 
-/// Actors polled inline per poll of a task, beyond its own.
+/// Actors polled inline per poll of a task, beyond its own, whatever they cost.
 pub(crate) const BUDGET: u32 = 64;
+
+/// Inline polls a task's poll may make in all, when a chain is still going after [`BUDGET`]:
+/// it then runs one round of [`ROUND`] polls, timed, and as many more as fit in [`SLICE`] at
+/// that round's pace. (A handler that uses tokio's channels, sockets or timers
+/// ends its chain itself once tokio's cooperative budget for the task's poll is spent.) The same count as a
+/// group's turn (`group::POLL_BUDGET`), for the same reason: each time a chain leaves its task
+/// it goes through tokio, whose LIFO slot takes three in a row; the fourth goes to the run queue
+/// and unparks the other worker (a system call, and the chain often moves to the other CPU). At
+/// 64 a pingpong spent 18% of its CPU time in the kernel; with 1,024 it ran 29% more round
+/// trips and ring 22% more hops (`benches/HISTORY.md`, "Session 27").
+pub(crate) const MAX_BUDGET: u32 = 1024;
+
+/// The timed round past [`BUDGET`] that sets the pace for the rest (see [`MAX_BUDGET`]).
+pub(crate) const ROUND: u32 = 16;
+
+/// About how long a chain may keep its worker past its first [`BUDGET`] inline polls: cheap
+/// handlers reach [`MAX_BUDGET`] first (1,024 polls of about 100 ns); costly ones leave after
+/// `BUDGET + ROUND`, so a chain of heavy handlers holds its worker about as long as it did with a
+/// budget of [`BUDGET`] alone. (A handler much slower than the timed round's can stretch it.)
+pub(crate) const SLICE: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// A type-erased poll of a [`TaskRun`]'s future, given the `TaskRun`'s address.
 type PollFn = unsafe fn(*mut (), &mut Context<'_>) -> Poll<()>;
@@ -475,11 +496,35 @@ impl Runner {
         None
     }
 
-    /// Polls the actors left in the slot, up to [`BUDGET`]; what is left then is woken when the
-    /// runner is left.
+    /// Polls the actors left in the slot, up to [`BUDGET`], and past it while a chain goes on
+    /// (see [`MAX_BUDGET`]); what is left then is woken when the runner is left.
     #[inline(never)]
     fn drain(&self) {
-        self.drain_up_to(BUDGET);
+        if self.drain_up_to(BUDGET) == BUDGET && !self.is_empty() {
+            self.drain_on();
+        }
+    }
+
+    /// [`Runner::drain`] past [`BUDGET`]: rounds of [`ROUND`] polls, up to [`MAX_BUDGET`] in
+    /// all and within [`SLICE`] (out of line: only a chain at least [`BUDGET`] long comes here).
+    #[cold]
+    #[inline(never)]
+    fn drain_on(&self) {
+        let start = std::time::Instant::now();
+        if self.drain_up_to(ROUND) < ROUND || self.is_empty() {
+            return;
+        }
+        let spent = start.elapsed();
+        if spent >= SLICE {
+            return;
+        }
+        // As many more as fit in what is left of the slice at the round's pace (two looks at
+        // the clock, not one per round: at about 25 ns each, one every 16 polls of 60 ns would
+        // cost ring 2.5%).
+        let per_poll = (spent / ROUND).as_nanos().max(1);
+        let fit = (SLICE - spent).as_nanos() / per_poll;
+        let left = MAX_BUDGET - BUDGET - ROUND;
+        self.drain_up_to(u32::try_from(fit).map_or(left, |fit| fit.min(left)));
     }
 
     /// Polls the actors left in the slot, oldest first, up to `limit` of them; returns how many

@@ -24,6 +24,8 @@ struct Hop {
     log: Arc<Mutex<Vec<tokio::task::Id>>>,
     out: ActorRef<u64>,
     stop_at_end: bool,
+    /// CPU time each hop takes (a busy wait: a handler doing work, not one waiting).
+    spin: Duration,
 }
 
 enum HopMsg {
@@ -41,6 +43,10 @@ impl Actor for Hop {
             HopMsg::Ready(reply) => reply.send(()),
             HopMsg::Token(left) => {
                 self.log.lock().push(task_id());
+                let start = std::time::Instant::now();
+                while start.elapsed() < self.spin {
+                    std::hint::spin_loop();
+                }
                 if left == 0 {
                     self.out.tell(0);
                     if self.stop_at_end {
@@ -66,6 +72,18 @@ fn ring(
     out: &ActorRef<u64>,
     stop_at_end: bool,
 ) -> Vec<ActorRef<HopMsg>> {
+    spinning_ring(system, n, log, out, stop_at_end, Duration::ZERO)
+}
+
+/// [`ring`] with hops that each take `spin` of CPU time.
+fn spinning_ring(
+    system: &ActorSystem,
+    n: usize,
+    log: &Arc<Mutex<Vec<tokio::task::Id>>>,
+    out: &ActorRef<u64>,
+    stop_at_end: bool,
+    spin: Duration,
+) -> Vec<ActorRef<HopMsg>> {
     let refs: Vec<_> = (0..n)
         .map(|_| {
             let (log, out) = (log.clone(), out.clone());
@@ -75,6 +93,7 @@ fn ring(
                     log: log.clone(),
                     out: out.clone(),
                     stop_at_end,
+                    spin,
                 }))
                 .expect("spawn")
         })
@@ -105,6 +124,13 @@ fn runs(log: &[tokio::task::Id]) -> Vec<usize> {
     runs
 }
 
+/// The shortest run of hops in one task that a chain going on makes: the task's own poll, the
+/// first 64 inline polls, then one round of 16 before the first look at the clock.
+const SHORTEST_RUN: usize = 1 + 64 + 16;
+
+/// The longest: the task's own poll and 1,024 inline polls.
+const LONGEST_RUN: usize = 1 + 1_024;
+
 #[tokio::test]
 async fn a_token_passed_between_actors_runs_in_the_task_that_woke_them_a_bounded_number_of_times() {
     let system = ActorSystem::new(SystemConfig::default()).expect("system");
@@ -112,21 +138,56 @@ async fn a_token_passed_between_actors_runs_in_the_task_that_woke_them_a_bounded
     let log = Arc::new(Mutex::new(Vec::new()));
     let refs = ring(&system, 10, &log, &probe.actor_ref(), false);
     settle(&refs).await;
-    refs[0].tell(HopMsg::Token(1_000));
+    refs[0].tell(HopMsg::Token(3_000));
     probe.expect_msg(T).await;
     let log = log.lock().clone();
-    assert_eq!(log.len(), 1_001);
+    assert_eq!(log.len(), 3_001);
     let runs = runs(&log);
+    assert!(runs.len() > 2, "runs of hops in one task: {runs:?}");
     // Each actor but the first of a run was handed off: it ran in the task of the actor that
-    // woke it. Without the hand-off, every run would be one hop long.
+    // woke it. Without the hand-off, every run would be one hop long. A chain of cheap hops
+    // keeps going past the first 64 (how far depends on the clock), and never past 1,024; then
+    // tokio runs the next.
     assert!(
-        runs[..runs.len() - 1].iter().all(|&run| run > 1),
+        runs[..runs.len() - 1]
+            .iter()
+            .all(|&run| (SHORTEST_RUN..=LONGEST_RUN).contains(&run)),
         "runs of hops in one task: {runs:?}"
     );
-    // At most 64 actors are polled inline after a task's own poll; then tokio runs the next.
-    assert!(
-        runs.iter().all(|&run| run <= 65),
-        "runs of hops in one task: {runs:?}"
+    system.shutdown(T).await;
+}
+
+/// A chain of handlers that each take 20 us of CPU leaves its task after 64 inline polls and
+/// one round of 16 (320 us past the first 64, over the 100 us slice), where cheap ones go on.
+#[tokio::test]
+async fn a_chain_of_costly_handlers_leaves_its_task_after_the_first_round_past_the_budget() {
+    let system = ActorSystem::new(SystemConfig::default()).expect("system");
+    let mut probe = TestProbe::new(&system);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let refs = spinning_ring(
+        &system,
+        10,
+        &log,
+        &probe.actor_ref(),
+        false,
+        Duration::from_micros(20),
+    );
+    settle(&refs).await;
+    refs[0].tell(HopMsg::Token(400));
+    probe.expect_msg(T).await;
+    let log = log.lock().clone();
+    assert_eq!(log.len(), 401);
+    let runs = runs(&log);
+    assert_eq!(
+        runs,
+        vec![
+            SHORTEST_RUN,
+            SHORTEST_RUN,
+            SHORTEST_RUN,
+            SHORTEST_RUN,
+            401 - 4 * SHORTEST_RUN
+        ],
+        "runs of hops in one task"
     );
     system.shutdown(T).await;
 }
