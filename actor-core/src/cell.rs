@@ -484,12 +484,24 @@ impl<M: Send + 'static> Cell<M> {
     /// Fire-and-forget: anything that cannot be queued is a dead letter.
     #[inline]
     pub(crate) fn tell(&self, msg: M) {
+        // Every message is bound and dropped in its own arm (after it is counted, as before): with
+        // `_` patterns the whole result outlived the match and was dropped through a call to its
+        // drop glue on every send, 12 instructions even for `Queued` ("Session 27").
         match self.mailbox.push_user(msg, false) {
             Ok(Accepted::Queued) => {}
-            Ok(Accepted::Shed(_)) => self.dead_letter(DeadLetterReason::Shed),
+            Ok(Accepted::Shed(m)) => {
+                self.dead_letter(DeadLetterReason::Shed);
+                drop(m);
+            }
             Ok(Accepted::Closed) => self.drain_dead(),
-            Err(Refused::Full(_)) => self.dead_letter(DeadLetterReason::MailboxFull),
-            Err(Refused::Closed(_)) => self.dead_letter(DeadLetterReason::Stopped),
+            Err(Refused::Full(m)) => {
+                self.dead_letter(DeadLetterReason::MailboxFull);
+                drop(m);
+            }
+            Err(Refused::Closed(m)) => {
+                self.dead_letter(DeadLetterReason::Stopped);
+                drop(m);
+            }
         }
     }
 
@@ -497,9 +509,13 @@ impl<M: Send + 'static> Cell<M> {
     /// policy).
     #[inline]
     pub(crate) fn try_tell(&self, msg: M, force_fail: bool) -> Result<(), Refused<M>> {
+        // Bound and dropped in its arm, as in `tell`.
         match self.mailbox.push_user(msg, force_fail)? {
             Accepted::Queued => {}
-            Accepted::Shed(_) => self.dead_letter(DeadLetterReason::Shed),
+            Accepted::Shed(m) => {
+                self.dead_letter(DeadLetterReason::Shed);
+                drop(m);
+            }
             Accepted::Closed => self.drain_dead(),
         }
         Ok(())
