@@ -78,20 +78,21 @@ pub(crate) const BUDGET: u32 = 64;
 
 /// Inline polls a task's poll may make in all, when a chain is still going after [`BUDGET`]:
 /// it then runs one round of [`ROUND`] polls, timed, and as many more as fit in [`SLICE`] at
-/// that round's pace. (A handler that uses tokio's channels, sockets or timers
-/// ends its chain itself once tokio's cooperative budget for the task's poll is spent.) The same count as a
+/// that round's pace. (A handler that uses tokio's channels, sockets or timers ends its chain
+/// itself once tokio's cooperative budget for the task's poll is spent.) The same count as a
 /// group's turn (`group::POLL_BUDGET`), for the same reason: each time a chain leaves its task
 /// it goes through tokio, whose LIFO slot takes three in a row; the fourth goes to the run queue
 /// and unparks the other worker (a system call, and the chain often moves to the other CPU). At
-/// 64 a pingpong spent 18% of its CPU time in the kernel; with 1,024 it ran 29% more round
-/// trips and ring 22% more hops (`benches/HISTORY.md`, "Session 27").
+/// 64, a million pingpong round trips took 0.03-0.05 s of system time in 0.20 s; alternated
+/// against it, this bound ran 26% more round trips and 26% more ring hops
+/// (`benches/HISTORY.md`, "Session 27").
 pub(crate) const MAX_BUDGET: u32 = 1024;
 
 /// The timed round past [`BUDGET`] that sets the pace for the rest (see [`MAX_BUDGET`]).
 pub(crate) const ROUND: u32 = 16;
 
-/// About how long a chain may keep its worker past its first [`BUDGET`] inline polls: cheap
-/// handlers reach [`MAX_BUDGET`] first (1,024 polls of about 100 ns); costly ones leave after
+/// About how long a chain may keep its worker past its first [`BUDGET`] inline polls: handlers
+/// of under about 95 ns a hop reach [`MAX_BUDGET`] first; costly ones leave after
 /// `BUDGET + ROUND`, so a chain of heavy handlers holds its worker about as long as it did with a
 /// budget of [`BUDGET`] alone. (A handler much slower than the timed round's can stretch it.)
 pub(crate) const SLICE: std::time::Duration = std::time::Duration::from_micros(100);
@@ -505,8 +506,9 @@ impl Runner {
         }
     }
 
-    /// [`Runner::drain`] past [`BUDGET`]: rounds of [`ROUND`] polls, up to [`MAX_BUDGET`] in
-    /// all and within [`SLICE`] (out of line: only a chain at least [`BUDGET`] long comes here).
+    /// [`Runner::drain`] past [`BUDGET`]: one timed round of [`ROUND`] polls, then as many as
+    /// fit in the rest of [`SLICE`] at its pace, up to [`MAX_BUDGET`] in all (out of line: only a
+    /// chain at least [`BUDGET`] long comes here).
     #[cold]
     #[inline(never)]
     fn drain_on(&self) {
@@ -518,9 +520,9 @@ impl Runner {
         if spent >= SLICE {
             return;
         }
-        // As many more as fit in what is left of the slice at the round's pace (two looks at
-        // the clock, not one per round: at about 25 ns each, one every 16 polls of 60 ns would
-        // cost ring 2.5%).
+        // As many more as fit in what is left of the slice at the round's pace: two looks at
+        // the clock, not one per round of 16 (a build that looked after every round ran ring
+        // 6.5% slower than a plain budget of 1,024, "Session 27").
         let per_poll = (spent / ROUND).as_nanos().max(1);
         let fit = (SLICE - spent).as_nanos() / per_poll;
         let left = MAX_BUDGET - BUDGET - ROUND;
