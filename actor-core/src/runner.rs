@@ -283,37 +283,46 @@ where
                     }
                 },
                 Step::Next => {
-                    let Some(todo) = this.lp.next(cx) else {
-                        return Poll::Pending;
-                    };
-                    let step = match todo {
-                        Todo::Handle(msg) => {
-                            let Some(actor) = this.lp.actor.as_mut() else {
-                                // (`next` hands out messages only while there is an actor.)
-                                drop(msg);
-                                this.lp.ctx.cell().dead_letter(DeadLetterReason::Stopped);
+                    // The common case first: the next message of the batch taken, when nothing
+                    // comes before it (`next_user`); `next` decides everything else. (Through
+                    // `next` and its `Todo`, the message was moved three times more: callgrind
+                    // counted 37 instructions a message more on `--quick --only counting`.)
+                    let msg = match this.lp.next_user() {
+                        Some(msg) => msg,
+                        None => match this.lp.next(cx) {
+                            None => return Poll::Pending,
+                            Some(Todo::Handle(msg)) => msg,
+                            Some(Todo::Rare(path)) => {
+                                let step = Step::Rare(this.rare_step(path));
+                                // SAFETY: `step` is `Next` (nothing to drop).
+                                unsafe { std::ptr::write(&mut this.step, step) };
                                 continue;
-                            };
-                            // SAFETY: the future is stored in `step` and dropped before `lp`
-                            // is touched again (see `ActorTask`).
-                            let (actor, ctx) = unsafe { (erased(actor), erased(&mut this.lp.ctx)) };
-                            // `handle` itself runs under the guard too: a hand-written one that
-                            // panics before returning its future fails like any handler.
-                            let make = &this.make;
-                            match std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                make(actor, msg, ctx)
-                            })) {
-                                Ok(fut) => Step::Handle(fut),
-                                Err(payload) => {
-                                    this.lp.handled(Some(Err(payload)));
-                                    if this.lp.budget == 0 {
-                                        this.lp.flush_stats();
-                                    }
-                                    continue;
-                                }
                             }
+                        },
+                    };
+                    let Some(actor) = this.lp.actor.as_mut() else {
+                        // (`next` hands out messages only while there is an actor.)
+                        drop(msg);
+                        this.lp.ctx.cell().dead_letter(DeadLetterReason::Stopped);
+                        continue;
+                    };
+                    // SAFETY: the future is stored in `step` and dropped before `lp`
+                    // is touched again (see `ActorTask`).
+                    let (actor, ctx) = unsafe { (erased(actor), erased(&mut this.lp.ctx)) };
+                    // `handle` itself runs under the guard too: a hand-written one that
+                    // panics before returning its future fails like any handler.
+                    let make = &this.make;
+                    let step = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        make(actor, msg, ctx)
+                    })) {
+                        Ok(fut) => Step::Handle(fut),
+                        Err(payload) => {
+                            this.lp.handled(Some(Err(payload)));
+                            if this.lp.budget == 0 {
+                                this.lp.flush_stats();
+                            }
+                            continue;
                         }
-                        Todo::Rare(path) => Step::Rare(this.rare_step(path)),
                     };
                     // SAFETY: `step` is `Next` (nothing to drop).
                     unsafe { std::ptr::write(&mut this.step, step) };
@@ -687,6 +696,23 @@ impl<A: Actor> ActorLoop<A> {
             self.ctx.reset_idle();
             return Some(Todo::Rare(RarePath::ReceiveTimeout));
         }
+    }
+
+    /// The next user message, when nothing can come before it: no system message or stop
+    /// request, no timers, stash or receive timeout (no extras), not suspended, and an actor.
+    /// Otherwise `None`, and [`ActorLoop::next`] decides (also when the lanes are empty). The
+    /// loop's common case: a message of the batch it has taken, without `Todo`'s moves.
+    #[inline]
+    fn next_user(&mut self) -> Option<A::Msg> {
+        let cell = self.ctx.cell();
+        if cell.mailbox.sys_waiting()
+            || self.ctx.extras.is_some()
+            || self.is_suspended()
+            || self.actor.is_none()
+        {
+            return None;
+        }
+        cell.mailbox.pop_user(&mut self.cursor)
     }
 
     /// After a user message (or timer tick) was handled: count it, restart the receive timeout's

@@ -503,6 +503,13 @@ impl<M, S> Mailbox<M, S> {
             || (idle == IDLE && !self.user.is_empty())
     }
 
+    /// Consumer side: whether a system message or a stop request waits (what
+    /// [`Mailbox::pop_sys`] and [`Mailbox::take_stop`] would find), with their two loads.
+    #[inline]
+    pub(crate) fn sys_waiting(&self) -> bool {
+        self.sys_pending.load(Ordering::Acquire) || self.stop.load(Ordering::Acquire)
+    }
+
     /// Consumer side: the next system message, if any.
     #[inline]
     pub(crate) fn pop_sys(&self) -> Option<S> {
