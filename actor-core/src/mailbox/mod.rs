@@ -498,9 +498,7 @@ impl<M, S> Mailbox<M, S> {
     /// Whether a consumer parked in `idle` has something to look at.
     #[inline]
     fn has_work(&self, idle: u8) -> bool {
-        self.sys_pending.load(Ordering::Acquire)
-            || self.stop.load(Ordering::Acquire)
-            || (idle == IDLE && !self.user.is_empty())
+        self.sys_waiting() || (idle == IDLE && !self.user.is_empty())
     }
 
     /// Consumer side: whether a system message or a stop request waits (what
