@@ -129,6 +129,23 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The order in which the harness runs one workload's `runs` runs for `jobs` frameworks: round
+/// by round, one run of each framework in turn, each round starting one framework further on.
+/// Yields job indices.
+///
+/// The host's pace drifts over minutes (this VM's rates swing by 2x to 3x between phases), so
+/// runs of a workload taken back to back for every framework at once put minutes between the
+/// frameworks they compare; interleaved, every framework's runs are spread over the same
+/// stretch of time, and none always runs right after the same other one.
+///
+/// ```
+/// let order: Vec<usize> = benches::interleaved(3, 2).collect();
+/// assert_eq!(order, [0, 1, 1, 0, 0, 1]);
+/// ```
+pub fn interleaved(runs: usize, jobs: usize) -> impl Iterator<Item = usize> {
+    (0..runs).flat_map(move |round| (0..jobs).map(move |k| (k + round) % jobs))
+}
+
 /// A tokio runtime with 2 workers, as every tokio-based framework gets.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -313,5 +330,38 @@ impl Rng {
         x ^= x << 17;
         self.0 = x;
         (x % n as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleaved;
+
+    #[test]
+    fn every_round_runs_each_framework_once_starting_one_further_on() {
+        let (runs, jobs) = (5, 4);
+        let order: Vec<usize> = interleaved(runs, jobs).collect();
+        assert_eq!(order.len(), runs * jobs);
+        for (round, chunk) in order.chunks(jobs).enumerate() {
+            let mut seen = chunk.to_vec();
+            seen.sort_unstable();
+            assert_eq!(
+                seen,
+                (0..jobs).collect::<Vec<_>>(),
+                "round {round}: {chunk:?}"
+            );
+            assert_eq!(
+                chunk[0],
+                round % jobs,
+                "round {round} starts at {}",
+                chunk[0]
+            );
+        }
+    }
+
+    #[test]
+    fn one_framework_runs_all_its_runs() {
+        assert_eq!(interleaved(3, 1).collect::<Vec<_>>(), [0, 0, 0]);
+        assert_eq!(interleaved(0, 3).count(), 0);
     }
 }

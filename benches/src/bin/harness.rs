@@ -7,7 +7,10 @@
 //! ```
 //!
 //! Prints one JSON object per line per measurement (the median over `--runs`, every run listed),
-//! and writes a Markdown summary (default `target/bench-summary.md`). `--pool` runs nothing: it
+//! and writes a Markdown summary (default `target/bench-summary.md`). The local suite goes
+//! workload by workload, and runs each workload's frameworks in turn, one run each per round
+//! ([`benches::interleaved`]), so that the host's drift over minutes falls on all of them alike;
+//! each run is announced on stderr (`pingpong 2/3: actix`). `--pool` runs nothing: it
 //! prints the summary of saved outputs, each cell the median over all their runs. The spawn workload runs in a
 //! fresh child process per framework, so resident memory is not skewed by earlier workloads.
 
@@ -152,36 +155,55 @@ fn main() -> ExitCode {
             all.push(m);
         }
     };
-    for fw in selected.iter().filter(|_| local) {
-        let mut run =
-            |bench: &'static str,
-             f: &dyn Fn() -> Result<Vec<(&'static str, f64, &'static str)>, String>| {
+    if local {
+        // Every selected framework's workloads, grouped by workload in the suite's order.
+        let mut suite: Vec<(&'static str, Vec<(&'static str, Job)>)> = Vec::new();
+        for fw in &selected {
+            for (bench, job) in workloads(fw, sizes, args.quick) {
                 if !wants(bench) {
-                    return;
+                    continue;
                 }
-                let mut per_metric: Vec<(&'static str, &'static str, Vec<f64>)> = Vec::new();
-                for _ in 0..runs {
-                    match f() {
-                        Ok(values) => {
-                            for (metric, v, unit) in values {
-                                match per_metric.iter_mut().find(|(m, _, _)| *m == metric) {
-                                    Some((_, _, vs)) => vs.push(v),
-                                    None => per_metric.push((metric, unit, vec![v])),
-                                }
+                match suite.iter_mut().find(|(b, _)| *b == bench) {
+                    Some((_, jobs)) => jobs.push((fw.name, job)),
+                    None => suite.push((bench, vec![(fw.name, job)])),
+                }
+            }
+        }
+        for (bench, jobs) in suite {
+            // Per framework: its metrics so far, or `None` once a run failed.
+            let mut results: Vec<Option<Vec<Metric>>> =
+                jobs.iter().map(|_| Some(Vec::new())).collect();
+            for (n, i) in benches::interleaved(runs, jobs.len()).enumerate() {
+                let (name, job) = &jobs[i];
+                let Some(per_metric) = results[i].as_mut() else {
+                    continue;
+                };
+                eprintln!("{bench} {}/{runs}: {name}", n / jobs.len() + 1);
+                match job() {
+                    Ok(values) => {
+                        for (metric, v, unit) in values {
+                            match per_metric.iter_mut().find(|(m, _, _)| *m == metric) {
+                                Some((_, _, vs)) => vs.push(v),
+                                None => per_metric.push((metric, unit, vec![v])),
                             }
                         }
-                        Err(e) => {
-                            eprintln!("{} {bench}: FAILED: {e}", fw.name);
-                            failures += 1;
-                            return;
-                        }
+                    }
+                    Err(e) => {
+                        eprintln!("{name} {bench}: FAILED: {e}");
+                        failures += 1;
+                        results[i] = None;
                     }
                 }
+            }
+            for ((name, _), per_metric) in jobs.iter().zip(results) {
+                let Some(per_metric) = per_metric else {
+                    continue;
+                };
                 emit(
                     per_metric
                         .into_iter()
                         .map(|(metric, unit, runs)| Measurement {
-                            framework: fw.name,
+                            framework: name,
                             bench,
                             metric,
                             value: median(&runs),
@@ -190,131 +212,7 @@ fn main() -> ExitCode {
                         })
                         .collect(),
                 );
-            };
-        if let Some(f) = fw.pingpong {
-            run("pingpong", &|| {
-                Ok(vec![("round_trips_per_s", f(sizes.pingpong)?, "1/s")])
-            });
-        }
-        if let Some(f) = fw.counting {
-            run("counting", &|| {
-                Ok(vec![("msgs_per_s", f(sizes.counting)?, "1/s")])
-            });
-        }
-        if let Some(f) = fw.fanout {
-            run("fanout", &|| {
-                Ok(vec![(
-                    "msgs_per_s",
-                    f(sizes.fanout, sizes.fanout_receivers)?,
-                    "1/s",
-                )])
-            });
-        }
-        if let Some(f) = fw.fanin {
-            run("fanin", &|| {
-                Ok(vec![(
-                    "msgs_per_s",
-                    f(sizes.fanin, sizes.fanin_senders)?,
-                    "1/s",
-                )])
-            });
-        }
-        if let Some(f) = fw.ring {
-            run("ring", &|| {
-                Ok(vec![(
-                    "hops_per_s",
-                    f(sizes.ring_actors, sizes.ring_hops)?,
-                    "1/s",
-                )])
-            });
-        }
-        if let Some(f) = fw.ask_latency {
-            run("ask_latency", &|| {
-                let p = f(sizes.asks)?;
-                Ok(vec![
-                    ("p50_ns", p.p50, "ns"),
-                    ("p99_ns", p.p99, "ns"),
-                    ("p999_ns", p.p999, "ns"),
-                ])
-            });
-        }
-        if fw.spawn.is_some() {
-            let name = fw.name;
-            run("spawn", &|| spawn_in_child(name, sizes.spawn));
-        }
-        if let Some(f) = fw.big {
-            run("big", &|| {
-                Ok(vec![(
-                    "msgs_per_s",
-                    f(sizes.big_actors, sizes.big_pings)?,
-                    "1/s",
-                )])
-            });
-        }
-        if fw.name == "actor-core" {
-            run("bounded", &|| {
-                let (tell, send) = frameworks::ours::bounded(sizes.counting)?;
-                Ok(vec![
-                    ("tell_msgs_per_s", tell, "1/s"),
-                    ("send_msgs_per_s", send, "1/s"),
-                ])
-            });
-            run("conflating", &|| {
-                let (rate, conflated) =
-                    frameworks::ours::conflating(sizes.counting, CONFLATING_ENTITIES)?;
-                Ok(vec![
-                    ("msgs_per_s", rate, "1/s"),
-                    ("conflated_percent", conflated, "%"),
-                ])
-            });
-            run("ticking_room", &|| {
-                Ok(vec![(
-                    "msgs_per_s",
-                    frameworks::ours::ticking_room(sizes.counting)?,
-                    "1/s",
-                )])
-            });
-            run("ticking_rooms", &|| {
-                Ok(vec![(
-                    "msgs_per_s",
-                    frameworks::ours::ticking_rooms(sizes.counting, CROWD_ROOMS)?,
-                    "1/s",
-                )])
-            });
-            run("mixed_ring", &|| {
-                Ok(vec![(
-                    "hops_per_s",
-                    frameworks::ours::mixed_ring(sizes.ring_actors, sizes.ring_hops)?,
-                    "1/s",
-                )])
-            });
-            run("idle_timeout", &|| {
-                Ok(vec![(
-                    "round_trips_per_s",
-                    frameworks::ours::idle_timeout(sizes.pingpong)?,
-                    "1/s",
-                )])
-            });
-            let probes = if args.quick { 500 } else { 2_000 };
-            run("priority_latency", &|| {
-                let p = frameworks::ours::priority_latency(probes)?;
-                Ok(vec![("p50_ns", p.p50, "ns"), ("p99_ns", p.p99, "ns")])
-            });
-        }
-        if let Some(f) = fw.timer_jitter {
-            let secs = if args.quick { 2 } else { 5 };
-            run("timer_jitter", &|| {
-                let (p, cpu) = f(
-                    TIMER_ACTORS,
-                    Duration::from_millis(20),
-                    Duration::from_secs(secs),
-                )?;
-                Ok(vec![
-                    ("p50_us", p.p50, "us"),
-                    ("p99_us", p.p99, "us"),
-                    ("cpu_percent", cpu, "%"),
-                ])
-            });
+            }
         }
     }
     if remote && wants("remote_throughput") {
@@ -451,6 +349,184 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// A metric's name, unit and values, one per run.
+type Metric = (&'static str, &'static str, Vec<f64>);
+
+/// One run of one workload for one framework: each metric's name, value and unit.
+type Job = Box<dyn Fn() -> Result<Vec<(&'static str, f64, &'static str)>, String>>;
+
+/// The local workloads `fw` has, in the suite's order.
+fn workloads(fw: &Framework, sizes: Sizes, quick: bool) -> Vec<(&'static str, Job)> {
+    let mut w: Vec<(&'static str, Job)> = Vec::new();
+    if let Some(f) = fw.pingpong {
+        w.push((
+            "pingpong",
+            Box::new(move || Ok(vec![("round_trips_per_s", f(sizes.pingpong)?, "1/s")])),
+        ));
+    }
+    if let Some(f) = fw.counting {
+        w.push((
+            "counting",
+            Box::new(move || Ok(vec![("msgs_per_s", f(sizes.counting)?, "1/s")])),
+        ));
+    }
+    if let Some(f) = fw.fanout {
+        w.push((
+            "fanout",
+            Box::new(move || {
+                Ok(vec![(
+                    "msgs_per_s",
+                    f(sizes.fanout, sizes.fanout_receivers)?,
+                    "1/s",
+                )])
+            }),
+        ));
+    }
+    if let Some(f) = fw.fanin {
+        w.push((
+            "fanin",
+            Box::new(move || {
+                Ok(vec![(
+                    "msgs_per_s",
+                    f(sizes.fanin, sizes.fanin_senders)?,
+                    "1/s",
+                )])
+            }),
+        ));
+    }
+    if let Some(f) = fw.ring {
+        w.push((
+            "ring",
+            Box::new(move || {
+                Ok(vec![(
+                    "hops_per_s",
+                    f(sizes.ring_actors, sizes.ring_hops)?,
+                    "1/s",
+                )])
+            }),
+        ));
+    }
+    if let Some(f) = fw.ask_latency {
+        w.push((
+            "ask_latency",
+            Box::new(move || {
+                let p = f(sizes.asks)?;
+                Ok(vec![
+                    ("p50_ns", p.p50, "ns"),
+                    ("p99_ns", p.p99, "ns"),
+                    ("p999_ns", p.p999, "ns"),
+                ])
+            }),
+        ));
+    }
+    if fw.spawn.is_some() {
+        let name = fw.name;
+        w.push(("spawn", Box::new(move || spawn_in_child(name, sizes.spawn))));
+    }
+    if let Some(f) = fw.big {
+        w.push((
+            "big",
+            Box::new(move || {
+                Ok(vec![(
+                    "msgs_per_s",
+                    f(sizes.big_actors, sizes.big_pings)?,
+                    "1/s",
+                )])
+            }),
+        ));
+    }
+    if fw.name == "actor-core" {
+        w.push((
+            "bounded",
+            Box::new(move || {
+                let (tell, send) = frameworks::ours::bounded(sizes.counting)?;
+                Ok(vec![
+                    ("tell_msgs_per_s", tell, "1/s"),
+                    ("send_msgs_per_s", send, "1/s"),
+                ])
+            }),
+        ));
+        w.push((
+            "conflating",
+            Box::new(move || {
+                let (rate, conflated) =
+                    frameworks::ours::conflating(sizes.counting, CONFLATING_ENTITIES)?;
+                Ok(vec![
+                    ("msgs_per_s", rate, "1/s"),
+                    ("conflated_percent", conflated, "%"),
+                ])
+            }),
+        ));
+        w.push((
+            "ticking_room",
+            Box::new(move || {
+                Ok(vec![(
+                    "msgs_per_s",
+                    frameworks::ours::ticking_room(sizes.counting)?,
+                    "1/s",
+                )])
+            }),
+        ));
+        w.push((
+            "ticking_rooms",
+            Box::new(move || {
+                Ok(vec![(
+                    "msgs_per_s",
+                    frameworks::ours::ticking_rooms(sizes.counting, CROWD_ROOMS)?,
+                    "1/s",
+                )])
+            }),
+        ));
+        w.push((
+            "mixed_ring",
+            Box::new(move || {
+                Ok(vec![(
+                    "hops_per_s",
+                    frameworks::ours::mixed_ring(sizes.ring_actors, sizes.ring_hops)?,
+                    "1/s",
+                )])
+            }),
+        ));
+        w.push((
+            "idle_timeout",
+            Box::new(move || {
+                Ok(vec![(
+                    "round_trips_per_s",
+                    frameworks::ours::idle_timeout(sizes.pingpong)?,
+                    "1/s",
+                )])
+            }),
+        ));
+        let probes = if quick { 500 } else { 2_000 };
+        w.push((
+            "priority_latency",
+            Box::new(move || {
+                let p = frameworks::ours::priority_latency(probes)?;
+                Ok(vec![("p50_ns", p.p50, "ns"), ("p99_ns", p.p99, "ns")])
+            }),
+        ));
+    }
+    if let Some(f) = fw.timer_jitter {
+        let secs = if quick { 2 } else { 5 };
+        w.push((
+            "timer_jitter",
+            Box::new(move || {
+                let (p, cpu) = f(
+                    TIMER_ACTORS,
+                    Duration::from_millis(20),
+                    Duration::from_secs(secs),
+                )?;
+                Ok(vec![
+                    ("p50_us", p.p50, "us"),
+                    ("p99_us", p.p99, "us"),
+                    ("cpu_percent", cpu, "%"),
+                ])
+            }),
+        ));
+    }
+    w
 }
 
 /// Runs the spawn workload of one framework in a fresh process.
