@@ -357,54 +357,51 @@ type Metric = (&'static str, &'static str, Vec<f64>);
 /// One run of one workload for one framework: each metric's name, value and unit.
 type Job = Box<dyn Fn() -> Result<Vec<(&'static str, f64, &'static str)>, String>>;
 
+/// A job that measures one metric.
+fn one(
+    metric: &'static str,
+    unit: &'static str,
+    f: impl Fn() -> benches::BenchResult<f64> + 'static,
+) -> Job {
+    Box::new(move || Ok(vec![(metric, f()?, unit)]))
+}
+
 /// The local workloads `fw` has, in the suite's order.
 fn workloads(fw: &Framework, sizes: Sizes, quick: bool) -> Vec<(&'static str, Job)> {
     let mut w: Vec<(&'static str, Job)> = Vec::new();
     if let Some(f) = fw.pingpong {
         w.push((
             "pingpong",
-            Box::new(move || Ok(vec![("round_trips_per_s", f(sizes.pingpong)?, "1/s")])),
+            one("round_trips_per_s", "1/s", move || f(sizes.pingpong)),
         ));
     }
     if let Some(f) = fw.counting {
         w.push((
             "counting",
-            Box::new(move || Ok(vec![("msgs_per_s", f(sizes.counting)?, "1/s")])),
+            one("msgs_per_s", "1/s", move || f(sizes.counting)),
         ));
     }
     if let Some(f) = fw.fanout {
         w.push((
             "fanout",
-            Box::new(move || {
-                Ok(vec![(
-                    "msgs_per_s",
-                    f(sizes.fanout, sizes.fanout_receivers)?,
-                    "1/s",
-                )])
+            one("msgs_per_s", "1/s", move || {
+                f(sizes.fanout, sizes.fanout_receivers)
             }),
         ));
     }
     if let Some(f) = fw.fanin {
         w.push((
             "fanin",
-            Box::new(move || {
-                Ok(vec![(
-                    "msgs_per_s",
-                    f(sizes.fanin, sizes.fanin_senders)?,
-                    "1/s",
-                )])
+            one("msgs_per_s", "1/s", move || {
+                f(sizes.fanin, sizes.fanin_senders)
             }),
         ));
     }
     if let Some(f) = fw.ring {
         w.push((
             "ring",
-            Box::new(move || {
-                Ok(vec![(
-                    "hops_per_s",
-                    f(sizes.ring_actors, sizes.ring_hops)?,
-                    "1/s",
-                )])
+            one("hops_per_s", "1/s", move || {
+                f(sizes.ring_actors, sizes.ring_hops)
             }),
         ));
     }
@@ -428,12 +425,8 @@ fn workloads(fw: &Framework, sizes: Sizes, quick: bool) -> Vec<(&'static str, Jo
     if let Some(f) = fw.big {
         w.push((
             "big",
-            Box::new(move || {
-                Ok(vec![(
-                    "msgs_per_s",
-                    f(sizes.big_actors, sizes.big_pings)?,
-                    "1/s",
-                )])
+            one("msgs_per_s", "1/s", move || {
+                f(sizes.big_actors, sizes.big_pings)
             }),
         ));
     }
@@ -461,42 +454,26 @@ fn workloads(fw: &Framework, sizes: Sizes, quick: bool) -> Vec<(&'static str, Jo
         ));
         w.push((
             "ticking_room",
-            Box::new(move || {
-                Ok(vec![(
-                    "msgs_per_s",
-                    frameworks::ours::ticking_room(sizes.counting)?,
-                    "1/s",
-                )])
+            one("msgs_per_s", "1/s", move || {
+                frameworks::ours::ticking_room(sizes.counting)
             }),
         ));
         w.push((
             "ticking_rooms",
-            Box::new(move || {
-                Ok(vec![(
-                    "msgs_per_s",
-                    frameworks::ours::ticking_rooms(sizes.counting, CROWD_ROOMS)?,
-                    "1/s",
-                )])
+            one("msgs_per_s", "1/s", move || {
+                frameworks::ours::ticking_rooms(sizes.counting, CROWD_ROOMS)
             }),
         ));
         w.push((
             "mixed_ring",
-            Box::new(move || {
-                Ok(vec![(
-                    "hops_per_s",
-                    frameworks::ours::mixed_ring(sizes.ring_actors, sizes.ring_hops)?,
-                    "1/s",
-                )])
+            one("hops_per_s", "1/s", move || {
+                frameworks::ours::mixed_ring(sizes.ring_actors, sizes.ring_hops)
             }),
         ));
         w.push((
             "idle_timeout",
-            Box::new(move || {
-                Ok(vec![(
-                    "round_trips_per_s",
-                    frameworks::ours::idle_timeout(sizes.pingpong)?,
-                    "1/s",
-                )])
+            one("round_trips_per_s", "1/s", move || {
+                frameworks::ours::idle_timeout(sizes.pingpong)
             }),
         ));
         let probes = if quick { 500 } else { 2_000 };
