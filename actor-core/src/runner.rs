@@ -291,6 +291,19 @@ where
                     // counted 37 instructions a message more on `--quick --only counting`.)
                     let msg = match this.lp.next_user() {
                         Some(msg) => msg,
+                        // The lanes are empty and nothing else is waiting: park at once, without
+                        // `next`'s second look at every lane (pingpong parks after every
+                        // message). Checked here, off the per-message path: the checks only
+                        // pass now if they passed in `next_user`, so its `None` meant empty lanes.
+                        None if this.lp.may_park_at_once() => {
+                            this.lp.flush_stats();
+                            match this.lp.ctx.cell().mailbox.poll_park(cx, false) {
+                                // "Look again": from the top, as `next` would.
+                                Poll::Ready(()) => continue,
+                                // No extras, so no receive timeout to arm: parked.
+                                Poll::Pending => return Poll::Pending,
+                            }
+                        }
                         None => match this.lp.next(cx) {
                             None => return Poll::Pending,
                             Some(Todo::Handle(msg)) => msg,
@@ -707,14 +720,30 @@ impl<A: Actor> ActorLoop<A> {
     #[inline]
     fn next_user(&mut self) -> Option<A::Msg> {
         let cell = self.ctx.cell();
-        if cell.mailbox.sys_waiting()
-            || self.ctx.extras.is_some()
-            || self.is_suspended()
-            || self.actor.is_none()
-        {
+        if !self.user_first(cell) {
             return None;
         }
         cell.mailbox.pop_user(&mut self.cursor)
+    }
+
+    /// Nothing can come before a user message: no system message or stop request, no extras
+    /// (timers, stash, receive timeout), not suspended, and an actor. Once false, it stays false
+    /// until the loop itself runs something else (only the loop clears the system lane, the
+    /// extras and the suspension). `cell` is this actor's (passed in: looked up once a message).
+    #[inline(always)]
+    fn user_first(&self, cell: &Cell<A::Msg>) -> bool {
+        !(cell.mailbox.sys_waiting()
+            || self.ctx.extras.is_some()
+            || self.is_suspended()
+            || self.actor.is_none())
+    }
+
+    /// After `next_user` found nothing: whether the loop may park at once, with what `next` would
+    /// do before parking reduced to `flush_stats` (no extras: no timers, stash or receive
+    /// timeout; no stop-when-idle).
+    #[inline]
+    fn may_park_at_once(&self) -> bool {
+        !self.stop_when_idle && self.user_first(self.ctx.cell())
     }
 
     /// After a user message (or timer tick) was handled: count it, restart the receive timeout's
