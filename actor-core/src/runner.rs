@@ -10,7 +10,8 @@
 //! 3. Otherwise park until the mailbox wakes the task (or the receive timeout fires).
 //!
 //! The task's future is `ActorTask`, written by hand: `ActorLoop::next_user` takes the common case
-//! (a user message, when nothing comes before it) and `ActorLoop::next` decides everything else,
+//! (a user message, when nothing comes before it), `ActorLoop::may_park_at_once` lets the loop park
+//! as soon as that case finds the lanes empty, and `ActorLoop::next` decides everything else,
 //! both synchronously; a handler's future is made in place and polled there (kept in the task
 //! only while it is suspended), and the rare paths (start, system messages, stop) are boxed
 //! futures.
