@@ -53,6 +53,7 @@ mod path;
 mod props;
 mod runner;
 mod slab;
+mod slim_deque;
 mod sync;
 mod system;
 pub mod testkit;

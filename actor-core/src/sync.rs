@@ -12,6 +12,8 @@ pub(crate) use loom::sync::atomic::{
 #[cfg(not(actor_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering, fence};
 
+use crate::slim_deque::SlimDeque;
+
 /// Where a task registers its waker and anyone wakes it (an actor group's task).
 #[cfg(not(actor_loom))]
 pub(crate) use futures_util::task::AtomicWaker;
@@ -131,7 +133,7 @@ enum Niche {
 /// `nonempty` mirrors "the deque is not empty" and is only written under the owner's lock; read
 /// without it, it lets the consumer find an empty queue with one load.
 pub(crate) struct Deque<T> {
-    items: UnsafeCell<std::collections::VecDeque<T>>,
+    items: UnsafeCell<SlimDeque<T>>,
     nonempty: AtomicBool,
     /// A byte with one valid value, in padding that is there anyway: it gives the deque a niche
     /// (its other fields are all behind `UnsafeCell`s, which hide theirs), so an enum that holds
@@ -146,22 +148,23 @@ unsafe impl<T: Send> Sync for Deque<T> {}
 impl<T> Deque<T> {
     pub(crate) fn new() -> Self {
         Self {
-            items: UnsafeCell::new(std::collections::VecDeque::new()),
+            items: UnsafeCell::new(SlimDeque::new()),
             nonempty: AtomicBool::new(false),
             _niche: Niche::Only,
         }
     }
 
-    /// Queues `value` at the back.
+    /// Queues `value` at the back; hands it back if the queue holds 2^31 values already.
     ///
     /// # Safety
     ///
     /// The caller holds the owner's lock.
     #[inline]
-    pub(crate) unsafe fn push(&self, value: T) {
+    pub(crate) unsafe fn push(&self, value: T) -> Result<(), T> {
         // SAFETY: exclusive per the contract.
-        self.items.with_mut(|q| unsafe { (*q).push_back(value) });
+        self.items.with_mut(|q| unsafe { (*q).push_back(value) })?;
         self.nonempty.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Moves every queued value to the back of `into`, oldest first.
@@ -178,10 +181,7 @@ impl<T> Deque<T> {
     /// The caller holds the owner's lock.
     #[inline]
     #[must_use = "drop the returned buffer after letting go of the lock"]
-    pub(crate) unsafe fn take_all(
-        &self,
-        into: &mut std::collections::VecDeque<T>,
-    ) -> Option<std::collections::VecDeque<T>> {
+    pub(crate) unsafe fn take_all(&self, into: &mut SlimDeque<T>) -> Option<SlimDeque<T>> {
         // SAFETY: exclusive per the contract.
         let shed = self.items.with_mut(|q| {
             let q = unsafe { &mut *q };
@@ -192,7 +192,7 @@ impl<T> Deque<T> {
                 std::mem::swap(q, into);
                 shed
             } else {
-                into.extend(q.drain(..));
+                into.append(q);
                 None
             }
         });

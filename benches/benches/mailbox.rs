@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The mailbox is private to actor-core, so this benchmark compiles its source (`mailbox/`, and
-//! the `sync` and `handoff` modules it is built on) into itself, unchanged, rather than have
+//! the `sync`, `slim_deque` and `handoff` modules it is built on) into itself, unchanged, rather than have
 //! actor-core export it. Every iteration checks what it popped, so a broken lane fails instead of reporting a
 //! number.
 
@@ -18,6 +18,9 @@
 
 #[path = "../../actor-core/src/sync.rs"]
 mod sync;
+
+#[path = "../../actor-core/src/slim_deque.rs"]
+mod slim_deque;
 
 #[path = "../../actor-core/src/mailbox/mod.rs"]
 mod mailbox;

@@ -26,6 +26,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::config::{LaneKind, MailboxConfig, Overflow};
+use crate::slim_deque::SlimDeque;
 use crate::sync::{AtomicUsize, Deque, Ordering, Queue, UnsafeCell};
 
 /// The result of a push that was accepted.
@@ -47,13 +48,13 @@ pub(crate) enum Pushed<M> {
 /// byte here is in every actor's task.)
 #[derive(Debug)]
 pub(crate) struct Cursor<M> {
-    pub(super) batch: VecDeque<M>,
+    pub(super) batch: SlimDeque<M>,
 }
 
 impl<M> Default for Cursor<M> {
     fn default() -> Self {
         Self {
-            batch: VecDeque::new(),
+            batch: SlimDeque::new(),
         }
     }
 }
@@ -65,8 +66,8 @@ impl<M> Cursor<M> {
     }
 
     /// Removes the messages of the batch.
-    pub(crate) fn drain(&mut self) -> std::collections::vec_deque::Drain<'_, M> {
-        self.batch.drain(..)
+    pub(crate) fn drain(&mut self) -> crate::slim_deque::Drain<'_, M> {
+        self.batch.drain()
     }
 }
 
@@ -193,10 +194,7 @@ impl<M> UserLane<M> {
     ) -> Result<Pushed<M>, M> {
         // SAFETY (all arms): the caller holds the lock.
         match self {
-            UserLane::Unbounded(q) => {
-                unsafe { q.push(msg) };
-                Ok(Pushed::Queued)
-            }
+            UserLane::Unbounded(q) => unsafe { q.push(msg) }.map(|()| Pushed::Queued),
             UserLane::Bounded(b) => unsafe { b.push_locked(msg, force_fail) },
             UserLane::Conflating(c) => Ok(unsafe { c.push_locked(msg, key) }),
             UserLane::Priority(_) => {
@@ -313,7 +311,7 @@ impl<M> Bounded<M> {
         let pushed = self.pushed.load(Ordering::Relaxed);
         if pushed.wrapping_sub(self.handed.load(Ordering::Acquire)) < self.capacity {
             // SAFETY: the caller holds the lock.
-            unsafe { self.queue.push(msg) };
+            unsafe { self.queue.push(msg) }?;
             self.pushed.store(pushed.wrapping_add(1), Ordering::Release);
             return Ok(Pushed::Queued);
         }
@@ -330,10 +328,12 @@ impl<M> Bounded<M> {
                 // new message would be the one shed rather than exceed the capacity.
                 // SAFETY: the caller holds the lock.
                 match unsafe { self.queue.pop_front() } {
-                    Some(oldest) => {
-                        unsafe { self.queue.push(msg) };
-                        Ok(Pushed::Shed(oldest))
-                    }
+                    Some(oldest) => match unsafe { self.queue.push(msg) } {
+                        Ok(()) => Ok(Pushed::Shed(oldest)),
+                        // A deque refuses only when it holds 2^31 values, and the pop just left
+                        // it one fewer.
+                        Err(_) => unreachable!("a push refused right after a pop"),
+                    },
                     None => Ok(Pushed::Shed(msg)),
                 }
             }

@@ -61,6 +61,7 @@ pub use config::{MailboxConfig, Overflow};
 pub(crate) use lane::Cursor;
 use lane::{Priority, Pushed, UserLane};
 
+use crate::slim_deque::SlimDeque;
 use crate::sync::{AtomicBool, AtomicU8, Deque, Guarded, Ordering, WakerSlot, backoff, fence};
 
 const RUNNING: u8 = 0;
@@ -185,13 +186,16 @@ impl<M, S> Mailbox<M, S> {
     }
 
     /// The default lane's send: lock (reading the consumer's state), push, let go.
-    #[inline]
+    #[inline(always)]
     fn push_unbounded(&self, deque: &Deque<M>, msg: M) -> Result<Accepted<M>, Refused<M>> {
         let Some(state) = self.lock(true) else {
             return Err(Refused::Closed(msg));
         };
         // SAFETY: we hold `LOCKED`.
-        unsafe { deque.push(msg) };
+        if let Err(msg) = unsafe { deque.push(msg) } {
+            self.unlock(state);
+            return Err(Refused::Full(msg));
+        }
         self.unlock_waking(state);
         Ok(Accepted::Queued)
     }
@@ -590,7 +594,7 @@ impl<M, S> Mailbox<M, S> {
 
     /// Moves everything queued on `deque` to the back of `into`, under the lock.
     #[inline]
-    fn take_all(&self, deque: &Deque<M>, into: &mut VecDeque<M>) {
+    fn take_all(&self, deque: &Deque<M>, into: &mut SlimDeque<M>) {
         let state = self.lock_any();
         // SAFETY: we hold `LOCKED`.
         let shed = unsafe { deque.take_all(into) };
@@ -769,7 +773,8 @@ impl<M, S> Mailbox<M, S> {
             }
             return;
         }
-        let mut taken = VecDeque::new();
+        let mut taken = SlimDeque::new();
+        let mut popped = Vec::new();
         let state = self.lock_any();
         if let Some(deque) = self.user.batch() {
             // SAFETY: we hold `LOCKED`.
@@ -781,14 +786,14 @@ impl<M, S> Mailbox<M, S> {
         } else {
             // SAFETY: as above (a bounded lane's messages are counted out as they are popped).
             while let Some(msg) = unsafe { self.user.pop_locked() } {
-                taken.push_back(msg);
+                popped.push(msg);
             }
         }
         self.unlock(state);
         if let Some(b) = self.user.bounded() {
             b.wake_sender();
         }
-        taken.into_iter().for_each(f);
+        taken.drain().chain(popped).for_each(f);
     }
 
     /// Removes every queued system message.
@@ -822,6 +827,9 @@ impl<M, S> Mailbox<M, S> {
     /// other lanes. The caller retries its push after this returns.
     pub(crate) async fn wait_for_room(&self) {
         let Some(bounded) = self.user.bounded() else {
+            // Only an unbounded lane holding 2^31 messages refuses one (`SlimDeque`): give the
+            // consumer the worker for a while, rather than retry in a loop.
+            tokio::task::yield_now().await;
             return;
         };
         let notified = bounded.space().notified();
