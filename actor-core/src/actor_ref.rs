@@ -403,13 +403,14 @@ impl<M: Send + 'static> ActorRef<M> {
     /// Counters of a local actor (`None` for other targets).
     pub fn stats(&self) -> Option<ActorStats> {
         let c = self.cell()?;
+        let (failures, restarts) = c.core.failures_and_restarts();
         Some(ActorStats {
             path: c.core.path(),
             mailbox_depth: c.mailbox.len()
                 + c.core.batched.load(std::sync::atomic::Ordering::Relaxed) as usize,
             processed: c.core.processed.load(std::sync::atomic::Ordering::Relaxed),
-            failures: c.core.failures.load(std::sync::atomic::Ordering::Relaxed),
-            restarts: c.core.restarts.load(std::sync::atomic::Ordering::Relaxed),
+            failures,
+            restarts,
             conflated: c.mailbox.conflated(),
         })
     }

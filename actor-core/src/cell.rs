@@ -123,9 +123,13 @@ struct Life {
 /// The part of [`Life`] most actors never use.
 #[derive(Default)]
 struct LifeMore {
-    /// Boxed too: this keeps a `LifeMore` at 32 bytes instead of 80.
+    /// Boxed too: this keeps a `LifeMore` at 40 bytes instead of 88.
     reason: Option<Box<TerminationReason>>,
     waiting: Vec<Waiting>,
+    /// Failures of the actor, and its restarts (see [`ActorStats`](crate::ActorStats)): counted
+    /// here rather than in every cell, as most actors never fail.
+    failures: u32,
+    restarts: u32,
 }
 
 impl Life {
@@ -186,8 +190,6 @@ pub(crate) struct CellCore {
     /// flush (part of the mailbox depth in its stats).
     /// 32 bits (saturating), to pack with the other small counters.
     pub(crate) batched: AtomicU32,
-    pub(crate) failures: AtomicU32,
-    pub(crate) restarts: AtomicU32,
     killed: AtomicBool,
     /// `ALIVE`, `STOPPED`, `KILLED` or `OTHER`; only touched under the `life` lock (an atomic
     /// only so that the core stays `Sync` without another lock; it fits in existing padding).
@@ -198,6 +200,30 @@ pub(crate) struct CellCore {
 }
 
 impl CellCore {
+    /// Counts a failure of the actor.
+    pub(crate) fn count_failure(&self) {
+        let mut life = self.life.lock();
+        let more = life.more();
+        more.failures = more.failures.saturating_add(1);
+    }
+
+    /// Counts a restart of the actor; returns how many there were.
+    pub(crate) fn count_restart(&self) -> u32 {
+        let mut life = self.life.lock();
+        let more = life.more();
+        more.restarts = more.restarts.saturating_add(1);
+        more.restarts
+    }
+
+    /// Failures and restarts counted so far.
+    pub(crate) fn failures_and_restarts(&self) -> (u32, u32) {
+        self.life
+            .lock()
+            .more
+            .as_ref()
+            .map_or((0, 0), |m| (m.failures, m.restarts))
+    }
+
     /// Its slot among the user guardian's live children, given under the guardian's lock.
     pub(crate) fn set_guardian_slot(&self, slot: u32) {
         self.guardian_slot.store(slot, Ordering::Relaxed);
@@ -473,8 +499,6 @@ impl<M: Send + 'static> Cell<M> {
                 }),
                 processed: AtomicU64::new(0),
                 batched: AtomicU32::new(0),
-                failures: AtomicU32::new(0),
-                restarts: AtomicU32::new(0),
                 killed: AtomicBool::new(false),
                 end: AtomicU8::new(ALIVE),
                 guardian_slot: AtomicU32::new(u32::MAX),

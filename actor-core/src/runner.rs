@@ -868,7 +868,7 @@ impl<A: Actor> ActorLoop<A> {
     /// Suspends this actor and reports the failure to its parent.
     fn fail(&mut self, failure: Failure) {
         let core = &self.ctx.cell().core;
-        core.failures.fetch_add(1, Ordering::Relaxed);
+        core.count_failure();
         tracing::error!(
             actor = %core.display_path(),
             kind = ?failure.kind,
@@ -1075,13 +1075,7 @@ impl<A: Actor> ActorLoop<A> {
             r.suspended = None;
         }
         self.suspended = false;
-        let restarts = self
-            .ctx
-            .cell()
-            .core
-            .restarts
-            .fetch_add(1, Ordering::Relaxed)
-            + 1;
+        let restarts = self.ctx.cell().core.count_restart();
         tracing::info!(
             actor = %self.ctx.cell().core.display_path(),
             restarts,
