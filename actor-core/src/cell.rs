@@ -5,8 +5,8 @@
 //! watcher lock; a watcher added after that is notified at once, so `Terminated` is delivered to
 //! every watcher exactly once whatever the interleaving.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -93,18 +93,18 @@ impl Watcher {
     }
 }
 
-/// How an actor's end is recorded and announced, how its task is aborted, and who its parent
-/// is. Kept small (32 bytes), since every actor has one: watchers, waiters, a reason that is not
-/// a plain stop or kill (those are recorded in `CellCore::end`) and a group member's kill switch
-/// are boxed on first use, as most actors are never watched and run as tasks of their own.
+/// How an actor's end is recorded and announced, and how its task is aborted. Kept small (24
+/// bytes), since every actor has one: watchers, waiters, a reason that is not a plain stop or
+/// kill (those are recorded in `CellCore::end`), the failure and restart counts, and a group
+/// member's kill switch are boxed on first use, as most actors are never watched, never fail and
+/// run as tasks of their own.
 ///
 /// The cell's size matters beyond its bytes: with glibc, next to the 128-byte-aligned 256-byte
-/// tokio task, a cell allocation of 192-200 bytes costs 536 B per idle actor, 176-184 bytes
-/// 664 B, 208-216 bytes 695 B, and 224-232 bytes 572 B (`alloc_model -- 24 <cell> 256`,
-/// `benches/src/bin/alloc_model.rs`): the parent lives here, not in a box of its own, and the
-/// cell of an actor with `u64` messages is 176 bytes (192 with its `Arc` counts, a 208-byte
-/// glibc chunk; `runner::size_probe` checks it). Until Session 14, 8 of them were padding to keep
-/// that chunk; the guardian's slot (`CellCore::guardian_slot`) took their place.
+/// tokio task, cell allocations of 104 bytes or less cost 470 B per idle actor, 120-136 bytes
+/// and 192-200 bytes 536 B, 144-184 bytes 613-664 B, 208-216 bytes 695 B (`alloc_model -- 24
+/// <cell> 256`, `benches/src/bin/alloc_model.rs`); see [`Cell`]'s fill. Until Session 14, 8 of
+/// the cell's bytes were padding to keep its 208-byte chunk; the guardian's slot
+/// (`CellCore::guardian_slot`) took their place.
 #[derive(Default)]
 struct Life {
     more: Option<Box<LifeMore>>,
@@ -114,10 +114,6 @@ struct Life {
     /// own). Let go of when the actor ends ([`CellCore::terminate`]): it keeps
     /// the task's or the member's memory, which an ended actor's refs should not.
     abort: Option<Abort>,
-    /// The parent's system target; `None` for a top-level actor, whose parent is the user
-    /// guardian (the cell's system). Let go of when the actor ends
-    /// ([`CellCore::tell_parent_last`]), so an ended actor's cell does not keep its parent's.
-    parent: Option<Arc<dyn SysTarget>>,
 }
 
 /// The part of [`Life`] most actors never use.
@@ -167,6 +163,52 @@ const KILLED: u8 = 2;
 /// Ended for the reason in `Life::reason`.
 const OTHER: u8 = 3;
 
+/// What the actors spawned in one place share: their parent and the path their own is made
+/// from. One per parent for its anonymous children (kept in its context), one for the
+/// anonymous top-level actors (kept by the system), and one for each named actor, whose path it
+/// holds: 8 bytes in each cell for what took 32.
+pub(crate) struct Family {
+    /// The parent's system target; `None` for top-level actors, whose parent is the user
+    /// guardian (the cell's system). Weak, so an actor's cell does not keep its parent's: once
+    /// the parent's cell is gone, the parent has ended, and there is no one left to tell.
+    parent: Option<Weak<dyn SysTarget>>,
+    /// A named actor's path; the parent's path for anonymous actors, to which `/$<id>` is
+    /// appended when the path is asked for (an anonymous actor's own path is never stored: that
+    /// saves an allocation and its formatting per spawn). See [`CellCore::path`].
+    base: ActorPath,
+}
+
+impl Family {
+    /// The family of the anonymous top-level actors.
+    pub(crate) fn top_level(user_root: ActorPath) -> Arc<Self> {
+        Arc::new(Self {
+            parent: None,
+            base: user_root,
+        })
+    }
+
+    /// The family of the anonymous children of the actor with path `path`.
+    pub(crate) fn children_of(parent: Weak<dyn SysTarget>, path: ActorPath) -> Arc<Self> {
+        Arc::new(Self {
+            parent: Some(parent),
+            base: path,
+        })
+    }
+
+    /// The path of a member named `name`.
+    pub(crate) fn child_path(&self, name: &str) -> ActorPath {
+        self.base.child(name)
+    }
+
+    /// The family of a named member, whose path is `path`: the same parent.
+    pub(crate) fn named(&self, path: ActorPath) -> Arc<Self> {
+        Arc::new(Self {
+            parent: self.parent.clone(),
+            base: path,
+        })
+    }
+}
+
 /// Someone told when the actor ends.
 enum Waiting {
     Watcher(Watcher),
@@ -176,12 +218,10 @@ enum Waiting {
 /// The non-generic half of a cell.
 pub(crate) struct CellCore {
     pub(crate) id: ActorId,
-    /// A named actor's path; an anonymous actor's parent's path, to which `/$<id>` is appended
-    /// when the path is asked for (an anonymous actor's own path is never stored: that saves an
-    /// allocation and its formatting per spawn). See [`CellCore::path`].
-    base: ActorPath,
+    /// Its parent and the base of its path.
+    family: Arc<Family>,
     pub(crate) system: Arc<SystemShared>,
-    /// Named, and so in the system's registry; `base` is its path.
+    /// Named, and so in the system's registry; its family's base is its path.
     pub(crate) registered: bool,
     life: Mutex<Life>,
     /// User messages handled; written only by the actor's task.
@@ -232,9 +272,9 @@ impl CellCore {
     /// The actor's path (built on each call for an anonymous actor).
     pub(crate) fn path(&self) -> ActorPath {
         if self.registered {
-            self.base.clone()
+            self.family.base.clone()
         } else {
-            self.base.anonymous_child(self.id.0)
+            self.family.base.anonymous_child(self.id.0)
         }
     }
 
@@ -245,7 +285,7 @@ impl CellCore {
 
     /// A named actor's path (its registry key).
     pub(crate) fn registered_path(&self) -> Option<&ActorPath> {
-        self.registered.then_some(&self.base)
+        self.registered.then_some(&self.family.base)
     }
 
     /// Drops a user value (a message, the actor's state) at teardown, containing a panic in its
@@ -335,20 +375,8 @@ impl CellCore {
     /// Tells the parent (the user guardian for a top-level actor) `msg`; `false` if it could not
     /// be delivered (the parent has ended).
     pub(crate) fn tell_parent(&self, msg: SystemMsg) -> bool {
-        // Cloned so that the send does not run under this actor's life lock.
-        let parent = self.life.lock().parent.clone();
-        self.send_to_parent(parent.as_deref(), msg)
-    }
-
-    /// Tells the parent `msg` as the actor's last word, and lets go of the parent.
-    pub(crate) fn tell_parent_last(&self, msg: SystemMsg) -> bool {
-        let parent = self.life.lock().parent.take();
-        self.send_to_parent(parent.as_deref(), msg)
-    }
-
-    fn send_to_parent(&self, parent: Option<&dyn SysTarget>, msg: SystemMsg) -> bool {
-        match parent {
-            Some(target) => target.send_sys(msg),
+        match &self.family.parent {
+            Some(parent) => parent.upgrade().is_some_and(|target| target.send_sys(msg)),
             None => {
                 self.system
                     .guardian_receive(msg, self.guardian_slot.load(Ordering::Relaxed));
@@ -452,9 +480,9 @@ impl std::fmt::Display for PathDisplay<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let core = self.0;
         if core.registered {
-            write!(f, "{}", core.base)
+            write!(f, "{}", core.family.base)
         } else {
-            write!(f, "{}/${}", core.base, core.id.0)
+            write!(f, "{}/${}", core.family.base, core.id.0)
         }
     }
 }
@@ -464,36 +492,34 @@ pub(crate) struct Cell<M> {
     pub(crate) core: CellCore,
     pub(crate) mailbox: Mailbox<M, SystemMsg>,
     /// Fill that keeps a small actor's cell a 208-byte glibc chunk while the cell is slimmed
-    /// down in steps. Without it, the cell of an actor with `u64` messages would be a 184-byte
-    /// allocation, which glibc packs with the 256-byte task at 664 B per idle actor instead of
-    /// 536 (`alloc_model -- 24 184 256`; allocations of 144-184 bytes cost 613-664 B, of 120-136
+    /// down in steps. Without it, the cell of an actor with `u64` messages would be a 152-byte
+    /// allocation, which glibc packs with the 256-byte task at 632 B per idle actor instead of
+    /// 536 (`alloc_model -- 24 152 256`; allocations of 144-184 bytes cost 613-664 B, of 120-136
     /// bytes 536 B, of 104 or less 470 B). It goes when the cell's fields are down to 120 bytes;
     /// the target is 88. `benches/HISTORY.md`, "Session 30", lists the steps.
-    _fill: [u64; 2],
+    _fill: [u64; 5],
 }
 
 impl<M: Send + 'static> Cell<M> {
-    /// `base`: the path of a named (`registered`) actor, or the parent's path of an anonymous one;
-    /// `parent`: the parent's target, `None` for a top-level actor (the user guardian's child);
-    /// `abort`: the kill switch when it exists before the cell (a group member's, see
-    /// `ActorGroup::reserve`), else `None` and handed over later with [`CellCore::set_abort`].
+    /// `family`: the parent and the base of the path (the actor's own path for a named,
+    /// `registered`, actor); `abort`: the kill switch when it exists before the cell (a group
+    /// member's, see `ActorGroup::reserve`), else `None` and handed over later with
+    /// [`CellCore::set_abort`].
     pub(crate) fn new(
         id: ActorId,
-        base: ActorPath,
+        family: Arc<Family>,
         system: Arc<SystemShared>,
         mailbox: MailboxConfig<M>,
         registered: bool,
-        parent: Option<Arc<dyn SysTarget>>,
         abort: Option<Abort>,
     ) -> Self {
         Self {
             core: CellCore {
                 id,
-                base,
+                family,
                 system,
                 registered,
                 life: Mutex::new(Life {
-                    parent,
                     abort,
                     ..Life::default()
                 }),
@@ -504,7 +530,7 @@ impl<M: Send + 'static> Cell<M> {
                 guardian_slot: AtomicU32::new(u32::MAX),
             },
             mailbox: Mailbox::new(mailbox),
-            _fill: [0; 2],
+            _fill: [0; 5],
         }
     }
 
@@ -587,22 +613,22 @@ mod tests {
     async fn paths_are_built_the_same_for_refs_and_logs() {
         let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
         let lobby = ActorPath::user_root().child("lobby");
-        let cell = |registered: bool, base: ActorPath| {
+        let family = Family::top_level(lobby.clone());
+        let cell = |registered: bool, family: Arc<Family>| {
             Cell::<u64>::new(
                 ActorId(42),
-                base,
+                family,
                 system.shared().clone(),
                 MailboxConfig::default(),
                 registered,
                 None,
-                None,
             )
         };
-        let anonymous = cell(false, lobby.clone());
+        let anonymous = cell(false, family.clone());
         assert_eq!(anonymous.core.path().as_str(), "/user/lobby/$42");
         assert_eq!(anonymous.core.display_path().to_string(), "/user/lobby/$42");
         assert_eq!(anonymous.core.registered_path(), None);
-        let named = cell(true, lobby.child("room-7"));
+        let named = cell(true, family.named(family.child_path("room-7")));
         assert_eq!(named.core.path().as_str(), "/user/lobby/room-7");
         assert_eq!(named.core.display_path().to_string(), "/user/lobby/room-7");
         assert_eq!(
@@ -659,11 +685,11 @@ mod tests {
         }
     }
 
-    /// The child's cell holds its parent while the child lives (for failures and its end) and
-    /// lets go of it when the child ends, so a ref kept to an ended child does not keep its
-    /// parent's cell (or a cycle through a watch) alive.
+    /// A child holds its parent's cell only weakly, through the family its parent's anonymous
+    /// children share: refs kept to ended children do not keep their parents' cells, and a
+    /// second child costs no second family.
     #[tokio::test]
-    async fn an_ended_child_lets_go_of_its_parent() {
+    async fn children_hold_their_parent_weakly_through_one_family() {
         let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let parent = system
@@ -672,26 +698,30 @@ mod tests {
             }))
             .expect("spawn");
         let parent_cell = parent.cell().expect("a local ref").clone();
-        parent.tell(());
-        let child = rx.recv().await.expect("the child's ref");
-        let held = Arc::strong_count(&parent_cell);
-        child.stop();
-        child.wait_for_stop().await;
-        // The child lets go after it is counted as ended: give its task the turns to finish.
-        let mut now = Arc::strong_count(&parent_cell);
-        for _ in 0..1_000 {
-            if now < held {
-                break;
-            }
-            tokio::task::yield_now().await;
-            now = Arc::strong_count(&parent_cell);
-        }
-        assert_eq!(
-            now,
-            held - 1,
-            "the ended child still holds its parent's cell"
+        let (strong, weak) = (
+            Arc::strong_count(&parent_cell),
+            Arc::weak_count(&parent_cell),
         );
-        drop(child);
+        parent.tell(());
+        let first = rx.recv().await.expect("the first child's ref");
+        parent.tell(());
+        let second = rx.recv().await.expect("the second child's ref");
+        assert_eq!(
+            Arc::strong_count(&parent_cell),
+            strong,
+            "a child holds its parent strongly"
+        );
+        assert_eq!(
+            Arc::weak_count(&parent_cell),
+            weak + 1,
+            "the parent's anonymous children share one family"
+        );
+        for child in [&first, &second] {
+            child.stop();
+            child.wait_for_stop().await;
+        }
+        assert_eq!(Arc::strong_count(&parent_cell), strong);
+        drop((first, second));
         system.shutdown(std::time::Duration::from_secs(5)).await;
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rustc_hash::FxBuildHasher;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::actor::Actor;
 use crate::actor_ref::ActorRef;
-use crate::cell::{Cell, SysTarget, SystemMsg, Watcher};
+use crate::cell::{Cell, Family, SysTarget, SystemMsg, Watcher};
 use crate::failure::{
     ChildFailure, Directive, Failure, FailureKind, FailurePhase, SupervisionPolicy,
     TerminationReason,
@@ -26,7 +26,7 @@ use crate::failure::{
 use crate::group::ActorGroup;
 use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
-use crate::runner::{Parent, spawn_actor};
+use crate::runner::spawn_actor;
 use crate::system::{ActorSystem, RestartHistory, SpawnError};
 use crate::timer::wheel::Wheel;
 use crate::timer::{TimerKey, Timers};
@@ -100,6 +100,8 @@ pub(crate) struct Extras<M> {
     pub(crate) pipes: Vec<AbortHandle>,
     /// The child failure being decided, for `restart_child` called from `on_child_failure`.
     pub(crate) deciding: Option<Failure>,
+    /// The family of this actor's anonymous children (made at the first child's spawn).
+    pub(crate) child_family: Option<Arc<Family>>,
 }
 
 /// An actor's receive timeout: the idle period, and when the current one began.
@@ -122,6 +124,7 @@ impl<M: Send + 'static> Extras<M> {
             pipes: Vec::new(),
             deciding: None,
             receive_timeout: None,
+            child_family: None,
         }
     }
 }
@@ -280,10 +283,18 @@ impl<A: Actor> Context<A> {
         props: Props<B>,
         start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     ) -> Result<ActorRef<B::Msg>, SpawnError> {
+        let family = match &self.x().child_family {
+            Some(family) => family.clone(),
+            None => {
+                let me: Weak<dyn SysTarget> = Arc::downgrade(self.cell()) as Weak<dyn SysTarget>;
+                let family = Family::children_of(me, self.cell().core.path());
+                self.x().child_family = Some(family.clone());
+                family
+            }
+        };
         let (actor_ref, target) = spawn_actor(
             &self.cell().core.system,
-            Parent::Actor(self.sys_self()),
-            &self.cell().core.path(),
+            &family,
             props,
             start_signal,
             |target| target,

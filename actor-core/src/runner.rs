@@ -45,7 +45,7 @@ use tracing::Instrument;
 
 use crate::actor::{Actor, Signal};
 use crate::actor_ref::ActorRef;
-use crate::cell::{Abort, Cell, CellCore, SysTarget, SystemMsg};
+use crate::cell::{Abort, Cell, CellCore, Family, SysTarget, SystemMsg};
 use crate::context::Context;
 use crate::dead_letters::DeadLetterReason;
 use crate::failure::{
@@ -61,11 +61,6 @@ use crate::timer::wheel::Wheel;
 
 /// Who supervises an actor: the user guardian (the system) or another actor. (Kept in the
 /// actor's cell, see `Cell::new`.)
-pub(crate) enum Parent {
-    Guardian,
-    Actor(Arc<dyn SysTarget>),
-}
-
 enum Flow {
     Continue,
     Stop,
@@ -396,8 +391,7 @@ impl<A: Actor, H, F> ActorTask<A, H, F> {
 /// read-modify-write on the spawn path.
 pub(crate) fn spawn_actor<A: Actor, T>(
     shared: &Arc<SystemShared>,
-    parent: Parent,
-    parent_path: &ActorPath,
+    family: &Arc<Family>,
     props: Props<A>,
     start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     place: impl FnOnce(Arc<dyn SysTarget>) -> T,
@@ -412,8 +406,7 @@ pub(crate) fn spawn_actor<A: Actor, T>(
     let span = tracing::debug_span!("actor", path = tracing::field::Empty);
     let spawn = Spawn {
         shared,
-        parent,
-        parent_path,
+        family,
         props,
         start_signal,
         place,
@@ -434,8 +427,8 @@ pub(crate) fn spawn_actor<A: Actor, T>(
 /// What [`spawn_actor`] was given.
 struct Spawn<'a, A: Actor, P> {
     shared: &'a Arc<SystemShared>,
-    parent: Parent,
-    parent_path: &'a ActorPath,
+    /// The family of the spawner's anonymous children (a named child gets one of its own).
+    family: &'a Arc<Family>,
     props: Props<A>,
     start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     place: P,
@@ -466,7 +459,7 @@ where
                 name: name.clone(),
                 reason,
             })?;
-            Some(spawn.parent_path.child(name))
+            Some(spawn.family.child_path(name))
         }
         None => None,
     };
@@ -486,16 +479,13 @@ where
     };
     let cell = Arc::new(Cell::new(
         id,
-        named_path
-            .clone()
-            .unwrap_or_else(|| spawn.parent_path.clone()),
+        match &named_path {
+            Some(path) => spawn.family.named(path.clone()),
+            None => spawn.family.clone(),
+        },
         shared.clone(),
         mailbox,
         named_path.is_some(),
-        match spawn.parent {
-            Parent::Guardian => None,
-            Parent::Actor(target) => Some(target),
-        },
         kill_switch,
     ));
     if let Some(path) = &named_path {
@@ -1192,7 +1182,7 @@ impl<A: Actor> Drop for ActorLoop<A> {
             core.drop_contained(actor);
         }
         core.terminate(reason);
-        core.tell_parent_last(SystemMsg::ChildTerminated { child: core.id });
+        core.tell_parent(SystemMsg::ChildTerminated { child: core.id });
     }
 }
 
@@ -1250,13 +1240,14 @@ mod size_probe {
     fn a_small_actors_cell_is_a_208_byte_chunk() {
         // The `Arc`'s two counts come on top; glibc rounds a request plus its 8-byte header up to
         // 16. With a 256-byte task, a 208-byte chunk packs at 536 B per idle actor in
-        // `alloc_model`; 192 bytes at 664 B, 224 bytes at 695 B.
+        // `alloc_model`; 160-192 bytes at 613-664 B, 224 bytes at 695 B (see `Cell` in
+        // cell.rs: a fill holds this chunk until the cell is small enough for a better one).
         let size = std::mem::size_of::<crate::cell::Cell<u64>>() + 16;
         let chunk = (size + 8).next_multiple_of(16);
         assert_eq!(
             chunk, 208,
             "the cell of an actor with u64 messages is a {size}-byte allocation, a {chunk}-byte \
-             chunk (see `Life` in cell.rs)"
+             chunk (see `Cell` and `Life` in cell.rs)"
         );
     }
 

@@ -19,14 +19,14 @@ use tokio::time::Instant;
 
 use crate::actor::Actor;
 use crate::actor_ref::ActorRef;
-use crate::cell::{CellCore, SysTarget, SystemMsg};
+use crate::cell::{CellCore, Family, SysTarget, SystemMsg};
 use crate::context::StartError;
 use crate::dead_letters::{DeadLetterOffice, DeadLetterSubscription};
 use crate::failure::{ChildFailure, Directive, RestartLimit, SupervisionPolicy, TerminationReason};
 use crate::group::ActorGroup;
 use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
-use crate::runner::{Parent, spawn_actor};
+use crate::runner::spawn_actor;
 use crate::timer::wheel::Wheel;
 
 /// Settings of one actor system. Build with struct update syntax:
@@ -250,8 +250,9 @@ pub(crate) struct SystemShared {
     live: AtomicUsize,
     shutting_down: AtomicBool,
     killed_log: Mutex<Vec<ActorPath>>,
-    /// `/user`, built once (every top-level spawn needs it).
-    pub(crate) user_root: ActorPath,
+    /// The family of the anonymous top-level actors: the user guardian's children, under
+    /// `/user` (built once: every top-level spawn needs it).
+    pub(crate) top_family: Arc<Family>,
 }
 
 /// Restart history kept per child: the most recent restarts, oldest first.
@@ -443,7 +444,7 @@ impl ActorSystem {
         tracing::debug!(system = %config.name, "actor system created");
         Ok(Self {
             shared: Arc::new(SystemShared {
-                user_root: ActorPath::user_root(),
+                top_family: Family::top_level(ActorPath::user_root()),
                 config,
                 wheel: OnceLock::new(),
                 handle,
@@ -507,8 +508,7 @@ impl ActorSystem {
     pub fn spawn<A: Actor>(&self, props: Props<A>) -> Result<ActorRef<A::Msg>, SpawnError> {
         let (actor_ref, _) = spawn_actor(
             &self.shared,
-            Parent::Guardian,
-            &self.shared.user_root,
+            &self.shared.top_family,
             props,
             None,
             |target| self.shared.add_top_level(target),
@@ -526,8 +526,7 @@ impl ActorSystem {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (actor_ref, _) = spawn_actor(
             &self.shared,
-            Parent::Guardian,
-            &self.shared.user_root,
+            &self.shared.top_family,
             props,
             Some(tx),
             |target| self.shared.add_top_level(target),
