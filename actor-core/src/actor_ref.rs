@@ -80,12 +80,13 @@ impl<M> std::error::Error for SendError<M> {}
 pub struct ActorStats {
     /// The actor.
     pub path: ActorPath,
-    /// User messages waiting in its mailbox.
+    /// User messages waiting in its mailbox (of those the actor has taken from it in one batch
+    /// and not handled yet, at most 65,535 are counted).
     pub mailbox_depth: usize,
     /// User messages (timer messages included) it has handled. Brought up to date whenever the
     /// actor pauses (its mailbox is empty, or it has used its throughput budget) and when it
     /// ends: while it is busy, it may be up to its throughput (see
-    /// [`crate::SystemConfig::throughput`]) behind.
+    /// [`crate::SystemConfig::throughput`]) behind. Counted modulo 2^48.
     pub processed: u64,
     /// Failures (errors and panics) so far.
     pub failures: u32,
@@ -404,11 +405,11 @@ impl<M: Send + 'static> ActorRef<M> {
     pub fn stats(&self) -> Option<ActorStats> {
         let c = self.cell()?;
         let (failures, restarts) = c.core.failures_and_restarts();
+        let (processed, batched) = c.core.progress();
         Some(ActorStats {
             path: c.core.path(),
-            mailbox_depth: c.mailbox.len()
-                + c.core.batched.load(std::sync::atomic::Ordering::Relaxed) as usize,
-            processed: c.core.processed.load(std::sync::atomic::Ordering::Relaxed),
+            mailbox_depth: c.mailbox.len() + batched,
+            processed,
             failures,
             restarts,
             conflated: c.mailbox.conflated(),

@@ -8,7 +8,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
+use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
+
+use parking_lot::RawMutex;
+use parking_lot::lock_api::RawMutex as _;
 use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, JoinHandle};
 
@@ -99,11 +103,8 @@ impl Watcher {
 /// member's kill switch are boxed on first use, as most actors are never watched, never fail and
 /// run as tasks of their own.
 ///
-/// The cell's size matters beyond its bytes: with glibc, next to the 128-byte-aligned 256-byte
-/// tokio task, cell allocations of 104 bytes or less cost 470 B per idle actor, 120-136 bytes
-/// and 192-200 bytes 536 B, 144-184 bytes 613-664 B, 208-216 bytes 695 B (`alloc_model -- 24
-/// <cell> 256`, `benches/src/bin/alloc_model.rs`); see [`Cell`]'s fill. Until Session 14, 8 of
-/// the cell's bytes were padding to keep its 208-byte chunk; the guardian's slot
+/// The cell's size matters beyond its bytes (see [`Cell`]). Until Session 14, 8 of the cell's
+/// bytes were padding to keep its 208-byte chunk; the guardian's slot
 /// (`CellCore::guardian_slot`) took their place.
 #[derive(Default)]
 struct Life {
@@ -223,13 +224,16 @@ pub(crate) struct CellCore {
     pub(crate) system: Arc<SystemShared>,
     /// Named, and so in the system's registry; its family's base is its path.
     pub(crate) registered: bool,
-    life: Mutex<Life>,
-    /// User messages handled; written only by the actor's task.
-    pub(crate) processed: AtomicU64,
-    /// Messages the actor had taken from its mailbox but not handled yet, as of its last
-    /// flush (part of the mailbox depth in its stats).
-    /// 32 bits (saturating), to pack with the other small counters.
-    pub(crate) batched: AtomicU32,
+    /// The lock of `life`: a byte of its own rather than a `Mutex<Life>`, whose lock byte would
+    /// take 8 bytes with the padding after it; this one packs with the small fields below.
+    life_lock: RawMutex,
+    life: LifeCell,
+    /// What the actor's stats read of its progress, as of its task's last flush
+    /// ([`CellCore::flush_progress`]; written only by that task): user messages handled, in the
+    /// low [`PROCESSED_BITS`] bits (wrapping), and in the high 16 bits, messages it had taken
+    /// from its mailbox but not handled yet (part of the mailbox depth in its stats; saturating
+    /// at 65,535). One word for what took 12 bytes.
+    progress: AtomicU64,
     killed: AtomicBool,
     /// `ALIVE`, `STOPPED`, `KILLED` or `OTHER`; only touched under the `life` lock (an atomic
     /// only so that the core stays `Sync` without another lock; it fits in existing padding).
@@ -239,17 +243,85 @@ pub(crate) struct CellCore {
     guardian_slot: AtomicU32,
 }
 
+/// A cell's [`Life`], reached only through [`CellCore::life`], which holds `life_lock`.
+struct LifeCell(UnsafeCell<Life>);
+
+// SAFETY: the `Life` is only reached through a `LifeGuard`, which holds the core's `life_lock`,
+// so one thread at a time touches it; what it holds moves between threads (`Life: Send`).
+unsafe impl Sync for LifeCell {}
+
+/// The held life lock of a cell, and access to its [`Life`]. (The token parking_lot's raw lock
+/// hands out is a zero-sized marker, taken back at the unlock.)
+struct LifeGuard<'a>(
+    &'a CellCore,
+    ManuallyDrop<<RawMutex as parking_lot::lock_api::RawMutex>::Guard>,
+);
+
+impl std::ops::Deref for LifeGuard<'_> {
+    type Target = Life;
+
+    fn deref(&self) -> &Life {
+        // SAFETY: this guard holds the lock.
+        unsafe { &*self.0.life.0.get() }
+    }
+}
+
+impl std::ops::DerefMut for LifeGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Life {
+        // SAFETY: this guard holds the lock, and is borrowed mutably.
+        unsafe { &mut *self.0.life.0.get() }
+    }
+}
+
+impl Drop for LifeGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this guard took the lock in `CellCore::life`, and lets go of it once, with
+        // the token the lock gave (taken out here, never used again).
+        unsafe { self.0.life_lock.unlock(ManuallyDrop::take(&mut self.1)) };
+    }
+}
+
+/// Bits of `CellCore::progress` that count handled messages: 2^48 messages, about nine years at
+/// a million a second, before the count wraps.
+const PROCESSED_BITS: u32 = 48;
+const PROCESSED_MASK: u64 = (1 << PROCESSED_BITS) - 1;
+
 impl CellCore {
+    /// The actor's task brings its stats up to date: `handled` more messages handled, and
+    /// `batched` taken from the mailbox but not handled yet. Only that task writes the word: a
+    /// load and a store, no read-modify-write.
+    #[inline]
+    pub(crate) fn flush_progress(&self, handled: u64, batched: usize) {
+        let now = self.progress.load(Ordering::Relaxed);
+        let processed = now.wrapping_add(handled) & PROCESSED_MASK;
+        let batched = batched.min(usize::from(u16::MAX)) as u64;
+        self.progress
+            .store(processed | batched << PROCESSED_BITS, Ordering::Relaxed);
+    }
+
+    /// Messages handled (modulo 2^48) and messages taken but not handled yet, as of the actor's
+    /// last flush.
+    pub(crate) fn progress(&self) -> (u64, usize) {
+        let now = self.progress.load(Ordering::Relaxed);
+        (now & PROCESSED_MASK, (now >> PROCESSED_BITS) as usize)
+    }
+
+    /// Takes the life lock.
+    fn life(&self) -> LifeGuard<'_> {
+        let token = self.life_lock.lock();
+        LifeGuard(self, ManuallyDrop::new(token))
+    }
+
     /// Counts a failure of the actor.
     pub(crate) fn count_failure(&self) {
-        let mut life = self.life.lock();
+        let mut life = self.life();
         let more = life.more();
         more.failures = more.failures.saturating_add(1);
     }
 
     /// Counts a restart of the actor; returns how many there were.
     pub(crate) fn count_restart(&self) -> u32 {
-        let mut life = self.life.lock();
+        let mut life = self.life();
         let more = life.more();
         more.restarts = more.restarts.saturating_add(1);
         more.restarts
@@ -257,8 +329,7 @@ impl CellCore {
 
     /// Failures and restarts counted so far.
     pub(crate) fn failures_and_restarts(&self) -> (u32, u32) {
-        self.life
-            .lock()
+        self.life()
             .more
             .as_ref()
             .map_or((0, 0), |m| (m.failures, m.restarts))
@@ -314,7 +385,7 @@ impl CellCore {
 
     /// Adds a watcher, or notifies it at once if the actor already ended.
     pub(crate) fn add_watcher(&self, watcher: Watcher) {
-        let mut life = self.life.lock();
+        let mut life = self.life();
         match self.ended_locked(&life) {
             Some(reason) => {
                 drop(life);
@@ -325,7 +396,7 @@ impl CellCore {
     }
 
     pub(crate) fn remove_watcher(&self, id: ActorId) {
-        if let Some(more) = self.life.lock().more.as_mut() {
+        if let Some(more) = self.life().more.as_mut() {
             more.waiting
                 .retain(|w| !matches!(w, Waiting::Watcher(w) if w.id == id));
         }
@@ -337,7 +408,7 @@ impl CellCore {
     pub(crate) fn wait_for_end(
         &self,
     ) -> Result<TerminationReason, oneshot::Receiver<TerminationReason>> {
-        let mut life = self.life.lock();
+        let mut life = self.life();
         if let Some(reason) = self.ended_locked(&life) {
             return Ok(reason);
         }
@@ -347,7 +418,7 @@ impl CellCore {
     }
 
     pub(crate) fn ended(&self) -> Option<TerminationReason> {
-        let life = self.life.lock();
+        let life = self.life();
         self.ended_locked(&life)
     }
 
@@ -392,7 +463,7 @@ impl CellCore {
     /// or its group member's memory.
     pub(crate) fn terminate(&self, reason: TerminationReason) {
         let (waiting, abort) = {
-            let mut life = self.life.lock();
+            let mut life = self.life();
             if self.end.load(Ordering::Relaxed) != ALIVE {
                 return;
             }
@@ -444,11 +515,11 @@ impl CellCore {
     /// Whether the actor is a member of an [`crate::ActorGroup`] (its kill switch is its place in
     /// the group; set from the cell's making, let go of as it ends).
     pub(crate) fn is_group_member(&self) -> bool {
-        matches!(self.life.lock().abort, Some(Abort::Group(_)))
+        matches!(self.life().abort, Some(Abort::Group(_)))
     }
 
     pub(crate) fn set_abort(&self, handle: Abort) {
-        let mut life = self.life.lock();
+        let mut life = self.life();
         if self.end.load(Ordering::Relaxed) != ALIVE {
             // The actor ended before its spawn got here (a start that failed at once): nothing
             // to abort, and keeping the handle would keep the task's or member's memory.
@@ -467,7 +538,7 @@ impl CellCore {
     /// stopped hook; teardown (children, watchers, dead letters) still happens.
     pub(crate) fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        if let Some(h) = &self.life.lock().abort {
+        if let Some(h) = &self.life().abort {
             h.abort();
         }
     }
@@ -488,16 +559,22 @@ impl std::fmt::Display for PathDisplay<'_> {
 }
 
 /// One actor's shared state, typed by its message.
+///
+/// Its size decides how glibc packs it with the actor's 128-byte-aligned 256-byte tokio task
+/// (`alloc_model -- 24 <cell> 256`, `benches/src/bin/alloc_model.rs`): cell allocations of 104
+/// bytes or less cost 470 B per idle actor, 120-136 bytes and 192-200 bytes 536 B, 144-184
+/// bytes 613-664 B. The cell of an actor with `u64` messages has 120 bytes of fields (a
+/// 136-byte allocation with its `Arc` counts); the target is 88 (`benches/HISTORY.md`,
+/// "Session 30", lists the steps taken and those left).
 pub(crate) struct Cell<M> {
     pub(crate) core: CellCore,
     pub(crate) mailbox: Mailbox<M, SystemMsg>,
-    /// Fill that keeps a small actor's cell a 208-byte glibc chunk while the cell is slimmed
-    /// down in steps. Without it, the cell of an actor with `u64` messages would be a 152-byte
-    /// allocation, which glibc packs with the 256-byte task at 632 B per idle actor instead of
-    /// 536 (`alloc_model -- 24 152 256`; allocations of 144-184 bytes cost 613-664 B, of 120-136
-    /// bytes 536 B, of 104 or less 470 B). It goes when the cell's fields are down to 120 bytes;
-    /// the target is 88. `benches/HISTORY.md`, "Session 30", lists the steps.
-    _fill: [u64; 5],
+    /// Fill that keeps the cell a 208-byte glibc chunk until its fields are down to 88 bytes.
+    /// At 120 bytes without it (a 144-byte chunk, in the gap glibc leaves before each aligned
+    /// task), the spawn workload's memory per idle actor was the same (553-555 B, against
+    /// 553-554 with the fill) and its stops ran 25% slower (1.73-1.92 million a second, against
+    /// 2.36-2.80), three runs each of `harness --child-spawn actor-core 100000`.
+    _fill: [u64; 7],
 }
 
 impl<M: Send + 'static> Cell<M> {
@@ -519,18 +596,18 @@ impl<M: Send + 'static> Cell<M> {
                 family,
                 system,
                 registered,
-                life: Mutex::new(Life {
+                life_lock: RawMutex::INIT,
+                life: LifeCell(UnsafeCell::new(Life {
                     abort,
                     ..Life::default()
-                }),
-                processed: AtomicU64::new(0),
-                batched: AtomicU32::new(0),
+                })),
+                progress: AtomicU64::new(0),
                 killed: AtomicBool::new(false),
                 end: AtomicU8::new(ALIVE),
                 guardian_slot: AtomicU32::new(u32::MAX),
             },
             mailbox: Mailbox::new(mailbox),
-            _fill: [0; 5],
+            _fill: [0; 7],
         }
     }
 
@@ -645,19 +722,16 @@ mod tests {
         let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
         let actor = system.spawn(crate::Props::new(|| Idle)).expect("spawn");
         let cell = actor.cell().expect("a local ref").clone();
-        assert!(cell.core.life.lock().abort.is_some(), "set at the spawn");
+        assert!(cell.core.life().abort.is_some(), "set at the spawn");
         actor.stop();
         actor.wait_for_stop().await;
         assert!(
-            cell.core.life.lock().abort.is_none(),
+            cell.core.life().abort.is_none(),
             "let go of at the end, while the ref is still held"
         );
         let late = tokio::spawn(async {});
         cell.core.set_abort(Abort::Spawned(late));
-        assert!(
-            cell.core.life.lock().abort.is_none(),
-            "not kept after the end"
-        );
+        assert!(cell.core.life().abort.is_none(), "not kept after the end");
         // Killing an ended actor finds nothing to abort.
         actor.kill();
     }

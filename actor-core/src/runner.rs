@@ -34,7 +34,6 @@ use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 
 use futures_util::FutureExt;
@@ -775,19 +774,12 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     fn flush_stats(&mut self) {
-        let core = &self.ctx.cell().core;
         let unflushed = self.throughput - self.budget;
-        if unflushed != 0 {
-            // Only this task writes the counter: a load and a store, no read-modify-write.
-            let processed = &core.processed;
-            processed.store(
-                processed.load(Ordering::Relaxed) + u64::from(unflushed),
-                Ordering::Relaxed,
-            );
-            self.budget = self.throughput;
-        }
-        let batched = u32::try_from(self.cursor.batched()).unwrap_or(u32::MAX);
-        core.batched.store(batched, Ordering::Relaxed);
+        self.budget = self.throughput;
+        self.ctx
+            .cell()
+            .core
+            .flush_progress(u64::from(unflushed), self.cursor.batched());
     }
 
     /// Builds fresh state from the factory and runs `started` (or `post_restart`).
@@ -1240,14 +1232,14 @@ mod size_probe {
     fn a_small_actors_cell_is_a_208_byte_chunk() {
         // The `Arc`'s two counts come on top; glibc rounds a request plus its 8-byte header up to
         // 16. With a 256-byte task, a 208-byte chunk packs at 536 B per idle actor in
-        // `alloc_model`; 160-192 bytes at 613-664 B, 224 bytes at 695 B (see `Cell` in
-        // cell.rs: a fill holds this chunk until the cell is small enough for a better one).
+        // `alloc_model`; 160-192 bytes at 613-664 B, 144 bytes at 536 B but slower stops, a
+        // 112-byte chunk or less at 470 B (see `Cell` in cell.rs and its fill).
         let size = std::mem::size_of::<crate::cell::Cell<u64>>() + 16;
         let chunk = (size + 8).next_multiple_of(16);
         assert_eq!(
             chunk, 208,
             "the cell of an actor with u64 messages is a {size}-byte allocation, a {chunk}-byte \
-             chunk (see `Cell` and `Life` in cell.rs)"
+             chunk (see `Cell` in cell.rs)"
         );
     }
 
