@@ -113,8 +113,52 @@ struct Life {
     /// first), or the task's abort handle (set once, right after the task is spawned, under
     /// this lock, so that a kill racing the spawn is never lost, without a `OnceLock` of its
     /// own). Let go of when the actor ends ([`CellCore::terminate`]): it keeps
-    /// the task's or the member's memory, which an ended actor's refs should not.
-    abort: Option<Abort>,
+    /// the task's or the member's memory, which an ended actor's refs should not. Which handle
+    /// it holds, if any, is in `CellCore::end`'s [`SWITCH_BITS`]; reached through
+    /// [`LifeGuard`]'s methods, which keep the two in step.
+    switch: KillSwitch,
+}
+
+/// A kill switch in one word (an `Option<Abort>` takes two): which field holds a handle, if
+/// any, is kept in `CellCore::end` (see [`SWITCH_BITS`]).
+union KillSwitch {
+    none: (),
+    spawned: ManuallyDrop<JoinHandle<()>>,
+    task: ManuallyDrop<AbortHandle>,
+    group: ManuallyDrop<MemberRef>,
+}
+
+impl Default for KillSwitch {
+    fn default() -> Self {
+        Self { none: () }
+    }
+}
+
+impl KillSwitch {
+    /// The switch holding `abort`, and its kind (a value of [`SWITCH_BITS`]).
+    fn new(abort: Option<Abort>) -> (Self, u8) {
+        match abort {
+            None => (Self { none: () }, SWITCH_NONE),
+            Some(Abort::Spawned(h)) => (
+                Self {
+                    spawned: ManuallyDrop::new(h),
+                },
+                SWITCH_SPAWNED,
+            ),
+            Some(Abort::Task(h)) => (
+                Self {
+                    task: ManuallyDrop::new(h),
+                },
+                SWITCH_TASK,
+            ),
+            Some(Abort::Group(m)) => (
+                Self {
+                    group: ManuallyDrop::new(m),
+                },
+                SWITCH_GROUP,
+            ),
+        }
+    }
 }
 
 /// The part of [`Life`] most actors never use.
@@ -157,12 +201,19 @@ impl Abort {
     }
 }
 
-/// `CellCore::end`: how the actor ended (read and written under the life lock).
+/// `CellCore::end`, the low two bits: how the actor ended (read and written under the life lock).
 const ALIVE: u8 = 0;
 const STOPPED: u8 = 1;
 const KILLED: u8 = 2;
 /// Ended for the reason in `Life::reason`.
 const OTHER: u8 = 3;
+/// The two bits of `CellCore::end` above those: which handle `Life::switch` holds.
+const END_BITS: u8 = 0b0011;
+const SWITCH_BITS: u8 = 0b1100;
+const SWITCH_NONE: u8 = 0;
+const SWITCH_SPAWNED: u8 = 0b0100;
+const SWITCH_TASK: u8 = 0b1000;
+const SWITCH_GROUP: u8 = 0b1100;
 
 /// What the actors spawned in one place share: their parent and the path their own is made
 /// from. One per parent for its anonymous children (kept in its context), one for the
@@ -243,6 +294,13 @@ pub(crate) struct CellCore {
     guardian_slot: AtomicU32,
 }
 
+impl Drop for CellCore {
+    fn drop(&mut self) {
+        // The kill switch's kind lives outside the union that holds it: drop the handle here.
+        drop(self.life().take_switch());
+    }
+}
+
 /// A cell's [`Life`], reached only through [`CellCore::life`], which holds `life_lock`.
 struct LifeCell(UnsafeCell<Life>);
 
@@ -270,6 +328,64 @@ impl std::ops::DerefMut for LifeGuard<'_> {
     fn deref_mut(&mut self) -> &mut Life {
         // SAFETY: this guard holds the lock, and is borrowed mutably.
         unsafe { &mut *self.0.life.0.get() }
+    }
+}
+
+impl LifeGuard<'_> {
+    /// How the actor ended (`ALIVE` if it has not).
+    fn end(&self) -> u8 {
+        self.0.end.load(Ordering::Relaxed) & END_BITS
+    }
+
+    /// Records how the actor ended, keeping the kill switch's kind.
+    fn set_end(&self, end: u8) {
+        let kind = self.0.end.load(Ordering::Relaxed) & SWITCH_BITS;
+        self.0.end.store(end | kind, Ordering::Relaxed);
+    }
+
+    fn switch_kind(&self) -> u8 {
+        self.0.end.load(Ordering::Relaxed) & SWITCH_BITS
+    }
+
+    /// Takes the kill switch out (there is none after this).
+    fn take_switch(&mut self) -> Option<Abort> {
+        let kind = self.switch_kind();
+        if kind == SWITCH_NONE {
+            return None;
+        }
+        self.0.end.store(self.end(), Ordering::Relaxed);
+        let switch = std::mem::take(&mut self.switch);
+        // SAFETY: `kind` names the field that holds a handle; it is moved out once, as the kind
+        // now says there is none.
+        Some(unsafe {
+            match kind {
+                SWITCH_SPAWNED => Abort::Spawned(ManuallyDrop::into_inner(switch.spawned)),
+                SWITCH_TASK => Abort::Task(ManuallyDrop::into_inner(switch.task)),
+                _ => Abort::Group(ManuallyDrop::into_inner(switch.group)),
+            }
+        })
+    }
+
+    /// Puts `abort` in as the kill switch, letting go of one already there.
+    fn put_switch(&mut self, abort: Abort) -> Option<Abort> {
+        let old = self.take_switch();
+        let (switch, kind) = KillSwitch::new(Some(abort));
+        self.switch = switch;
+        self.0.end.store(self.end() | kind, Ordering::Relaxed);
+        old
+    }
+
+    /// Aborts the actor's loop through its kill switch, if it has one.
+    fn abort(&self) {
+        // SAFETY: the kind names the field that holds a handle.
+        unsafe {
+            match self.switch_kind() {
+                SWITCH_SPAWNED => self.switch.spawned.abort(),
+                SWITCH_TASK => self.switch.task.abort(),
+                SWITCH_GROUP => self.switch.group.abort(),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -424,7 +540,7 @@ impl CellCore {
 
     /// How the actor ended, if it did; `life` is the held lock.
     fn ended_locked(&self, life: &Life) -> Option<TerminationReason> {
-        match self.end.load(Ordering::Relaxed) {
+        match self.end.load(Ordering::Relaxed) & END_BITS {
             ALIVE => None,
             STOPPED => Some(TerminationReason::Stopped),
             KILLED => Some(TerminationReason::Killed),
@@ -464,7 +580,7 @@ impl CellCore {
     pub(crate) fn terminate(&self, reason: TerminationReason) {
         let (waiting, abort) = {
             let mut life = self.life();
-            if self.end.load(Ordering::Relaxed) != ALIVE {
+            if life.end() != ALIVE {
                 return;
             }
             // Bookkeeping before the end is recorded: whoever learns of the end (a waiter, a
@@ -481,13 +597,13 @@ impl CellCore {
                     OTHER
                 }
             };
-            self.end.store(end, Ordering::Relaxed);
+            life.set_end(end);
             let waiting = life
                 .more
                 .as_mut()
                 .map(|m| std::mem::take(&mut m.waiting))
                 .unwrap_or_default();
-            (waiting, life.abort.take())
+            (waiting, life.take_switch())
         };
         // Outside the lock: the last reference to a member gives its memory back to its group.
         drop(abort);
@@ -515,12 +631,12 @@ impl CellCore {
     /// Whether the actor is a member of an [`crate::ActorGroup`] (its kill switch is its place in
     /// the group; set from the cell's making, let go of as it ends).
     pub(crate) fn is_group_member(&self) -> bool {
-        matches!(self.life().abort, Some(Abort::Group(_)))
+        self.life().switch_kind() == SWITCH_GROUP
     }
 
     pub(crate) fn set_abort(&self, handle: Abort) {
         let mut life = self.life();
-        if self.end.load(Ordering::Relaxed) != ALIVE {
+        if life.end() != ALIVE {
             // The actor ended before its spawn got here (a start that failed at once): nothing
             // to abort, and keeping the handle would keep the task's or member's memory.
             drop(life);
@@ -531,16 +647,16 @@ impl CellCore {
         if killed {
             handle.abort();
         }
-        life.abort = Some(handle);
+        let old = life.put_switch(handle);
+        drop(life);
+        drop(old);
     }
 
     /// Aborts the actor's task: its state is dropped at its next await point without running the
     /// stopped hook; teardown (children, watchers, dead letters) still happens.
     pub(crate) fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        if let Some(h) = &self.life().abort {
-            h.abort();
-        }
+        self.life().abort();
     }
 }
 
@@ -563,8 +679,8 @@ impl std::fmt::Display for PathDisplay<'_> {
 /// Its size decides how glibc packs it with the actor's 128-byte-aligned 256-byte tokio task
 /// (`alloc_model -- 24 <cell> 256`, `benches/src/bin/alloc_model.rs`): cell allocations of 104
 /// bytes or less cost 470 B per idle actor, 120-136 bytes and 192-200 bytes 536 B, 144-184
-/// bytes 613-664 B. The cell of an actor with `u64` messages has 120 bytes of fields (a
-/// 136-byte allocation with its `Arc` counts); the target is 88 (`benches/HISTORY.md`,
+/// bytes 613-664 B. The cell of an actor with `u64` messages has 112 bytes of fields (a
+/// 128-byte allocation with its `Arc` counts); the target is 88 (`benches/HISTORY.md`,
 /// "Session 30", lists the steps taken and those left).
 pub(crate) struct Cell<M> {
     pub(crate) core: CellCore,
@@ -573,8 +689,9 @@ pub(crate) struct Cell<M> {
     /// At 120 bytes without it (a 144-byte chunk, in the gap glibc leaves before each aligned
     /// task), the spawn workload's memory per idle actor was the same (553-555 B, against
     /// 553-554 with the fill) and its stops ran 25% slower (1.73-1.92 million a second, against
-    /// 2.36-2.80), three runs each of `harness --child-spawn actor-core 100000`.
-    _fill: [u64; 7],
+    /// 2.36-2.80), three runs each of `harness --child-spawn actor-core 100000`. (The fields are
+    /// 112 bytes now, still a 144-byte chunk without the fill.)
+    _fill: [u64; 8],
 }
 
 impl<M: Send + 'static> Cell<M> {
@@ -590,6 +707,7 @@ impl<M: Send + 'static> Cell<M> {
         registered: bool,
         abort: Option<Abort>,
     ) -> Self {
+        let (switch, switch_kind) = KillSwitch::new(abort);
         Self {
             core: CellCore {
                 id,
@@ -598,16 +716,16 @@ impl<M: Send + 'static> Cell<M> {
                 registered,
                 life_lock: RawMutex::INIT,
                 life: LifeCell(UnsafeCell::new(Life {
-                    abort,
+                    switch,
                     ..Life::default()
                 })),
                 progress: AtomicU64::new(0),
                 killed: AtomicBool::new(false),
-                end: AtomicU8::new(ALIVE),
+                end: AtomicU8::new(ALIVE | switch_kind),
                 guardian_slot: AtomicU32::new(u32::MAX),
             },
             mailbox: Mailbox::new(mailbox),
-            _fill: [0; 7],
+            _fill: [0; 8],
         }
     }
 
@@ -722,16 +840,24 @@ mod tests {
         let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
         let actor = system.spawn(crate::Props::new(|| Idle)).expect("spawn");
         let cell = actor.cell().expect("a local ref").clone();
-        assert!(cell.core.life().abort.is_some(), "set at the spawn");
+        assert_ne!(
+            cell.core.life().switch_kind(),
+            SWITCH_NONE,
+            "set at the spawn"
+        );
         actor.stop();
         actor.wait_for_stop().await;
         assert!(
-            cell.core.life().abort.is_none(),
+            cell.core.life().switch_kind() == SWITCH_NONE,
             "let go of at the end, while the ref is still held"
         );
         let late = tokio::spawn(async {});
         cell.core.set_abort(Abort::Spawned(late));
-        assert!(cell.core.life().abort.is_none(), "not kept after the end");
+        assert_eq!(
+            cell.core.life().switch_kind(),
+            SWITCH_NONE,
+            "not kept after the end"
+        );
         // Killing an ended actor finds nothing to abort.
         actor.kill();
     }
