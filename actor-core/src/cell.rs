@@ -305,8 +305,14 @@ impl Drop for CellCore {
 struct LifeCell(UnsafeCell<Life>);
 
 // SAFETY: the `Life` is only reached through a `LifeGuard`, which holds the core's `life_lock`,
-// so one thread at a time touches it; what it holds moves between threads (`Life: Send`).
+// so one thread at a time touches it; what it holds moves between threads (`Life: Send`,
+// checked below).
 unsafe impl Sync for LifeCell {}
+
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Life>();
+};
 
 /// The held life lock of a cell, and access to its [`Life`]. (The token parking_lot's raw lock
 /// hands out is a zero-sized marker, taken back at the unlock.)
