@@ -61,20 +61,23 @@ pub(crate) enum LaneKind<M> {
 }
 
 impl<M> MailboxConfig<M> {
-    /// An unbounded FIFO lane (the default).
+    /// An unbounded FIFO lane (the default). "Unbounded" up to 2^31 queued messages: past that
+    /// a `tell` is counted as a dead letter (`MailboxFull`) and a `send` yields and retries, as
+    /// no process holds that many without running out of memory first.
     pub fn unbounded() -> Self {
         Self {
             kind: LaneKind::Unbounded,
         }
     }
 
-    /// A FIFO lane holding at most `capacity` messages (at least 1), with an overflow policy. A
-    /// message counts toward the capacity from its send until the actor receives it (the actor
-    /// may take several queued messages at once; they still count until each is handed to it).
+    /// A FIFO lane holding at most `capacity` messages (at least 1, at most 2^31: the most a
+    /// lane's queue holds), with an overflow policy. A message counts toward the capacity from
+    /// its send until the actor receives it (the actor may take several queued messages at once;
+    /// they still count until each is handed to it).
     pub fn bounded(capacity: usize, overflow: Overflow) -> Self {
         Self {
             kind: LaneKind::Bounded {
-                capacity: capacity.max(1),
+                capacity: capacity.clamp(1, 1 << 31),
                 overflow,
             },
         }
