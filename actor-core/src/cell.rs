@@ -97,26 +97,25 @@ impl Watcher {
     }
 }
 
-/// How an actor's end is recorded and announced, and how its task is aborted. Kept small (24
-/// bytes), since every actor has one: watchers, waiters, a reason that is not a plain stop or
-/// kill (those are recorded in `CellCore::end`), the failure and restart counts, and a group
-/// member's kill switch are boxed on first use, as most actors are never watched, never fail and
-/// run as tasks of their own.
+/// How an actor's end is recorded and announced, and how its task is aborted, in one word, since
+/// every actor has one: the kill switch (a group member's place, there from the cell's making,
+/// or the task's abort handle, set once right after the task is spawned, under the life lock, so
+/// that a kill racing the spawn is never lost), or, once anything else has to be kept, a box
+/// with that and the switch: watchers, waiters, a reason that is not a plain stop or kill (those
+/// are recorded in `CellCore::end`), the failure and restart counts. Most actors are never
+/// watched and never fail, and keep only the switch. Which of the two the word holds is
+/// [`HAS_MORE`] in `CellCore::end`, and which handle the switch holds its [`SWITCH_BITS`]; both
+/// are kept in step by [`LifeGuard`]'s methods, the only way in.
+///
+/// The switch is let go of when the actor ends ([`CellCore::terminate`]): it keeps the task's or
+/// the member's memory, which an ended actor's refs should not.
 ///
 /// The cell's size matters beyond its bytes (see [`Cell`]). Until Session 14, 8 of the cell's
 /// bytes were padding to keep its 208-byte chunk; the guardian's slot
 /// (`CellCore::guardian_slot`) took their place.
-#[derive(Default)]
-struct Life {
-    more: Option<Box<LifeMore>>,
-    /// The kill switch: the group member (there from the cell's making: its slot is reserved
-    /// first), or the task's abort handle (set once, right after the task is spawned, under
-    /// this lock, so that a kill racing the spawn is never lost, without a `OnceLock` of its
-    /// own). Let go of when the actor ends ([`CellCore::terminate`]): it keeps
-    /// the task's or the member's memory, which an ended actor's refs should not. Which handle
-    /// it holds, if any, is in `CellCore::end`'s [`SWITCH_BITS`]; reached through
-    /// [`LifeGuard`]'s methods, which keep the two in step.
-    switch: KillSwitch,
+union Life {
+    switch: ManuallyDrop<KillSwitch>,
+    more: ManuallyDrop<Box<LifeMore>>,
 }
 
 /// A kill switch in one word (an `Option<Abort>` takes two): which field holds a handle, if
@@ -161,22 +160,18 @@ impl KillSwitch {
     }
 }
 
-/// The part of [`Life`] most actors never use.
+/// The part of [`Life`] most actors never use, and the kill switch once it exists.
 #[derive(Default)]
 struct LifeMore {
-    /// Boxed too: this keeps a `LifeMore` at 40 bytes instead of 88.
+    /// The kill switch, moved here from the [`Life`] word when this box is made.
+    switch: KillSwitch,
+    /// Boxed too: this keeps a `LifeMore` small.
     reason: Option<Box<TerminationReason>>,
     waiting: Vec<Waiting>,
     /// Failures of the actor, and its restarts (see [`ActorStats`](crate::ActorStats)): counted
     /// here rather than in every cell, as most actors never fail.
     failures: u32,
     restarts: u32,
-}
-
-impl Life {
-    fn more(&mut self) -> &mut LifeMore {
-        self.more.get_or_insert_with(Box::default)
-    }
 }
 
 /// How to abort an actor's loop: its own tokio task, or its place in an [`crate::ActorGroup`].
@@ -207,9 +202,12 @@ const STOPPED: u8 = 1;
 const KILLED: u8 = 2;
 /// Ended for the reason in `Life::reason`.
 const OTHER: u8 = 3;
-/// The two bits of `CellCore::end` above those: which handle `Life::switch` holds.
+/// The two bits of `CellCore::end` above those: which handle the kill switch holds.
 const END_BITS: u8 = 0b0011;
 const SWITCH_BITS: u8 = 0b1100;
+/// The bit of `CellCore::end` that says the [`Life`] word holds the box (`Life::more`) rather
+/// than the kill switch alone.
+const HAS_MORE: u8 = 0b1_0000;
 const SWITCH_NONE: u8 = 0;
 const SWITCH_SPAWNED: u8 = 0b0100;
 const SWITCH_TASK: u8 = 0b1000;
@@ -296,8 +294,13 @@ pub(crate) struct CellCore {
 
 impl Drop for CellCore {
     fn drop(&mut self) {
-        // The kill switch's kind lives outside the union that holds it: drop the handle here.
-        drop(self.life().take_switch());
+        // What the life word holds is told by bits outside it: drop it here.
+        let mut life = self.life();
+        let switch = life.take_switch();
+        let more = life.take_more();
+        drop(life);
+        drop(switch);
+        drop(more);
     }
 }
 
@@ -321,36 +324,85 @@ struct LifeGuard<'a>(
     ManuallyDrop<<RawMutex as parking_lot::lock_api::RawMutex>::Guard>,
 );
 
-impl std::ops::Deref for LifeGuard<'_> {
-    type Target = Life;
-
-    fn deref(&self) -> &Life {
+impl LifeGuard<'_> {
+    fn word(&self) -> &Life {
         // SAFETY: this guard holds the lock.
         unsafe { &*self.0.life.0.get() }
     }
-}
 
-impl std::ops::DerefMut for LifeGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Life {
+    fn word_mut(&mut self) -> &mut Life {
         // SAFETY: this guard holds the lock, and is borrowed mutably.
         unsafe { &mut *self.0.life.0.get() }
     }
-}
 
-impl LifeGuard<'_> {
-    /// How the actor ended (`ALIVE` if it has not).
-    fn end(&self) -> u8 {
-        self.0.end.load(Ordering::Relaxed) & END_BITS
+    /// `CellCore::end`, all of it (written only under the life lock, so a load and a store).
+    fn bits(&self) -> u8 {
+        self.0.end.load(Ordering::Relaxed)
     }
 
-    /// Records how the actor ended, keeping the kill switch's kind.
+    fn set_bits(&self, bits: u8) {
+        self.0.end.store(bits, Ordering::Relaxed);
+    }
+
+    /// How the actor ended (`ALIVE` if it has not).
+    fn end(&self) -> u8 {
+        self.bits() & END_BITS
+    }
+
+    /// Records how the actor ended, keeping the other bits.
     fn set_end(&self, end: u8) {
-        let kind = self.0.end.load(Ordering::Relaxed) & SWITCH_BITS;
-        self.0.end.store(end | kind, Ordering::Relaxed);
+        self.set_bits(self.bits() & !END_BITS | end);
     }
 
     fn switch_kind(&self) -> u8 {
-        self.0.end.load(Ordering::Relaxed) & SWITCH_BITS
+        self.bits() & SWITCH_BITS
+    }
+
+    /// The boxed rest of the life, if it was ever needed.
+    fn more_if_any(&self) -> Option<&LifeMore> {
+        // SAFETY: `HAS_MORE` says the word holds the box.
+        (self.bits() & HAS_MORE != 0).then(|| unsafe { &**self.word().more })
+    }
+
+    /// See [`LifeGuard::more_if_any`].
+    fn more_mut_if_any(&mut self) -> Option<&mut LifeMore> {
+        if self.bits() & HAS_MORE == 0 {
+            return None;
+        }
+        // SAFETY: `HAS_MORE` says the word holds the box.
+        Some(unsafe { &mut **self.word_mut().more })
+    }
+
+    /// The boxed rest of the life, made on first use (the kill switch moves into it).
+    fn more(&mut self) -> &mut LifeMore {
+        if self.bits() & HAS_MORE == 0 {
+            // SAFETY: without `HAS_MORE` the word holds the switch; it is moved out once, as
+            // the word is overwritten with the box that now holds it.
+            let switch = unsafe { ManuallyDrop::take(&mut self.word_mut().switch) };
+            self.word_mut().more = ManuallyDrop::new(Box::new(LifeMore {
+                switch,
+                ..LifeMore::default()
+            }));
+            self.set_bits(self.bits() | HAS_MORE);
+        }
+        // SAFETY: the word holds the box now.
+        unsafe { &mut self.word_mut().more }
+    }
+
+    fn switch(&self) -> &KillSwitch {
+        match self.more_if_any() {
+            Some(more) => &more.switch,
+            // SAFETY: without `HAS_MORE` the word holds the switch.
+            None => unsafe { &self.word().switch },
+        }
+    }
+
+    fn switch_mut(&mut self) -> &mut KillSwitch {
+        if self.bits() & HAS_MORE != 0 {
+            return &mut self.more().switch;
+        }
+        // SAFETY: without `HAS_MORE` the word holds the switch.
+        unsafe { &mut self.word_mut().switch }
     }
 
     /// Takes the kill switch out (there is none after this).
@@ -359,9 +411,9 @@ impl LifeGuard<'_> {
         if kind == SWITCH_NONE {
             return None;
         }
-        self.0.end.store(self.end(), Ordering::Relaxed);
-        let switch = std::mem::take(&mut self.switch);
-        // SAFETY: `kind` names the field that holds a handle; it is moved out once, as the kind
+        self.set_bits(self.bits() & !SWITCH_BITS);
+        let switch = std::mem::take(self.switch_mut());
+        // SAFETY: `kind` named the field that holds a handle; it is moved out once, as the kind
         // now says there is none.
         Some(unsafe {
             match kind {
@@ -376,19 +428,34 @@ impl LifeGuard<'_> {
     fn put_switch(&mut self, abort: Abort) -> Option<Abort> {
         let old = self.take_switch();
         let (switch, kind) = KillSwitch::new(Some(abort));
-        self.switch = switch;
-        self.0.end.store(self.end() | kind, Ordering::Relaxed);
+        *self.switch_mut() = switch;
+        self.set_bits(self.bits() | kind);
         old
+    }
+
+    /// Takes the box out, if there is one, leaving its kill switch in the word. For the cell's
+    /// drop, so that what the box holds is dropped after the lock is let go of.
+    fn take_more(&mut self) -> Option<Box<LifeMore>> {
+        if self.bits() & HAS_MORE == 0 {
+            return None;
+        }
+        // SAFETY: `HAS_MORE` says the word holds the box; it is moved out once, as the word is
+        // overwritten with the switch and the bit cleared.
+        let mut more = unsafe { ManuallyDrop::take(&mut self.word_mut().more) };
+        self.word_mut().switch = ManuallyDrop::new(std::mem::take(&mut more.switch));
+        self.set_bits(self.bits() & !HAS_MORE);
+        Some(more)
     }
 
     /// Aborts the actor's loop through its kill switch, if it has one.
     fn abort(&self) {
+        let switch = self.switch();
         // SAFETY: the kind names the field that holds a handle.
         unsafe {
             match self.switch_kind() {
-                SWITCH_SPAWNED => self.switch.spawned.abort(),
-                SWITCH_TASK => self.switch.task.abort(),
-                SWITCH_GROUP => self.switch.group.abort(),
+                SWITCH_SPAWNED => switch.spawned.abort(),
+                SWITCH_TASK => switch.task.abort(),
+                SWITCH_GROUP => switch.group.abort(),
                 _ => {}
             }
         }
@@ -452,8 +519,7 @@ impl CellCore {
     /// Failures and restarts counted so far.
     pub(crate) fn failures_and_restarts(&self) -> (u32, u32) {
         self.life()
-            .more
-            .as_ref()
+            .more_if_any()
             .map_or((0, 0), |m| (m.failures, m.restarts))
     }
 
@@ -518,7 +584,7 @@ impl CellCore {
     }
 
     pub(crate) fn remove_watcher(&self, id: ActorId) {
-        if let Some(more) = self.life().more.as_mut() {
+        if let Some(more) = self.life().more_mut_if_any() {
             more.waiting
                 .retain(|w| !matches!(w, Waiting::Watcher(w) if w.id == id));
         }
@@ -545,14 +611,13 @@ impl CellCore {
     }
 
     /// How the actor ended, if it did; `life` is the held lock.
-    fn ended_locked(&self, life: &Life) -> Option<TerminationReason> {
-        match self.end.load(Ordering::Relaxed) & END_BITS {
+    fn ended_locked(&self, life: &LifeGuard<'_>) -> Option<TerminationReason> {
+        match life.end() {
             ALIVE => None,
             STOPPED => Some(TerminationReason::Stopped),
             KILLED => Some(TerminationReason::Killed),
             _ => life
-                .more
-                .as_ref()
+                .more_if_any()
                 .and_then(|m| m.reason.as_deref().cloned()),
         }
     }
@@ -605,8 +670,7 @@ impl CellCore {
             };
             life.set_end(end);
             let waiting = life
-                .more
-                .as_mut()
+                .more_mut_if_any()
                 .map(|m| std::mem::take(&mut m.waiting))
                 .unwrap_or_default();
             (waiting, life.take_switch())
@@ -685,8 +749,8 @@ impl std::fmt::Display for PathDisplay<'_> {
 /// Its size decides how glibc packs it with the actor's 128-byte-aligned 256-byte tokio task
 /// (`alloc_model -- 24 <cell> 256`, `benches/src/bin/alloc_model.rs`): cell allocations of 104
 /// bytes or less cost 470 B per idle actor, 120-136 bytes and 192-200 bytes 536 B, 144-184
-/// bytes 613-664 B. The cell of an actor with `u64` messages has 112 bytes of fields (a
-/// 128-byte allocation with its `Arc` counts); the target is 88 (`benches/HISTORY.md`,
+/// bytes 613-664 B. The cell of an actor with `u64` messages has 104 bytes of fields (a
+/// 120-byte allocation with its `Arc` counts); the target is 88 (`benches/HISTORY.md`,
 /// "Session 30", lists the steps taken and those left).
 pub(crate) struct Cell<M> {
     pub(crate) core: CellCore,
@@ -696,8 +760,8 @@ pub(crate) struct Cell<M> {
     /// task), the spawn workload's memory per idle actor was the same (553-555 B, against
     /// 553-554 with the fill) and its stops ran 25% slower (1.73-1.92 million a second, against
     /// 2.36-2.80), three runs each of `harness --child-spawn actor-core 100000`. (The fields are
-    /// 112 bytes now, still a 144-byte chunk without the fill.)
-    _fill: [u64; 8],
+    /// 104 bytes now, a 128-byte chunk without the fill.)
+    _fill: [u64; 9],
 }
 
 impl<M: Send + 'static> Cell<M> {
@@ -722,8 +786,7 @@ impl<M: Send + 'static> Cell<M> {
                 registered,
                 life_lock: RawMutex::INIT,
                 life: LifeCell(UnsafeCell::new(Life {
-                    switch,
-                    ..Life::default()
+                    switch: ManuallyDrop::new(switch),
                 })),
                 progress: AtomicU64::new(0),
                 killed: AtomicBool::new(false),
@@ -731,7 +794,7 @@ impl<M: Send + 'static> Cell<M> {
                 guardian_slot: AtomicU32::new(u32::MAX),
             },
             mailbox: Mailbox::new(mailbox),
-            _fill: [0; 8],
+            _fill: [0; 9],
         }
     }
 
@@ -866,6 +929,44 @@ mod tests {
         );
         // Killing an ended actor finds nothing to abort.
         actor.kill();
+    }
+
+    /// An actor that never finishes handling a message.
+    struct Stuck;
+
+    impl crate::Actor for Stuck {
+        type Msg = ();
+        async fn handle(&mut self, _: (), _: &mut crate::Context<Self>) -> crate::ActorResult {
+            std::future::pending().await
+        }
+    }
+
+    /// Once the life's box exists (a waiter here), the kill switch lives in it: a kill still
+    /// aborts the task, the waiter is told, and the end lets go of the switch.
+    #[tokio::test(start_paused = true)]
+    async fn a_waited_on_actor_is_killed_through_the_switch_in_its_box() {
+        let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
+        let actor = system.spawn(crate::Props::new(|| Stuck)).expect("spawn");
+        let cell = actor.cell().expect("a local ref").clone();
+        let Err(ended) = cell.core.wait_for_end() else {
+            panic!("the actor has not ended");
+        };
+        {
+            let life = cell.core.life();
+            assert!(life.more_if_any().is_some(), "the waiter is in the box");
+            assert_eq!(life.switch_kind(), SWITCH_SPAWNED, "the switch moved along");
+        }
+        actor.tell(());
+        tokio::task::yield_now().await;
+        actor.kill();
+        let reason = tokio::time::timeout(std::time::Duration::from_secs(5), ended)
+            .await
+            .expect("the kill aborts the stuck task")
+            .expect("the waiter is told");
+        assert!(matches!(reason, TerminationReason::Killed), "{reason}");
+        assert_eq!(cell.core.life().switch_kind(), SWITCH_NONE, "let go of");
+        assert!(cell.core.life().more_if_any().is_some(), "the box stays");
+        system.shutdown(std::time::Duration::from_secs(5)).await;
     }
 
     /// A parent that spawns a child on request and hands out the child's ref.
