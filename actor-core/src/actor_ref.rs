@@ -257,7 +257,7 @@ impl<M: Send + 'static> ActorRef<M> {
         make: impl FnOnce(Reply<T>) -> M,
     ) -> Result<T, AskError> {
         let timeout = match &self.inner {
-            Inner::Local(c) => c.core.system.config.ask_timeout,
+            Inner::Local(c) => c.core.system().config.ask_timeout,
             Inner::Dyn(d) => d.ask_timeout(),
         };
         self.ask_timeout(make, timeout).await
@@ -271,7 +271,7 @@ impl<M: Send + 'static> ActorRef<M> {
     ) -> Result<T, AskError> {
         let (tx, rx) = oneshot::channel();
         let system = match &self.inner {
-            Inner::Local(c) => Some(ActorSystem::from_shared(c.core.system.clone())),
+            Inner::Local(c) => Some(ActorSystem::from_shared(c.core.system().clone())),
             Inner::Dyn(d) => d.system(),
         };
         let request = make(Reply::asked(tx, system));
@@ -498,13 +498,13 @@ where
     }
     fn system(&self) -> Option<ActorSystem> {
         match &self.target.inner {
-            Inner::Local(c) => Some(ActorSystem::from_shared(c.core.system.clone())),
+            Inner::Local(c) => Some(ActorSystem::from_shared(c.core.system().clone())),
             Inner::Dyn(d) => d.system(),
         }
     }
     fn ask_timeout(&self) -> Duration {
         match &self.target.inner {
-            Inner::Local(c) => c.core.system.config.ask_timeout,
+            Inner::Local(c) => c.core.system().config.ask_timeout,
             Inner::Dyn(d) => d.ask_timeout(),
         }
     }

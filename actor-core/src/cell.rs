@@ -213,11 +213,13 @@ const SWITCH_SPAWNED: u8 = 0b0100;
 const SWITCH_TASK: u8 = 0b1000;
 const SWITCH_GROUP: u8 = 0b1100;
 
-/// What the actors spawned in one place share: their parent and the path their own is made
-/// from. One per parent for its anonymous children (kept in its context), one for the
-/// anonymous top-level actors (kept by the system), and one for each named actor, whose path it
-/// holds: 8 bytes in each cell for what took 32.
+/// What the actors spawned in one place share: their system, their parent and the path their
+/// own is made from. One per parent for its anonymous children (kept in its context), one for
+/// the anonymous top-level actors (the system keeps it weakly, see
+/// [`SystemShared::top_family`]: it holds the system), and one for each named actor, whose path
+/// it holds: 8 bytes in each cell for what took 40.
 pub(crate) struct Family {
+    pub(crate) system: Arc<SystemShared>,
     /// The parent's system target; `None` for top-level actors, whose parent is the user
     /// guardian (the cell's system). Weak, so an actor's cell does not keep its parent's: once
     /// the parent's cell is gone, the parent has ended, and there is no one left to tell.
@@ -230,16 +232,22 @@ pub(crate) struct Family {
 
 impl Family {
     /// The family of the anonymous top-level actors.
-    pub(crate) fn top_level(user_root: ActorPath) -> Arc<Self> {
+    pub(crate) fn top_level(system: Arc<SystemShared>) -> Arc<Self> {
         Arc::new(Self {
+            system,
             parent: None,
-            base: user_root,
+            base: ActorPath::user_root(),
         })
     }
 
     /// The family of the anonymous children of the actor with path `path`.
-    pub(crate) fn children_of(parent: Weak<dyn SysTarget>, path: ActorPath) -> Arc<Self> {
+    pub(crate) fn children_of(
+        system: Arc<SystemShared>,
+        parent: Weak<dyn SysTarget>,
+        path: ActorPath,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            system,
             parent: Some(parent),
             base: path,
         })
@@ -253,6 +261,7 @@ impl Family {
     /// The family of a named member, whose path is `path`: the same parent.
     pub(crate) fn named(&self, path: ActorPath) -> Arc<Self> {
         Arc::new(Self {
+            system: self.system.clone(),
             parent: self.parent.clone(),
             base: path,
         })
@@ -268,9 +277,8 @@ enum Waiting {
 /// The non-generic half of a cell.
 pub(crate) struct CellCore {
     pub(crate) id: ActorId,
-    /// Its parent and the base of its path.
+    /// Its system, its parent and the base of its path.
     family: Arc<Family>,
-    pub(crate) system: Arc<SystemShared>,
     /// Named, and so in the system's registry; its family's base is its path.
     pub(crate) registered: bool,
     /// The lock of `life`: a byte of its own rather than a `Mutex<Life>`, whose lock byte would
@@ -495,6 +503,12 @@ impl CellCore {
         (now & PROCESSED_MASK, (now >> PROCESSED_BITS) as usize)
     }
 
+    /// The actor's system.
+    #[inline]
+    pub(crate) fn system(&self) -> &Arc<SystemShared> {
+        &self.family.system
+    }
+
     /// Takes the life lock.
     fn life(&self) -> LifeGuard<'_> {
         let token = self.life_lock.lock();
@@ -563,7 +577,7 @@ impl CellCore {
     /// Counts a dead letter of `message_type` (the cell's message type: see
     /// [`Cell::dead_letter`], which supplies it, so the core does not store it).
     pub(crate) fn dead_letter(&self, reason: DeadLetterReason, message_type: &'static str) {
-        self.system.dead_letters.record_with(
+        self.system().dead_letters.record_with(
             self.display_path(),
             || self.path(),
             message_type,
@@ -636,7 +650,7 @@ impl CellCore {
         match &self.family.parent {
             Some(parent) => parent.upgrade().is_some_and(|target| target.send_sys(msg)),
             None => {
-                self.system
+                self.system()
                     .guardian_receive(msg, self.guardian_slot.load(Ordering::Relaxed));
                 true
             }
@@ -659,7 +673,7 @@ impl CellCore {
             // with the same name (a supervisor restarting a child) or count the live actors.
             // Under the lock, as every reader of `end` takes it. (Taken after it: the registry's
             // lock and the system's kill log, whose holders never take an actor's lock.)
-            self.system.actor_ended(self, &reason);
+            self.system().actor_ended(self, &reason);
             let end = match &reason {
                 TerminationReason::Stopped => STOPPED,
                 TerminationReason::Killed => KILLED,
@@ -749,8 +763,8 @@ impl std::fmt::Display for PathDisplay<'_> {
 /// Its size decides how glibc packs it with the actor's 128-byte-aligned 256-byte tokio task
 /// (`alloc_model -- 24 <cell> 256`, `benches/src/bin/alloc_model.rs`): cell allocations of 104
 /// bytes or less cost 470 B per idle actor, 120-136 bytes and 192-200 bytes 536 B, 144-184
-/// bytes 613-664 B. The cell of an actor with `u64` messages has 104 bytes of fields (a
-/// 120-byte allocation with its `Arc` counts); the target is 88 (`benches/HISTORY.md`,
+/// bytes 613-664 B. The cell of an actor with `u64` messages has 96 bytes of fields (a
+/// 112-byte allocation with its `Arc` counts); the target is 88 (`benches/HISTORY.md`,
 /// "Session 30", lists the steps taken and those left).
 pub(crate) struct Cell<M> {
     pub(crate) core: CellCore,
@@ -760,8 +774,8 @@ pub(crate) struct Cell<M> {
     /// task), the spawn workload's memory per idle actor was the same (553-555 B, against
     /// 553-554 with the fill) and its stops ran 25% slower (1.73-1.92 million a second, against
     /// 2.36-2.80), three runs each of `harness --child-spawn actor-core 100000`. (The fields are
-    /// 104 bytes now, a 128-byte chunk without the fill.)
-    _fill: [u64; 9],
+    /// 96 bytes now, a 128-byte chunk without the fill.)
+    _fill: [u64; 10],
 }
 
 impl<M: Send + 'static> Cell<M> {
@@ -772,7 +786,6 @@ impl<M: Send + 'static> Cell<M> {
     pub(crate) fn new(
         id: ActorId,
         family: Arc<Family>,
-        system: Arc<SystemShared>,
         mailbox: MailboxConfig<M>,
         registered: bool,
         abort: Option<Abort>,
@@ -782,7 +795,6 @@ impl<M: Send + 'static> Cell<M> {
             core: CellCore {
                 id,
                 family,
-                system,
                 registered,
                 life_lock: RawMutex::INIT,
                 life: LifeCell(UnsafeCell::new(Life {
@@ -794,7 +806,7 @@ impl<M: Send + 'static> Cell<M> {
                 guardian_slot: AtomicU32::new(u32::MAX),
             },
             mailbox: Mailbox::new(mailbox),
-            _fill: [0; 9],
+            _fill: [0; 10],
         }
     }
 
@@ -877,12 +889,13 @@ mod tests {
     async fn paths_are_built_the_same_for_refs_and_logs() {
         let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
         let lobby = ActorPath::user_root().child("lobby");
-        let family = Family::top_level(lobby.clone());
+        // The family of the lobby's anonymous children (the lobby is a stand-in: no cell).
+        let lobby_cell: Weak<dyn SysTarget> = Weak::<Cell<u64>>::new();
+        let family = Family::children_of(system.shared().clone(), lobby_cell, lobby.clone());
         let cell = |registered: bool, family: Arc<Family>| {
             Cell::<u64>::new(
                 ActorId(42),
                 family,
-                system.shared().clone(),
                 MailboxConfig::default(),
                 registered,
                 None,
@@ -967,6 +980,34 @@ mod tests {
         assert_eq!(cell.core.life().switch_kind(), SWITCH_NONE, "let go of");
         assert!(cell.core.life().more_if_any().is_some(), "the box stays");
         system.shutdown(std::time::Duration::from_secs(5)).await;
+    }
+
+    /// The anonymous top-level actors' family holds the system, which holds it only weakly:
+    /// once the system's handle, its actors and their refs are gone, both are freed (a strong
+    /// hold both ways would be a cycle that kept them forever).
+    #[tokio::test(start_paused = true)]
+    async fn a_system_is_freed_once_its_handle_and_actors_are_gone() {
+        let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
+        let shared = Arc::downgrade(system.shared());
+        let actor = system.spawn(crate::Props::new(|| Idle)).expect("spawn");
+        let family = Arc::downgrade(&actor.cell().expect("a local ref").core.family);
+        assert!(
+            Arc::ptr_eq(
+                &family.upgrade().expect("held"),
+                &system.shared().top_family()
+            ),
+            "the system hands out the family its actor holds"
+        );
+        system.shutdown(std::time::Duration::from_secs(5)).await;
+        drop((actor, system));
+        for _ in 0..100 {
+            if shared.strong_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!(shared.strong_count(), 0, "the system is freed");
+        assert_eq!(family.strong_count(), 0, "so is the family");
     }
 
     /// A parent that spawns a child on request and hands out the child's ref.

@@ -156,7 +156,7 @@ impl<A: Actor> Context<A> {
         stash_capacity: Option<usize>,
         wheel: Option<Arc<Wheel>>,
     ) -> Self {
-        let system = &cell.core.system;
+        let system = &cell.core.system();
         let extras = (stash_capacity.is_some() || wheel.is_some()).then(|| {
             Box::new(Extras::new(
                 stash_capacity.unwrap_or(system.config.stash_capacity),
@@ -177,7 +177,7 @@ impl<A: Actor> Context<A> {
 
     /// The rarely used parts, allocated on first use.
     pub(crate) fn x(&mut self) -> &mut Extras<A::Msg> {
-        let system = &own_cell(&self.myself).core.system;
+        let system = &own_cell(&self.myself).core.system();
         self.extras.get_or_insert_with(|| {
             let wheel = Arc::clone(system.wheel());
             Box::new(Extras::new(system.config.stash_capacity, wheel))
@@ -217,7 +217,7 @@ impl<A: Actor> Context<A> {
 
     /// The system this actor runs in.
     pub fn system(&self) -> &ActorSystem {
-        ActorSystem::lend(&self.cell().core.system)
+        ActorSystem::lend(self.cell().core.system())
     }
 
     /// The [`ActorGroup`] this actor is a member of, or `None` when it has a task (or a thread) of
@@ -287,18 +287,13 @@ impl<A: Actor> Context<A> {
             Some(family) => family.clone(),
             None => {
                 let me: Weak<dyn SysTarget> = Arc::downgrade(self.cell()) as Weak<dyn SysTarget>;
-                let family = Family::children_of(me, self.cell().core.path());
+                let core = &self.cell().core;
+                let family = Family::children_of(core.system().clone(), me, core.path());
                 self.x().child_family = Some(family.clone());
                 family
             }
         };
-        let (actor_ref, target) = spawn_actor(
-            &self.cell().core.system,
-            &family,
-            props,
-            start_signal,
-            |target| target,
-        )?;
+        let (actor_ref, target) = spawn_actor(&family, props, start_signal, |target| target)?;
         self.x().children.insert(
             actor_ref.id(),
             ChildEntry {
@@ -440,7 +435,7 @@ impl<A: Actor> Context<A> {
     /// The directive of the system's default policy for `failure` (what the default
     /// `on_child_failure` returns).
     pub fn default_directive(&self, failure: &ChildFailure) -> Directive {
-        let mut policy = self.cell().core.system.config.default_supervision;
+        let mut policy = self.cell().core.system().config.default_supervision;
         policy.decide(failure, Instant::now())
     }
 
@@ -679,7 +674,7 @@ impl<A: Actor> Context<A> {
         T: Send + 'static,
     {
         let me = self.myself.clone();
-        let task = self.cell().core.system.handle.spawn(async move {
+        let task = self.cell().core.system().handle.spawn(async move {
             let out = future.await;
             me.tell(map(out));
         });

@@ -55,7 +55,7 @@ use crate::handoff::TaskRun;
 use crate::mailbox::Cursor;
 use crate::path::{ActorId, ActorPath, validate_name};
 use crate::props::{Placement, Props};
-use crate::system::{SpawnError, SystemShared};
+use crate::system::SpawnError;
 use crate::timer::wheel::Wheel;
 
 /// Who supervises an actor: the user guardian (the system) or another actor. (Kept in the
@@ -389,13 +389,12 @@ impl<A: Actor, H, F> ActorTask<A, H, F> {
 /// are taken apart rather than cloned, since each count taken and given back is an atomic
 /// read-modify-write on the spawn path.
 pub(crate) fn spawn_actor<A: Actor, T>(
-    shared: &Arc<SystemShared>,
     family: &Arc<Family>,
     props: Props<A>,
     start_signal: Option<oneshot::Sender<Result<(), Failure>>>,
     place: impl FnOnce(Arc<dyn SysTarget>) -> T,
 ) -> Result<(ActorRef<A::Msg>, T), SpawnError> {
-    if shared.is_shutting_down() {
+    if family.system.is_shutting_down() {
         return Err(SpawnError::ShuttingDown);
     }
     // The span costs ~50 instructions per poll even when disabled, so the task is wrapped only
@@ -404,7 +403,6 @@ pub(crate) fn spawn_actor<A: Actor, T>(
     // `spawn_with`), so the span is made first and given the actor's path once there is one.
     let span = tracing::debug_span!("actor", path = tracing::field::Empty);
     let spawn = Spawn {
-        shared,
         family,
         props,
         start_signal,
@@ -425,7 +423,6 @@ pub(crate) fn spawn_actor<A: Actor, T>(
 
 /// What [`spawn_actor`] was given.
 struct Spawn<'a, A: Actor, P> {
-    shared: &'a Arc<SystemShared>,
     /// The family of the spawner's anonymous children (a named child gets one of its own).
     family: &'a Arc<Family>,
     props: Props<A>,
@@ -441,7 +438,7 @@ fn spawn_with<A: Actor, T, F>(
 where
     F: std::future::Future<Output = ()> + crate::handoff::Hooked + Send + 'static,
 {
-    let shared = spawn.shared;
+    let shared = &spawn.family.system;
     let Props {
         factory,
         name,
@@ -482,7 +479,6 @@ where
             Some(path) => spawn.family.named(path.clone()),
             None => spawn.family.clone(),
         },
-        shared.clone(),
         mailbox,
         named_path.is_some(),
         kill_switch,
@@ -1026,7 +1022,7 @@ impl<A: Actor> ActorLoop<A> {
         }
         let me: Arc<dyn SysTarget> = self.ctx.cell().clone();
         tracing::info!(actor = %self.ctx.cell().core.display_path(), ?delay, "restart scheduled");
-        let task = self.ctx.cell().core.system.handle.spawn(async move {
+        let task = self.ctx.cell().core.system().handle.spawn(async move {
             tokio::time::sleep(delay).await;
             me.send_sys(SystemMsg::RestartNow);
         });

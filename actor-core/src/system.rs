@@ -9,7 +9,7 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -251,8 +251,9 @@ pub(crate) struct SystemShared {
     shutting_down: AtomicBool,
     killed_log: Mutex<Vec<ActorPath>>,
     /// The family of the anonymous top-level actors: the user guardian's children, under
-    /// `/user` (built once: every top-level spawn needs it).
-    pub(crate) top_family: Arc<Family>,
+    /// `/user`. Weak, as the family holds the system: made again by the first spawn after the
+    /// last of them is gone (see [`SystemShared::top_family`]).
+    top_family: Mutex<Weak<Family>>,
 }
 
 /// Restart history kept per child: the most recent restarts, oldest first.
@@ -344,6 +345,19 @@ impl SystemShared {
         if matches!(reason, TerminationReason::Killed) && self.is_shutting_down() {
             self.killed_log.lock().push(core.path());
         }
+    }
+
+    /// The family of the anonymous top-level actors, made if none of them is left: it holds
+    /// the system, so the system holds it only weakly (a strong hold would be a cycle, and a
+    /// system whose handles and refs were all dropped would never be freed).
+    pub(crate) fn top_family(self: &Arc<Self>) -> Arc<Family> {
+        let mut slot = self.top_family.lock();
+        if let Some(family) = slot.upgrade() {
+            return family;
+        }
+        let family = Family::top_level(self.clone());
+        *slot = Arc::downgrade(&family);
+        family
     }
 
     pub(crate) fn add_top_level(&self, target: Arc<dyn SysTarget>) {
@@ -444,7 +458,7 @@ impl ActorSystem {
         tracing::debug!(system = %config.name, "actor system created");
         Ok(Self {
             shared: Arc::new(SystemShared {
-                top_family: Family::top_level(ActorPath::user_root()),
+                top_family: Mutex::new(Weak::new()),
                 config,
                 wheel: OnceLock::new(),
                 handle,
@@ -506,13 +520,9 @@ impl ActorSystem {
 
     /// Spawns a top-level actor under the user guardian (path `/user/<name>`).
     pub fn spawn<A: Actor>(&self, props: Props<A>) -> Result<ActorRef<A::Msg>, SpawnError> {
-        let (actor_ref, _) = spawn_actor(
-            &self.shared,
-            &self.shared.top_family,
-            props,
-            None,
-            |target| self.shared.add_top_level(target),
-        )?;
+        let (actor_ref, _) = spawn_actor(&self.shared.top_family(), props, None, |target| {
+            self.shared.add_top_level(target)
+        })?;
         Ok(actor_ref)
     }
 
@@ -524,13 +534,9 @@ impl ActorSystem {
         props: Props<A>,
     ) -> Result<ActorRef<A::Msg>, StartError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let (actor_ref, _) = spawn_actor(
-            &self.shared,
-            &self.shared.top_family,
-            props,
-            Some(tx),
-            |target| self.shared.add_top_level(target),
-        )?;
+        let (actor_ref, _) = spawn_actor(&self.shared.top_family(), props, Some(tx), |target| {
+            self.shared.add_top_level(target)
+        })?;
         match rx.await {
             Ok(Ok(())) => Ok(actor_ref),
             Ok(Err(failure)) => Err(StartError::Failed(failure)),
