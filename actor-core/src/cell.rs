@@ -762,20 +762,15 @@ impl std::fmt::Display for PathDisplay<'_> {
 ///
 /// Its size decides how glibc packs it with the actor's 128-byte-aligned 256-byte tokio task
 /// (`alloc_model -- 24 <cell> 256`, `benches/src/bin/alloc_model.rs`): cell allocations of 104
-/// bytes or less cost 470 B per idle actor, 120-136 bytes and 192-200 bytes 536 B, 144-184
-/// bytes 613-664 B. The cell of an actor with `u64` messages has 96 bytes of fields (a
-/// 112-byte allocation with its `Arc` counts); the target is 88 (`benches/HISTORY.md`,
-/// "Session 30", lists the steps taken and those left).
+/// bytes or less cost 470 B per idle actor (the cell fits the gap glibc leaves before each
+/// aligned task), 120-136 bytes and 192-200 bytes 536 B, 144-184 bytes 613-664 B. The cell of an
+/// actor with `u64` messages has 88 bytes of fields, a 104-byte allocation with its `Arc` counts
+/// (`benches/HISTORY.md`, "Session 30" and "Session 31", lists the steps from 184). Measured,
+/// `harness --only spawn`: 483 B per idle actor, against 555 B at 112 bytes of fields (kept then
+/// in a 208-byte chunk by a fill).
 pub(crate) struct Cell<M> {
     pub(crate) core: CellCore,
     pub(crate) mailbox: Mailbox<M, SystemMsg>,
-    /// Fill that keeps the cell a 208-byte glibc chunk until its fields are down to 88 bytes.
-    /// At 120 bytes without it (a 144-byte chunk, in the gap glibc leaves before each aligned
-    /// task), the spawn workload's memory per idle actor was the same (553-555 B, against
-    /// 553-554 with the fill) and its stops ran 25% slower (1.73-1.92 million a second, against
-    /// 2.36-2.80), three runs each of `harness --child-spawn actor-core 100000`. (The fields are
-    /// 96 bytes now, a 128-byte chunk without the fill.)
-    _fill: [u64; 10],
 }
 
 impl<M: Send + 'static> Cell<M> {
@@ -806,7 +801,6 @@ impl<M: Send + 'static> Cell<M> {
                 guardian_slot: AtomicU32::new(u32::MAX),
             },
             mailbox: Mailbox::new(mailbox),
-            _fill: [0; 10],
         }
     }
 

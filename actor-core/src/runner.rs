@@ -1225,17 +1225,17 @@ mod size_probe {
     }
 
     #[test]
-    fn a_small_actors_cell_is_a_208_byte_chunk() {
+    fn a_small_actors_cell_is_a_112_byte_chunk() {
         // The `Arc`'s two counts come on top; glibc rounds a request plus its 8-byte header up to
-        // 16. With a 256-byte task, a 208-byte chunk packs at 536 B per idle actor in
-        // `alloc_model`; 160-192 bytes at 613-664 B, 144 bytes at 536 B but slower stops, a
-        // 112-byte chunk or less at 470 B (see `Cell` in cell.rs and its fill).
+        // 16. With a 256-byte task, a chunk of 112 bytes or less packs at 470 B per idle actor in
+        // `alloc_model` (it fits the gap glibc leaves before each 128-byte-aligned task), 128-144
+        // bytes and 208 bytes at 536 B, 160-192 bytes at 613-664 B (see `Cell` in cell.rs).
         let size = std::mem::size_of::<crate::cell::Cell<u64>>() + 16;
         let chunk = (size + 8).next_multiple_of(16);
-        assert_eq!(
-            chunk, 208,
+        assert!(
+            chunk <= 112,
             "the cell of an actor with u64 messages is a {size}-byte allocation, a {chunk}-byte \
-             chunk (see `Cell` in cell.rs)"
+             chunk: over 112 bytes (see `Cell` in cell.rs)"
         );
     }
 

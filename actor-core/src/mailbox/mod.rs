@@ -592,8 +592,10 @@ impl<M, S> Mailbox<M, S> {
         msg
     }
 
-    /// Moves everything queued on `deque` to the back of `into`, under the lock.
-    #[inline]
+    /// Moves everything queued on `deque` to the back of `into`, under the lock. Always inlined:
+    /// left to the compiler, it was moved out of the consumer's loop when the loop grew
+    /// (pingpong +8% instructions, "Session 31").
+    #[inline(always)]
     fn take_all(&self, deque: &Deque<M>, into: &mut SlimDeque<M>) {
         let state = self.lock_any();
         // SAFETY: we hold `LOCKED`.
