@@ -373,10 +373,12 @@ impl<M: Send + 'static> ActorRef<M> {
     /// [`crate::ActorSystem::actor_count`] and its name is free for a new actor.
     pub async fn wait_for_stop(&self) -> TerminationReason {
         let rx = match &self.inner {
-            Inner::Local(c) => match c.core.wait_for_end() {
-                Ok(reason) => return reason,
-                Err(rx) => rx,
-            },
+            Inner::Local(c) => {
+                return match c.core.wait_for_end() {
+                    Ok(reason) => reason,
+                    Err(ended) => ended.await,
+                };
+            }
             Inner::Dyn(d) => {
                 let (tx, rx) = oneshot::channel();
                 let tx = parking_lot::Mutex::new(Some(tx));

@@ -332,37 +332,37 @@ impl<A: Actor> Context<A> {
         let target = self.x().children.get(&child)?.target.clone();
         let core = target.core();
         let reason = match core.wait_for_end() {
-            Ok(reason) => Some(reason),
+            Ok(reason) => reason,
             Err(ended) => Self::stop_or_kill(&target, ended, timeout).await,
         };
         self.x().children.remove(&child);
-        Some(reason.unwrap_or(TerminationReason::Killed))
+        Some(reason)
     }
 
     /// `shutdown_child`'s wait for a child that has not ended yet: a stop, and a kill after
-    /// `timeout` (at once without one). `None` if the child's channel closed unanswered.
+    /// `timeout` (at once without one).
     async fn stop_or_kill(
         target: &Arc<dyn SysTarget>,
-        ended: tokio::sync::oneshot::Receiver<TerminationReason>,
+        ended: crate::cell::EndWait<'_>,
         timeout: Option<Duration>,
-    ) -> Option<TerminationReason> {
+    ) -> TerminationReason {
         let core = target.core();
         match timeout {
             Some(t) => {
                 target.send_sys(SystemMsg::Stop);
                 tokio::pin!(ended);
                 match tokio::time::timeout(t, &mut ended).await {
-                    Ok(r) => r.ok(),
+                    Ok(r) => r,
                     Err(_) => {
                         tracing::warn!(child = %core.display_path(), ?t, "child did not stop in time; killing it");
                         core.kill();
-                        ended.await.ok()
+                        ended.await
                     }
                 }
             }
             None => {
                 core.kill();
-                ended.await.ok()
+                ended.await
             }
         }
     }
