@@ -156,7 +156,7 @@ impl<A: Actor> Context<A> {
         stash_capacity: Option<usize>,
         wheel: Option<Arc<Wheel>>,
     ) -> Self {
-        let system = &cell.core.system();
+        let system = cell.core.system();
         let extras = (stash_capacity.is_some() || wheel.is_some()).then(|| {
             Box::new(Extras::new(
                 stash_capacity.unwrap_or(system.config.stash_capacity),
@@ -177,7 +177,7 @@ impl<A: Actor> Context<A> {
 
     /// The rarely used parts, allocated on first use.
     pub(crate) fn x(&mut self) -> &mut Extras<A::Msg> {
-        let system = &own_cell(&self.myself).core.system();
+        let system = own_cell(&self.myself).core.system();
         self.extras.get_or_insert_with(|| {
             let wheel = Arc::clone(system.wheel());
             Box::new(Extras::new(system.config.stash_capacity, wheel))

@@ -594,7 +594,7 @@ impl<M, S> Mailbox<M, S> {
 
     /// Moves everything queued on `deque` to the back of `into`, under the lock. Always inlined:
     /// left to the compiler, it was moved out of the consumer's loop when the loop grew
-    /// (pingpong +8% instructions, "Session 31").
+    /// (pingpong 108.5M instructions in callgrind, 104.1M inlined, "Session 31").
     #[inline(always)]
     fn take_all(&self, deque: &Deque<M>, into: &mut SlimDeque<M>) {
         let state = self.lock_any();
