@@ -1034,15 +1034,13 @@ mod tests {
         let system = crate::ActorSystem::new(crate::SystemConfig::default()).expect("system");
         let actor = system.spawn(crate::Props::new(|| Stuck)).expect("spawn");
         let cell = actor.cell().expect("a local ref").clone();
-        let Err(ended) = cell.core.wait_for_end() else {
+        let Err(mut ended) = cell.core.wait_for_end() else {
             panic!("the actor has not ended");
         };
-        let mut ended = std::pin::pin!(ended);
-        let first = std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(std::future::Future::poll(ended.as_mut(), cx))
-        })
-        .await;
-        assert!(first.is_pending(), "registered at the first poll");
+        assert!(
+            poll_once(&mut ended).await.is_pending(),
+            "registered at the first poll"
+        );
         {
             let life = cell.core.life();
             assert!(life.more_if_any().is_some(), "the waiter is in the box");
