@@ -343,7 +343,8 @@ impl Drop for EndWait<'_> {
                 .waiting
                 .iter()
                 .position(|w| matches!(w, Waiting::Waiter(i, _) if *i == id))?;
-            Some(more.waiting.swap_remove(at))
+            // `remove`, not `swap_remove`: the watchers are told in the order they came.
+            Some(more.waiting.remove(at))
         });
         drop(life);
         drop(left);
@@ -739,7 +740,7 @@ impl CellCore {
     /// abort), so that an ended actor whose refs are still held does not keep its tokio task's
     /// or its group member's memory.
     pub(crate) fn terminate(&self, reason: TerminationReason) {
-        let (waiting, abort) = {
+        let (mut waiting, abort) = {
             let mut life = self.life();
             if life.end() != ALIVE {
                 return;
@@ -776,7 +777,6 @@ impl CellCore {
             }
         }
         // Watchers before waiters: whoever waited for the end sees the watchers told.
-        let mut waiting = waiting;
         waiting.retain(|w| match w {
             Waiting::Watcher(w) => {
                 w.notify(self.terminated(reason.clone()));
