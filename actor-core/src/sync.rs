@@ -394,8 +394,7 @@ pub(crate) struct WakerSlot {
 // state word) exclude a write overlapping any other access; what the word holds is a `Waker`,
 // which is `Send` and `Sync`.
 unsafe impl Sync for WakerSlot {}
-// SAFETY: as above: the word holds a `Waker` (or nothing).
-unsafe impl Send for WakerSlot {}
+// (`Send` is automatic, and right: the word owns a `Waker`, which is `Send`.)
 
 /// The vtables of the wakers whose slots hold their data pointer alone, tagged with the index
 /// ([`WAKER_FIRST`], [`WAKER_SECOND`]); each set once, by the first registration of a waker
